@@ -1,0 +1,50 @@
+# Entry points for people and CI. `make setup` is idempotent and cheap when nothing changed,
+# so every target that needs the virtualenv depends on it.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test bench stack-up stack-down stack-status lint clean
+
+help:
+	@echo "make setup         install redis-server, Java, Maven if missing; create $(VENV)"
+	@echo "make demo          run the replication demo (ARGS=... passes options)"
+	@echo "make test          unit + integration tests (starts the local stack if needed)"
+	@echo "make bench         benchmarks"
+	@echo "make stack-up      start Kafka, S3Proxy and one Redis per region (docs/local-stack.md)"
+	@echo "make stack-down    stop every process the stack started"
+	@echo "make stack-status  health, pids and ports of the stack"
+	@echo "make lint          ruff check, ruff format --check, mypy"
+	@echo "make clean         stop the stack, delete its state (.stack) and caches; keeps $(VENV)"
+
+setup:
+	@infra/local/setup.sh
+
+demo: setup
+	$(VENV)/bin/replicator demo $(ARGS)
+
+test: setup
+	$(PY) -m pytest tests/unit tests/integration $(ARGS)
+
+bench: setup
+	$(PY) -m benchmarks $(ARGS)
+
+stack-up: setup
+	$(VENV)/bin/replicator stack up
+
+stack-down:
+	@if [ -x $(VENV)/bin/replicator ]; then $(VENV)/bin/replicator stack down; \
+	else echo "no $(VENV): nothing to stop"; fi
+
+stack-status:
+	$(VENV)/bin/replicator stack status
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+clean: stack-down
+	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache build

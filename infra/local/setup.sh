@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a Debian/Ubuntu machine: the tools the local stack runs (redis-server,
+# a Java 17+ runtime, Maven) and the project's virtualenv. Safe to run again: it installs only
+# what is missing, runs `apt-get update` only when it has something to install, and reinstalls
+# the virtualenv's packages only when pyproject.toml changed. Uses sudo only when not root.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+VENV=.venv
+STAMP="$VENV/.pyproject.sha256"
+
+log() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "not root and sudo is missing: run as root or install sudo"
+    SUDO=sudo
+fi
+
+java_major() {
+    java -version 2>&1 | sed -n 's/.*version "\([0-9]*\)\.\{0,1\}\([0-9]*\).*/\1 \2/p' | head -1 |
+        awk '{ print ($1 == 1) ? $2 : $1 }'
+}
+
+# 1. System packages ---------------------------------------------------------------------
+packages=()
+command -v redis-server >/dev/null || packages+=(redis-server)
+if ! command -v java >/dev/null; then
+    packages+=(JAVA)
+elif [ "$(java_major)" -lt 17 ] 2>/dev/null; then
+    log "warning: $(command -v java) is Java $(java_major); the stack needs 17+ (it will say so)"
+fi
+command -v mvn >/dev/null || packages+=(maven)
+python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
+
+if [ ${#packages[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null ||
+        die "missing ${packages[*]} and apt-get is not available: install them yourself (see docs/local-stack.md)"
+    export DEBIAN_FRONTEND=noninteractive
+    log "apt-get update (to install: ${packages[*]})"
+    $SUDO apt-get update -qq
+    for i in "${!packages[@]}"; do
+        if [ "${packages[$i]}" = JAVA ]; then
+            # Debian 12 ships openjdk-17; elsewhere the distribution's default runtime is 17+.
+            if apt-cache show openjdk-17-jre-headless >/dev/null 2>&1; then
+                packages[$i]=openjdk-17-jre-headless
+            else
+                packages[$i]=default-jre-headless
+            fi
+        fi
+    done
+    log "apt-get install ${packages[*]}"
+    $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    if [[ " ${packages[*]} " == *" redis-server "* ]]; then
+        # The package starts a server on 6379. The stack runs its own on other ports and
+        # does not need it: stop it and keep it from starting at boot.
+        if [ -d /run/systemd/system ]; then
+            $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+        elif command -v service >/dev/null; then
+            $SUDO service redis-server stop >/dev/null 2>&1 || true
+        fi
+        log "stopped the distribution's redis-server service (port 6379); the stack runs its own"
+    fi
+else
+    log "system packages present: redis-server, java, mvn"
+fi
+
+# 2. Python virtualenv -------------------------------------------------------------------
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    die "Python 3.11+ is required, found $(python3 --version 2>&1)"
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    python3 -m venv "$VENV"
+fi
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+    log "installing the project into $VENV (pip install -e '.[dev]')"
+    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+    echo "$want" > "$STAMP"
+else
+    log "$VENV is up to date with pyproject.toml"
+fi

@@ -1,0 +1,1 @@
+"""Adapters: thin, lazily connected wrappers around Kafka, Redis, S3 and Feast."""

@@ -1,0 +1,116 @@
+-- Applies one wire-v1 row batch to a region's Redis, last writer wins per (entity key, view).
+--
+-- ARGV[1]  msgpack payload: {1, view, {field, ...}, {{key, ts, event_s, event_nanos,
+--          created_s, created_nanos, value, ...}, ...}}
+-- ARGV[2]  Kafka offset of the record (log order breaks exact ties)
+-- ARGV[3]  key TTL in seconds, 0 for none (Feast's key_ttl_seconds: EXPIRE after a write)
+-- ARGV[4]  the version hash of this (view, partition): field = Feast key, value = packed
+--          {event s, event ns, created s, created ns, offset, row index}
+-- ARGV[5]  the view named in the record's headers (routing and schema checks used it)
+-- Returns  {rows applied, rows skipped because an equal-or-newer version is stored}
+--
+-- The whole batch is checked before the first write, so a malformed record changes nothing.
+-- Feast's layout is written exactly: HSET key _ts:<view> <Timestamp> <mmh3 field> <Value> ...
+-- Versions live in their own hash, so HGETALL on a Feast key is byte-identical to what Feast
+-- itself writes; reading and writing them once per chunk of rows keeps the per-row cost low.
+
+local call, spack, sunpack, unpack, type = redis.call, struct.pack, struct.unpack, unpack, type
+
+local ok, batch = pcall(cmsgpack.unpack, ARGV[1])
+if not ok or type(batch) ~= 'table' or batch[1] ~= 1 then
+  return redis.error_reply('MALFORMED payload is not a wire v1 row batch')
+end
+local view, fields, rows = batch[2], batch[3], batch[4]
+if type(view) ~= 'string' or type(fields) ~= 'table' or type(rows) ~= 'table' then
+  return redis.error_reply('MALFORMED batch must be {1, view, fields, rows}')
+end
+if view ~= ARGV[5] then
+  return redis.error_reply('MALFORMED payload view differs from the header view')
+end
+local nf = #fields
+local width = 6 + nf
+local n = #rows
+for j = 1, nf do
+  if type(fields[j]) ~= 'string' then
+    return redis.error_reply('MALFORMED field ' .. j .. ' is not a string')
+  end
+end
+for i = 1, n do
+  local r = rows[i]
+  if type(r) ~= 'table' or #r ~= width or type(r[1]) ~= 'string' or type(r[2]) ~= 'string'
+      or type(r[3]) ~= 'number' or type(r[4]) ~= 'number' or type(r[5]) ~= 'number'
+      or type(r[6]) ~= 'number' then
+    return redis.error_reply('MALFORMED row ' .. i .. ' must be {key, ts, 4 numbers, '
+      .. nf .. ' values}')
+  end
+  for j = 7, width do
+    if type(r[j]) ~= 'string' then
+      return redis.error_reply('MALFORMED row ' .. i .. ' value ' .. (j - 6) .. ' is not bytes')
+    end
+  end
+end
+
+local offset = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local vkey = ARGV[4]
+local ts_field = '_ts:' .. view
+local packfmt = '>i8i4i8i4i8i4'
+-- Lua's unpack() takes a few thousand values at most: versions move in chunks.
+local CHUNK = 1000
+
+local stored = {}
+for first = 1, n, CHUNK do
+  local last = math.min(first + CHUNK - 1, n)
+  local keys = {}
+  for i = first, last do keys[i - first + 1] = rows[i][1] end
+  local got = call('HMGET', vkey, unpack(keys))
+  for i = first, last do stored[i] = got[i - first + 1] end
+end
+
+local latest = {}   -- versions written earlier in this batch, by key
+local pending, np = {}, 0
+local applied, skipped = 0, 0
+local args = {}
+for i = 1, n do
+  local r = rows[i]
+  local key = r[1]
+  local cur = latest[key] or stored[i]
+  if cur and ttl > 0 and not latest[key] and call('EXISTS', key) == 0 then
+    cur = nil  -- the Feast key expired: forget its version, as Feast would
+  end
+  local newer = true
+  if cur then
+    local s, ns, cs, cn, off, idx = sunpack(packfmt, cur)
+    if r[3] ~= s then newer = r[3] > s
+    elseif r[4] ~= ns then newer = r[4] > ns
+    elseif r[5] ~= cs then newer = r[5] > cs
+    elseif r[6] ~= cn then newer = r[6] > cn
+    elseif offset ~= off then newer = offset > off
+    else newer = i >= idx end
+  end
+  if newer then
+    args[1] = key
+    args[2] = ts_field
+    args[3] = r[2]
+    for j = 1, nf do
+      args[2 * j + 2] = fields[j]
+      args[2 * j + 3] = r[6 + j]
+    end
+    call('HSET', unpack(args, 1, 3 + 2 * nf))
+    if ttl > 0 then call('EXPIRE', key, ttl) end
+    local v = spack(packfmt, r[3], r[4], r[5], r[6], offset, i)
+    latest[key] = v
+    pending[np + 1] = key
+    pending[np + 2] = v
+    np = np + 2
+    if np == 2 * CHUNK then
+      call('HSET', vkey, unpack(pending, 1, np))
+      np = 0
+    end
+    applied = applied + 1
+  else
+    skipped = skipped + 1
+  end
+end
+if np > 0 then call('HSET', vkey, unpack(pending, 1, np)) end
+return {applied, skipped}

@@ -1,0 +1,98 @@
+"""A region's consumer: subscribes to the feature-view topics, commits only what was applied."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from types import TracebackType
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from replicator.errors import TransientError
+
+log = logging.getLogger(__name__)
+
+
+def subscription_pattern(topic_prefix: str, project: str, feature_views: Iterable[str]) -> str:
+    """A librdkafka regex subscription: new views' topics are picked up as they appear."""
+    base = re.escape(f"{topic_prefix}.{project}.")
+    views = list(feature_views)
+    if "*" in views:
+        return f"^{base}.+$"
+    return f"^{base}({'|'.join(re.escape(v) for v in views)})$"
+
+
+class KafkaSource:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        group_id: str,
+        pattern: str,
+        on_stats: Callable[[dict[str, object]], None] | None = None,
+        options: dict[str, object] | None = None,
+    ) -> None:
+        config: dict[str, object] = {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "topic.metadata.refresh.interval.ms": 5000,
+            "fetch.wait.max.ms": 20,
+            "partition.assignment.strategy": "cooperative-sticky",
+            **(options or {}),
+        }
+        if on_stats is not None:
+            config["statistics.interval.ms"] = 5000
+            config["stats_cb"] = lambda raw: on_stats(json.loads(raw))
+        self._config = config
+        self._pattern = pattern
+        self._consumer: Consumer | None = None
+
+    @property
+    def consumer(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = Consumer(self._config)
+            self._consumer.subscribe([self._pattern])
+        return self._consumer
+
+    def __enter__(self) -> KafkaSource:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
+        messages = self.consumer.consume(num_messages=max_messages, timeout=timeout)
+        out = []
+        for message in messages:
+            err = message.error()
+            if err is None:
+                out.append(message)
+            elif err.code() == KafkaError._PARTITION_EOF:
+                continue
+            elif err.fatal():
+                raise KafkaException(err)
+            else:
+                log.warning("kafka: %s", err, extra={"event": "kafka_error"})
+        return out
+
+    def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        if not positions:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # A failed commit only means redelivery later, which the apply path tolerates.
+            raise TransientError(f"offset commit failed: {exc}") from exc
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None

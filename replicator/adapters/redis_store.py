@@ -1,0 +1,194 @@
+"""A region's Redis online store, as the region's writer sees it.
+
+Writes go through server-side Lua scripts so the last-writer-wins decision is atomic inside
+Redis (see apply_rows.lua). The Feast keys keep Feast's exact layout; replication metadata
+lives under its own prefix and never collides with them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from types import TracebackType
+
+import redis
+
+from replicator.config import RedisEndpoint, RedisUser
+from replicator.core.records import DeleteView, Heartbeat
+from replicator.core.wire import partition_for
+from replicator.errors import MalformedRecord, TransientError
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = b"_replicator:"
+
+
+def version_key(feature_view: str, partition: int) -> bytes:
+    """Hash of last-writer-wins versions for one (view, partition): field = Feast key."""
+    return NAMESPACE + b"v:" + feature_view.encode() + b":" + str(partition).encode()
+
+_SCRIPTS = resources.files("replicator.adapters")
+_APPLY_LUA = (_SCRIPTS / "apply_rows.lua").read_text(encoding="utf-8")
+_DELETE_LUA = (_SCRIPTS / "delete_view.lua").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedBatch:
+    """A row batch as it came off the wire, with where it sits in the log."""
+
+    payload: bytes
+    feature_view: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOutcome:
+    applied: int
+    skipped_older: int
+
+
+def connect(endpoint: RedisEndpoint, user: RedisUser, **options: object) -> redis.Redis:
+    return redis.Redis(
+        host=endpoint.host,
+        port=endpoint.port,
+        username=user.username,
+        password=user.password.get_secret_value(),
+        socket_timeout=options.pop("socket_timeout", 30),
+        socket_connect_timeout=options.pop("socket_connect_timeout", 5),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+class RegionStore:
+    """Applies row batches and view deletions to one region's Redis (lazily connected)."""
+
+    def __init__(
+        self,
+        endpoint: RedisEndpoint,
+        user: RedisUser,
+        *,
+        key_ttl_seconds: int | None = None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._user = user
+        self._ttl = key_ttl_seconds or 0
+        self._client: redis.Redis | None = None
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            self._client = connect(self._endpoint, self._user)
+            self._apply = self._client.register_script(_APPLY_LUA)
+            self._delete = self._client.register_script(_DELETE_LUA)
+        return self._client
+
+    def __enter__(self) -> RegionStore:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def apply(self, batches: Sequence[EncodedBatch]) -> list[ApplyOutcome | MalformedRecord]:
+        """Apply encoded row batches in one round trip.
+
+        Returns one outcome per batch, in order: counts, or the reason Redis refused it.
+        Raises TransientError when Redis cannot be reached or refuses for another reason;
+        nothing should be committed then.
+        """
+        if not batches:
+            return []
+        client = self.client
+        ttl = str(self._ttl)
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                for b in batches:
+                    args = [
+                        b.payload,
+                        b.offset,
+                        ttl,
+                        version_key(b.feature_view, b.partition),
+                        b.feature_view,
+                    ]
+                    self._apply(keys=[], args=args, client=pipe)
+                replies = pipe.execute(raise_on_error=False)
+        except redis.RedisError as exc:
+            raise TransientError(f"redis {self._where}: {exc}") from exc
+        return [self._outcome(reply) for reply in replies]
+
+    def delete_view(self, delete: DeleteView, partition: int, partitions: int) -> int:
+        """Remove a view from the keys of one partition; returns how many keys held it."""
+        client = self.client
+        fields = [*delete.fields]
+        touched = 0
+        try:
+            for chunk in _chunks(self._keys_of(delete.scan_pattern, partition, partitions), 500):
+                touched += int(self._delete(keys=chunk, args=[delete.feature_view, *fields]))
+            client.delete(version_key(delete.feature_view, partition))
+        except redis.RedisError as exc:
+            raise TransientError(f"redis {self._where}: {exc}") from exc
+        return touched
+
+    def record_heartbeat(
+        self, topic: str, partition: int, heartbeat: Heartbeat, applied_ns: int
+    ) -> None:
+        """Remember the newest heartbeat applied for this partition (primary clock kept)."""
+        key = NAMESPACE + b"hb:" + topic.encode() + b":" + str(partition).encode()
+        try:
+            self.client.hset(
+                key,
+                mapping={
+                    "sequence": heartbeat.sequence,
+                    "emitted_ns": heartbeat.emitted_ns,
+                    "applied_ns": applied_ns,
+                },
+            )
+        except redis.RedisError as exc:
+            raise TransientError(f"redis {self._where}: {exc}") from exc
+
+    def write_stats(self, region: str, stats: dict[str, float]) -> None:
+        """Publish the worker's counters next to the data (read by the demo and checker)."""
+        try:
+            self.client.hset(NAMESPACE + b"worker:" + region.encode(), mapping=stats)
+        except redis.RedisError as exc:
+            log.debug("cannot write worker stats: %s", exc)
+
+    def _keys_of(self, pattern: bytes, partition: int, partitions: int) -> Iterator[bytes]:
+        for key in self.client.scan_iter(match=pattern, count=1000):
+            if partition_for(key, partitions) == partition:
+                yield key
+
+    def _outcome(self, reply: object) -> ApplyOutcome | MalformedRecord:
+        if isinstance(reply, redis.ResponseError):
+            text = str(reply)
+            if "MALFORMED" in text:
+                return MalformedRecord(text.split("MALFORMED", 1)[1].strip())
+            raise TransientError(f"redis {self._where} refused the batch: {text}")
+        if isinstance(reply, Exception):
+            raise TransientError(f"redis {self._where}: {reply}")
+        applied, skipped = reply  # type: ignore[misc]
+        return ApplyOutcome(int(applied), int(skipped))
+
+    @property
+    def _where(self) -> str:
+        return f"{self._endpoint.host}:{self._endpoint.port}"
+
+
+def _chunks(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

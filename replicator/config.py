@@ -1,0 +1,274 @@
+"""Topology configuration: one YAML file plus environment overrides.
+
+The file is found in this order: the ``--config`` option, ``$REPLICATOR_CONFIG``, then
+``infra/topology.yaml`` under the current directory. Any field can be overridden from the
+environment with the prefix ``REPLICATOR_`` and ``__`` between nested names, for example
+``REPLICATOR_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` or
+``REPLICATOR_REGIONS__EU_WEST_1__REDIS__PORT=6380`` (region names are matched with ``-``
+and ``_`` treated alike, case-insensitively).
+
+This is the only module that reads ``os.environ``; everything else receives a ``Topology``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from replicator.errors import ConfigError
+
+ENV_PREFIX = "REPLICATOR_"
+CONFIG_ENV_VAR = "REPLICATOR_CONFIG"
+DEFAULT_CONFIG_PATH = Path("infra/topology.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RedisUser(_Section):
+    username: str
+    password: SecretStr
+
+
+class RedisEndpoint(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    writer: RedisUser
+    """The region's replicator: the only user allowed to write Feast keys."""
+    reader: RedisUser
+    """Inference services: read commands only."""
+    admin: RedisUser
+    """Operators and the local stack (the 'default' user is disabled)."""
+
+
+class S3Location(_Section):
+    endpoint_url: str
+    bucket: str
+    access_key_id: str
+    secret_access_key: SecretStr
+    region_name: str = "us-east-1"
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    topic_prefix: str = "feast"
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    dead_letter_topic: str = "feast.dead-letter"
+    heartbeat_topic_suffix: str = "_heartbeats"
+
+
+class RegionConfig(_Section):
+    redis: RedisEndpoint
+    s3: S3Location
+    kafka_bootstrap_servers: str | None = None
+    """Brokers as seen from this region; defaults to ``kafka.bootstrap_servers``."""
+    feature_views: list[str] = Field(default_factory=lambda: ["*"])
+    """Feature views this region subscribes to; ``*`` means all."""
+
+    def subscribes_to(self, feature_view: str) -> bool:
+        return "*" in self.feature_views or feature_view in self.feature_views
+
+
+class WorkerSettings(_Section):
+    consumer_group_prefix: str = "replicator"
+    max_batch_rows: int = Field(default=5000, ge=1)
+    poll_timeout_seconds: float = Field(default=0.05, gt=0)
+    max_future_skew_seconds: float = Field(default=300.0, ge=0)
+    """Rows whose event time is further than this ahead of the worker's clock go to the DLQ."""
+    key_ttl_seconds: int | None = Field(default=None, ge=1)
+    """Same meaning as Feast's Redis ``key_ttl_seconds``: EXPIRE after an accepted write."""
+    metrics_port: int | None = None
+
+
+class StackSettings(_Section):
+    """Only for the local stack (``replicator stack``)."""
+
+    state_dir: Path = Path(".stack")
+    kafka_controller_port: int = 19093
+    kafka_heap_mb: int = 384
+    s3_port: int = 19000
+    s3_heap_mb: int = 192
+
+
+class Topology(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    project: str = "global_fraud"
+    primary_region: str
+    kafka: KafkaSettings = KafkaSettings()
+    regions: dict[str, RegionConfig]
+    worker: WorkerSettings = WorkerSettings()
+    stack: StackSettings = StackSettings()
+
+    @model_validator(mode="after")
+    def _check(self) -> Topology:
+        if self.primary_region not in self.regions:
+            raise ValueError(
+                f"primary_region {self.primary_region!r} is not one of the regions "
+                f"({', '.join(sorted(self.regions))})"
+            )
+        seen: dict[tuple[str, int], str] = {}
+        for name, region in self.regions.items():
+            endpoint = (region.redis.host, region.redis.port)
+            if endpoint in seen:
+                raise ValueError(
+                    f"regions {seen[endpoint]!r} and {name!r} use the same Redis "
+                    f"{endpoint[0]}:{endpoint[1]}"
+                )
+            seen[endpoint] = name
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keyword arguments carry the YAML file (see load_topology); the environment wins.
+        # Region overrides are merged by load_topology, which knows the regions' spelling.
+        return (_EnvWithoutRegions(settings_cls), init_settings)
+
+    # Convenience accessors -------------------------------------------------------------
+    @property
+    def replica_regions(self) -> list[str]:
+        return [r for r in self.regions if r != self.primary_region]
+
+    def region(self, name: str) -> RegionConfig:
+        try:
+            return self.regions[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown region {name!r}; configured regions: {', '.join(sorted(self.regions))}"
+            ) from None
+
+    def bootstrap_servers_for(self, region: str) -> str:
+        return self.region(region).kafka_bootstrap_servers or self.kafka.bootstrap_servers
+
+    def topic_for(self, feature_view: str) -> str:
+        return f"{self.kafka.topic_prefix}.{self.project}.{feature_view}"
+
+
+class _EnvWithoutRegions(EnvSettingsSource):
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        values.pop("regions", None)
+        return values
+
+
+def resolve_config_path(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    if path:
+        return Path(path)
+    if environ.get(CONFIG_ENV_VAR):
+        return Path(environ[CONFIG_ENV_VAR])
+    return DEFAULT_CONFIG_PATH
+
+
+def load_topology(path: str | Path | None = None) -> Topology:
+    """Read the topology file, apply environment overrides, validate.
+
+    Raises ``ConfigError`` naming the file, the field and what is wrong.
+    """
+    config_path = resolve_config_path(path)
+    data = _read_yaml(config_path)
+    try:
+        return Topology(**_normalise_region_env(data))
+    except ValidationError as exc:
+        raise ConfigError(_describe(config_path, exc)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: config file not found (pass --config PATH or set {CONFIG_ENV_VAR})"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _normalise_region_env(data: dict[str, Any]) -> dict[str, Any]:
+    """Let ``REPLICATOR_REGIONS__EU_WEST_1__...`` reach region ``eu-west-1``.
+
+    Environment variable names cannot hold ``-``, so pydantic-settings would create a new
+    region ``eu_west_1``. We rewrite such variables' region part to the file's spelling.
+    """
+    regions = data.get("regions")
+    if not isinstance(regions, dict):
+        return data
+    by_env_name = {name.replace("-", "_").upper(): name for name in regions}
+    prefix = f"{ENV_PREFIX}REGIONS__"
+    overrides: dict[str, Any] = {}
+    for key, value in os.environ.items():
+        if not key.upper().startswith(prefix):
+            continue
+        region_part, _, rest = key[len(prefix) :].partition("__")
+        region = by_env_name.get(region_part.upper())
+        if region is None or not rest:
+            continue
+        node = overrides.setdefault(region, {})
+        parts = rest.lower().split("__")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    if not overrides:
+        return data
+    merged = dict(data)
+    merged["regions"] = {
+        name: _deep_merge(cfg, overrides.get(name, {})) for name, cfg in regions.items()
+    }
+    return merged
+
+
+def _deep_merge(base: Any, override: dict[str, Any]) -> Any:
+    if not isinstance(base, dict):
+        return override or base
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _deep_merge(out.get(key), value) if isinstance(value, dict) else value
+    return out
+
+
+def _describe(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for err in exc.errors():
+        field = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        got = err.get("input")
+        secret = any(word in field for word in ("password", "secret"))
+        hide = secret or isinstance(got, dict) or err["type"] == "missing"
+        shown = "" if hide else f" (got {got!r})"
+        lines.append(f"  {field}: {err['msg']}{shown}")
+    lines.append(f"  (fields may also come from {ENV_PREFIX}* environment variables)")
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""What the worker needs from the outside world. Adapters implement these; tests use fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from replicator.core.records import DeleteView, Heartbeat
+
+
+class Message(Protocol):
+    """The subset of confluent_kafka.Message the worker uses."""
+
+    def topic(self) -> str: ...
+    def partition(self) -> int: ...
+    def offset(self) -> int: ...
+    def value(self) -> bytes | None: ...
+    def headers(self) -> list[tuple[str, bytes]] | None: ...
+    def error(self) -> object | None: ...
+
+
+class ChangeSource(Protocol):
+    def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
+        """Up to ``max_messages`` records, in log order within each partition."""
+
+    def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        """Mark ``(topic, partition) -> next offset`` as done. Called only after the region's
+        Redis acknowledged every record before that offset."""
+
+    def close(self) -> None: ...
+
+
+class DeadLetters(Protocol):
+    def send(self, message: Message, reason: str, detail: str, payload: bytes | None = None) -> None:
+        """Queue a record for the dead-letter topic (``payload`` replaces the original)."""
+
+    def flush(self) -> None:
+        """Return once every queued record is durable; raise otherwise."""
+
+
+class SchemaCatalog(Protocol):
+    def is_known(self, feature_view: str, fingerprint: str) -> bool:
+        """Whether this region's registry knows this exact shape of the view."""
+
+
+class Store(Protocol):
+    """The region's online store as the worker writes it (see adapters/redis_store.py)."""
+
+    def apply(self, batches: Sequence[object]) -> list[object]: ...
+    def delete_view(self, delete: DeleteView, partition: int, partitions: int) -> int: ...
+    def record_heartbeat(self, topic: str, partition: int, heartbeat: Heartbeat, applied_ns: int) -> None: ...
+    def write_stats(self, region: str, stats: dict[str, float]) -> None: ...
+
+
+class Clock(Protocol):
+    def time_ns(self) -> int: ...

@@ -1,0 +1,61 @@
+"""Errors raised by the replicator.
+
+    ReplicatorError
+     +-- ConfigError            bad or missing configuration; names the file and the field
+     +-- PrerequisiteError      a tool the local stack needs is missing; says how to install it
+     +-- StackError             the local stack could not start or answer
+     +-- TransientError         worth retrying with backoff (broker or Redis unreachable)
+     |    +-- PublishError      the primary could not make rows durable in Kafka
+     +-- PermanentError         retrying cannot help; the input goes to the dead-letter topic
+          +-- MalformedRecord   the record cannot be decoded
+          +-- UnknownSchema     the record's schema fingerprint is not known in this region
+          +-- FutureEventTime   the event time is further ahead than the allowed clock skew
+
+Retry decisions look at the class, never at the message.
+"""
+
+from __future__ import annotations
+
+
+class ReplicatorError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class ConfigError(ReplicatorError):
+    pass
+
+
+class PrerequisiteError(ReplicatorError):
+    pass
+
+
+class StackError(ReplicatorError):
+    pass
+
+
+class TransientError(ReplicatorError):
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PublishError(TransientError):
+    pass
+
+
+class PermanentError(ReplicatorError):
+    """Input that can never be applied. ``reason`` is a short machine-readable word."""
+
+    reason = "permanent"
+
+
+class MalformedRecord(PermanentError):
+    reason = "malformed"
+
+
+class UnknownSchema(PermanentError):
+    reason = "unknown_schema"
+
+
+class FutureEventTime(PermanentError):
+    reason = "future_event_time"

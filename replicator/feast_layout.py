@@ -1,0 +1,129 @@
+"""Feast's Redis encoding, taken from Feast itself. The only module that knows it.
+
+Keys, field names, values and timestamps are produced with the same functions Feast's
+``RedisOnlineStore`` uses, so a region's Redis is byte-identical to what Feast would write.
+Imported only at the primary (it imports Feast); regional workers handle opaque bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from feast import FeatureView
+from feast.infra.online_stores.helpers import (
+    _mmh3,
+    _redis_key,
+    _redis_key_prefix,
+    compute_versioned_name,
+)
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.utils import make_tzaware
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from replicator.core.records import DeleteView, Row, RowBatch
+from replicator.core.wire import partition_for
+
+FeastRow = tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]
+
+
+def redis_view_name(table: FeatureView, versioning: bool) -> str:
+    """The view name as Feast writes it into Redis (``_v<N>`` when versioning is on)."""
+    return compute_versioned_name(table, versioning)
+
+
+def field_key(view_name: str, feature: str) -> bytes:
+    return bytes(_mmh3(f"{view_name}:{feature}"))
+
+
+def schema_fingerprint(table: FeatureView, view_name: str) -> str:
+    """Identifies the shape of a view's rows: name, join keys, feature names and types."""
+    shape = {
+        "view": view_name,
+        "join_keys": sorted(table.join_keys),
+        "features": [[f.name, str(f.dtype)] for f in table.features],
+    }
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(make_tzaware(value))
+    return ts
+
+
+def encode_rows(
+    data: Sequence[FeastRow],
+    *,
+    project: str,
+    view_name: str,
+    fingerprint: str,
+    registry_version: str,
+    partitions: int,
+    serialization_version: int,
+    published_ns: int,
+    max_rows: int,
+) -> list[tuple[int, RowBatch]]:
+    """Turn the rows Feast hands to ``online_write_batch`` into per-partition batches.
+
+    Rows keep their input order inside each partition, so log order reflects call order.
+    """
+    groups: dict[tuple[int, tuple[str, ...]], list[Row]] = defaultdict(list)
+    field_cache: dict[tuple[str, ...], tuple[bytes, ...]] = {}
+    for entity_key, values, event_time, created_time in data:
+        key = _redis_key(
+            project, entity_key, entity_key_serialization_version=serialization_version
+        )
+        names = tuple(values)
+        if names not in field_cache:
+            field_cache[names] = tuple(field_key(view_name, n) for n in names)
+        event = _timestamp(event_time)
+        created = _timestamp(created_time) if created_time is not None else None
+        row = Row(
+            key=key,
+            ts=event.SerializeToString(),
+            event_s=event.seconds,
+            event_nanos=event.nanos,
+            created_s=created.seconds if created else 0,
+            created_nanos=created.nanos if created else 0,
+            values=tuple(values[n].SerializeToString() for n in names),
+        )
+        groups[(partition_for(key, partitions), names)].append(row)
+
+    batches: list[tuple[int, RowBatch]] = []
+    for (partition, names), rows in groups.items():
+        for start in range(0, len(rows), max_rows):
+            batch = RowBatch(
+                feature_view=view_name,
+                fields=field_cache[names],
+                rows=tuple(rows[start : start + max_rows]),
+                schema_fingerprint=fingerprint,
+                registry_version=registry_version,
+                published_ns=published_ns,
+            )
+            batches.append((partition, batch))
+    return batches
+
+
+def delete_view(table: FeatureView, view_name: str, project: str, published_ns: int) -> DeleteView:
+    return DeleteView(
+        feature_view=view_name,
+        fields=tuple(field_key(view_name, f.name) for f in table.features),
+        key_prefix=bytes(_redis_key_prefix(table.join_keys)),
+        project=project,
+        published_ns=published_ns,
+    )
+
+
+def view_schemas(tables: Sequence[Any], versioning: bool) -> dict[str, str]:
+    """Fingerprint of every view, by its Redis name (used for the region's schema manifest)."""
+    out = {}
+    for table in tables:
+        name = redis_view_name(table, versioning)
+        out[name] = schema_fingerprint(table, name)
+    return out

@@ -1,0 +1,228 @@
+"""The primary's Feast online store: every write is published to Kafka, reads stay Feast's.
+
+Configure it in the primary ``feature_store.yaml``::
+
+    online_store:
+      type: replicator.feast_publisher.ReplicatingOnlineStore
+      # topology: path/to/topology.yaml   (default: $REPLICATOR_CONFIG, else the nearest
+      #                                      infra/topology.yaml from the current directory up)
+
+``feast materialize``, ``materialize-incremental``, ``store.push`` and
+``store.write_to_online_store`` all end in ``online_write_batch``; here it returns only after
+Kafka acknowledged every row (idempotent producer, acks=all), and raises otherwise, so a Feast
+write that returned is never lost. ``online_read`` is Feast's own ``RedisOnlineStore`` code,
+reading the primary region's Redis (as its read-only user), which that region's worker fills
+like any other region's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from feast import Entity, FeatureView, RepoConfig
+from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from pydantic import PrivateAttr, model_validator
+
+from replicator import feast_layout
+from replicator.adapters.kafka_publisher import KafkaPublisher
+from replicator.config import DEFAULT_CONFIG_PATH, Topology, load_topology, resolve_config_path
+from replicator.core import wire
+from replicator.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class ReplicatingOnlineStoreConfig(RedisOnlineStoreConfig):
+    type: Literal["replicator.feast_publisher.ReplicatingOnlineStore"] = (  # type: ignore[assignment]
+        "replicator.feast_publisher.ReplicatingOnlineStore"
+    )
+    topology: str | None = None
+    """Topology YAML. Default: $REPLICATOR_CONFIG, else infra/topology.yaml in the current
+    directory or the nearest parent that has one."""
+    read_region: str | None = None
+    """Region whose Redis serves reads at the primary (default: the primary region)."""
+    publish_timeout_seconds: float = 60.0
+    max_batch_rows: int = 2000
+
+    _topology: Topology | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _derive_connection(self) -> ReplicatingOnlineStoreConfig:
+        topology = self.topology_config()
+        region = topology.region(self.read_region or topology.primary_region)
+        if "connection_string" not in self.model_fields_set:
+            reader = region.redis.reader
+            self.connection_string = (
+                f"{region.redis.host}:{region.redis.port},username={reader.username},"
+                f"password={reader.password.get_secret_value()}"
+            )
+        return self
+
+    def topology_config(self) -> Topology:
+        if self._topology is None:
+            self._topology = load_topology(_find_topology(self.topology))
+        return self._topology
+
+
+def _find_topology(explicit: str | None) -> Path:
+    path = resolve_config_path(explicit)
+    if explicit or path != DEFAULT_CONFIG_PATH or path.exists():
+        return path
+    for parent in Path.cwd().parents:
+        candidate = parent / DEFAULT_CONFIG_PATH
+        if candidate.exists():
+            return candidate
+    return path
+
+
+FeastRows = list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]]
+
+
+class ReplicatingOnlineStore(RedisOnlineStore):
+    """Feast's Redis store for reads; Kafka for every write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._publisher: KafkaPublisher | None = None
+        self._registry_digest: tuple[float, str] = (0.0, "")
+
+    # Writes ---------------------------------------------------------------------------
+    def online_write_batch(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        data: FeastRows,
+        progress: Callable[[int], Any] | None,
+    ) -> None:
+        topology = self._topology(config)
+        view = feast_layout.redis_view_name(table, _versioning(config))
+        topic = topology.topic_for(view)
+        publisher = self._publisher_for(topology)
+        publisher.ensure_topics([topic], topology.kafka.partitions, topology.kafka.replication_factor)
+        store_config: ReplicatingOnlineStoreConfig = config.online_store
+        batches = feast_layout.encode_rows(
+            data,
+            project=config.project,
+            view_name=view,
+            fingerprint=feast_layout.schema_fingerprint(table, view),
+            registry_version=self._registry_version(config),
+            partitions=topology.kafka.partitions,
+            serialization_version=config.entity_key_serialization_version,
+            published_ns=time.time_ns(),
+            max_rows=store_config.max_batch_rows,
+        )
+        for partition, batch in batches:
+            headers, payload = wire.encode_rows(batch)
+            publisher.send(topic, partition, payload, headers)
+        # Durability point: Feast's call returns only once Kafka acknowledged every row.
+        publisher.flush(store_config.publish_timeout_seconds)
+        log.debug(
+            "published %d rows of %s in %d batches",
+            len(data),
+            view,
+            len(batches),
+            extra={"event": "rows_published", "feature_view": view, "rows": len(data)},
+        )
+        if progress:
+            progress(len(data))
+
+    async def online_write_batch_async(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        data: FeastRows,
+        progress: Callable[[int], Any] | None,
+    ) -> None:
+        await asyncio.to_thread(self.online_write_batch, config, table, data, progress)
+
+    def update(
+        self,
+        config: RepoConfig,
+        tables_to_delete: Sequence[FeatureView],
+        tables_to_keep: Sequence[FeatureView],
+        entities_to_delete: Sequence[Entity],
+        entities_to_keep: Sequence[Entity],
+        partial: bool,
+    ) -> None:
+        """``feast apply``: create topics for kept views, replicate removal of the others."""
+        topology = self._topology(config)
+        versioning = _versioning(config)
+        publisher = self._publisher_for(topology)
+        views = {feast_layout.redis_view_name(t, versioning): t for t in tables_to_keep}
+        publisher.ensure_topics(
+            [topology.topic_for(v) for v in views],
+            topology.kafka.partitions,
+            topology.kafka.replication_factor,
+        )
+        self._publish_deletions(config, tables_to_delete)
+
+    def teardown(
+        self, config: RepoConfig, tables: Sequence[FeatureView], entities: Sequence[Entity]
+    ) -> None:
+        """``feast teardown``: every view's rows leave every region."""
+        self._publish_deletions(config, tables)
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
+
+    def _publish_deletions(self, config: RepoConfig, tables: Sequence[FeatureView]) -> None:
+        if not tables:
+            return
+        topology = self._topology(config)
+        publisher = self._publisher_for(topology)
+        for table in tables:
+            view = feast_layout.redis_view_name(table, _versioning(config))
+            topic = topology.topic_for(view)
+            publisher.ensure_topics([topic], topology.kafka.partitions, topology.kafka.replication_factor)
+            marker = feast_layout.delete_view(table, view, config.project, time.time_ns())
+            headers, payload = wire.encode_delete_view(marker)
+            # Into every partition, so each deletion is ordered after that partition's rows.
+            for partition in range(topology.kafka.partitions):
+                publisher.send(topic, partition, payload, headers)
+            log.info("replicating removal of feature view %s", view)
+        publisher.flush(config.online_store.publish_timeout_seconds)
+
+    # Helpers ----------------------------------------------------------------------------
+    def _topology(self, config: RepoConfig) -> Topology:
+        topology = config.online_store.topology_config()
+        if topology.project != config.project:
+            raise ConfigError(
+                f"feature_store.yaml project {config.project!r} differs from the topology's "
+                f"project {topology.project!r}: regions would not subscribe to these rows"
+            )
+        return topology
+
+    def _publisher_for(self, topology: Topology) -> KafkaPublisher:
+        if self._publisher is None:
+            self._publisher = KafkaPublisher(
+                topology.bootstrap_servers_for(topology.primary_region),
+                client_id=f"feast-primary-{topology.project}",
+            )
+        return self._publisher
+
+    def _registry_version(self, config: RepoConfig) -> str:
+        """Digest of the local registry file, re-read when it changes; '' when not local."""
+        path = Path(str(config.registry.path))
+        if not path.is_absolute() and config.repo_path is not None:
+            path = Path(config.repo_path) / path
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return ""
+        if mtime != self._registry_digest[0]:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            self._registry_digest = (mtime, digest)
+        return self._registry_digest[1]
+
+
+def _versioning(config: RepoConfig) -> bool:
+    return bool(getattr(config.registry, "enable_online_feature_view_versioning", False))

@@ -1,0 +1,179 @@
+"""Rebuild a region from the log: replay every feature-view topic from its first offset.
+
+Safe while the region's worker keeps running: both go through the same last-writer-wins
+script, so whichever applies a row second changes nothing. Correct when a backfill published
+older rows after newer ones, because the script orders by event time, not by arrival.
+It needs the topics' full history (the publisher creates them with retention.ms=-1).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from replicator.adapters.kafka_source import subscription_pattern
+from replicator.adapters.redis_store import RegionStore
+from replicator.adapters.s3_catalog import S3ManifestCatalog
+from replicator.config import Topology
+from replicator.core.ports import Message
+from replicator.worker import Worker, WorkerOptions
+
+log = logging.getLogger(__name__)
+
+
+class LogReplaySource:
+    """Every partition of the matching topics, from the start to the end seen at creation."""
+
+    def __init__(self, bootstrap_servers: str, pattern: str, *, group_id: str) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "fetch.max.bytes": 64 * 1024 * 1024,
+                "max.partition.fetch.bytes": 16 * 1024 * 1024,
+                "queued.max.messages.kbytes": 256 * 1024,
+            }
+        )
+        admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+        matcher = re.compile(pattern)
+        metadata = admin.list_topics(timeout=30)
+        self.end: dict[tuple[str, int], int] = {}
+        self.total = 0
+        assignments = []
+        for topic, meta in sorted(metadata.topics.items()):
+            if not matcher.match(topic):
+                continue
+            for partition in meta.partitions:
+                low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=30
+                )
+                if high > low:
+                    self.end[(topic, partition)] = high
+                    self.total += high - low
+                    assignments.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
+        self._consumer.assign(assignments)
+        self.position: dict[tuple[str, int], int] = {}
+
+    @property
+    def done(self) -> bool:
+        return all(self.position.get(tp, -1) >= end - 1 for tp, end in self.end.items())
+
+    @property
+    def records_read(self) -> int:
+        return sum(self.position.values()) + len(self.position)
+
+    def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
+        out = []
+        for message in self._consumer.consume(num_messages=max_messages, timeout=timeout):
+            if message.error():
+                continue
+            tp = (message.topic(), message.partition())
+            if message.offset() >= self.end.get(tp, 0):
+                continue  # written after the rebuild started: the live worker applies it
+            self.position[tp] = message.offset()
+            out.append(message)
+        return out
+
+    def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        """Nothing to commit: the region's own consumer group keeps its offsets."""
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class CountingDeadLetters:
+    """Bad records were dead-lettered by the live worker already: count, don't resend."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def send(self, message: Message, reason: str, detail: str, payload: bytes | None = None) -> None:
+        self.count += 1
+
+    def flush(self) -> None:
+        pass
+
+
+@dataclass
+class RebuildReport:
+    region: str
+    records: int
+    rows_applied: int
+    rows_skipped_older: int
+    skipped_bad: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return (self.rows_applied + self.rows_skipped_older) / self.seconds if self.seconds else 0.0
+
+
+def rebuild_region(
+    topology: Topology,
+    region: str,
+    *,
+    progress: Callable[[str], None] = print,
+    progress_interval: float = 1.0,
+) -> RebuildReport:
+    config = topology.region(region)
+    pattern = subscription_pattern(topology.kafka.topic_prefix, topology.project, config.feature_views)
+    source = LogReplaySource(
+        topology.bootstrap_servers_for(region),
+        pattern,
+        group_id=f"{topology.worker.consumer_group_prefix}-{topology.project}-{region}-rebuild",
+    )
+    dead = CountingDeadLetters()
+    store = RegionStore(config.redis, config.redis.writer, key_ttl_seconds=topology.worker.key_ttl_seconds)
+    worker = Worker(
+        region,
+        source=source,
+        store=store,
+        dead_letters=dead,
+        catalog=S3ManifestCatalog(config.s3, topology.project),
+        options=WorkerOptions(
+            partitions=topology.kafka.partitions,
+            max_future_skew_seconds=topology.worker.max_future_skew_seconds,
+            max_messages=200,
+            poll_timeout_seconds=0.5,
+            publish_stats=False,
+        ),
+    )
+    progress(f"rebuilding {region}: {source.total:,} records in {len(source.end)} partitions")
+    started = last = time.monotonic()
+    try:
+        while not source.done:
+            worker.step()
+            now = time.monotonic()
+            if now - last >= progress_interval:
+                last = now
+                rows = worker.stats.rows_applied + worker.stats.rows_skipped_older
+                progress(
+                    f"  {source.records_read:,}/{source.total:,} records, {rows:,} rows, "
+                    f"{rows / (now - started):,.0f} rows/s"
+                )
+    finally:
+        source.close()
+        store.close()
+    elapsed = time.monotonic() - started
+    report = RebuildReport(
+        region,
+        source.records_read,
+        worker.stats.rows_applied,
+        worker.stats.rows_skipped_older,
+        dead.count,
+        elapsed,
+    )
+    progress(
+        f"rebuilt {region}: {report.rows_applied:,} rows applied, "
+        f"{report.rows_skipped_older:,} older rows skipped, {report.skipped_bad:,} bad records "
+        f"skipped, {elapsed:.1f}s ({report.rows_per_second:,.0f} rows/s)"
+    )
+    return report
+

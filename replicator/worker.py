@@ -1,0 +1,248 @@
+"""A region's worker: applies the primary's writes to the region's Redis, in order, once.
+
+Per poll: read up to N records, check each (wire version, schema known in this region, event
+time not too far ahead), apply the row batches in one Redis round trip through the
+last-writer-wins script, make dead letters durable, and only then commit the offsets. A crash
+anywhere before the commit means redelivery, which the apply script makes harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from replicator.adapters.redis_store import ApplyOutcome, EncodedBatch
+from replicator.core import wire
+from replicator.core.ports import ChangeSource, DeadLetters, Message, SchemaCatalog, Store
+from replicator.core.records import Heartbeat, Kind
+from replicator.errors import (
+    FutureEventTime,
+    MalformedRecord,
+    PermanentError,
+    TransientError,
+    UnknownSchema,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """The worker was asked to stop while waiting to retry; nothing was committed."""
+
+
+@dataclass
+class WorkerStats:
+    rows_applied: int = 0
+    rows_skipped_older: int = 0
+    batches_applied: int = 0
+    dead_letters: int = 0
+    views_deleted: int = 0
+    first_applied_ns: int = 0
+    lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
+
+    def summary(self) -> dict[str, float]:
+        lags = sorted(self.lag_ms)
+        return {
+            "rows_applied": self.rows_applied,
+            "rows_skipped_older": self.rows_skipped_older,
+            "batches_applied": self.batches_applied,
+            "dead_letters": self.dead_letters,
+            "lag_p50_ms": _quantile(lags, 0.50),
+            "lag_p99_ms": _quantile(lags, 0.99),
+        }
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    partitions: int
+    max_future_skew_seconds: float = 300.0
+    max_messages: int = 500
+    poll_timeout_seconds: float = 0.05
+    stats_interval_seconds: float = 1.0
+    max_backoff_seconds: float = 5.0
+    publish_stats: bool = True
+    """Write the counters to the region's Redis every ``stats_interval_seconds``."""
+
+
+class Worker:
+    def __init__(
+        self,
+        region: str,
+        *,
+        source: ChangeSource,
+        store: Store,
+        dead_letters: DeadLetters,
+        catalog: SchemaCatalog,
+        options: WorkerOptions,
+        clock: Callable[[], int] = time.time_ns,
+        on_applied: Callable[[WorkerStats], None] | None = None,
+    ) -> None:
+        self.region = region
+        self.source = source
+        self.store = store
+        self.dead_letters = dead_letters
+        self.catalog = catalog
+        self.options = options
+        self.clock = clock
+        self.stats = WorkerStats()
+        self._on_applied = on_applied
+        self._stop = threading.Event()
+        self._last_stats = 0.0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> WorkerStats:
+        """Apply until ``stop()``; the batch in hand is finished and committed first."""
+        log.info("worker for %s started", self.region, extra={"event": "worker_started"})
+        try:
+            while not self._stop.is_set():
+                self.step()
+        except Stopped:
+            log.info("stopped while retrying; uncommitted records will be redelivered")
+        finally:
+            if self.options.publish_stats:
+                self.store.write_stats(self.region, self.stats.summary())
+            self.source.close()
+        log.info(
+            "worker for %s stopped",
+            self.region,
+            extra={"event": "worker_stopped", **self.stats.summary()},
+        )
+        return self.stats
+
+    def step(self) -> int:
+        messages = self.source.poll_batch(self.options.max_messages, self.options.poll_timeout_seconds)
+        if messages:
+            self._process(messages)
+        now = time.monotonic()
+        if self.options.publish_stats and now - self._last_stats >= self.options.stats_interval_seconds:
+            self._last_stats = now
+            self.store.write_stats(self.region, self.stats.summary())
+        return len(messages)
+
+    # The pipeline ---------------------------------------------------------------------
+    def _process(self, messages: list[Message]) -> None:
+        pending: list[tuple[EncodedBatch, wire.RecordHeader, Message]] = []
+        heartbeats: list[tuple[Message, Heartbeat]] = []
+        positions: dict[tuple[str, int], int] = {}
+        for message in messages:
+            positions[(message.topic(), message.partition())] = message.offset() + 1
+            try:
+                header = wire.read_header(message.headers())
+                if header.kind is Kind.ROWS:
+                    pending.extend((b, header, message) for b in self._admit(message, header))
+                elif header.kind is Kind.DELETE_VIEW:
+                    self._apply(pending)  # rows before the deletion go first
+                    pending = []
+                    self._delete_view(message, header)
+                else:
+                    heartbeats.append((message, wire.decode_heartbeat(message.value() or b"")))
+            except PermanentError as exc:
+                self._dead_letter(message, exc)
+        self._apply(pending)
+        # A heartbeat counts as applied once every row before it in its partition is.
+        applied_ns = self.clock()
+        for message, heartbeat in heartbeats:
+            self._retrying(
+                lambda m=message, h=heartbeat: self.store.record_heartbeat(
+                    m.topic(), m.partition(), h, applied_ns
+                )
+            )
+        self._retrying(self.dead_letters.flush)
+        # Offsets advance only now: Redis acknowledged, dead letters are durable.
+        self._retrying(lambda: self.source.commit(positions))
+
+    def _admit(self, message: Message, header: wire.RecordHeader) -> list[EncodedBatch]:
+        if not self.catalog.is_known(header.feature_view, header.schema_fingerprint):
+            raise UnknownSchema(
+                f"feature view {header.feature_view!r} with schema {header.schema_fingerprint!r} "
+                f"is not in {self.region}'s registry"
+            )
+        payload = message.value() or b""
+        limit_s = self.clock() // 1_000_000_000 + int(self.options.max_future_skew_seconds)
+        if header.max_event_s > limit_s:
+            batch = wire.decode_rows(header, payload)
+            kept, future = wire.split_rows(batch, [r.event_s <= limit_s for r in batch.rows])
+            _, future_payload = wire.encode_rows(future)
+            self._dead_letter(
+                message,
+                FutureEventTime(
+                    f"{len(future.rows)} row(s) with event time more than "
+                    f"{self.options.max_future_skew_seconds:.0f}s ahead of the worker's clock"
+                ),
+                payload=future_payload,
+            )
+            if not kept.rows:
+                return []
+            _, payload = wire.encode_rows(kept)
+        return [EncodedBatch(payload, header.feature_view, message.partition(), message.offset())]
+
+    def _apply(self, pending: list[tuple[EncodedBatch, wire.RecordHeader, Message]]) -> None:
+        if not pending:
+            return
+        outcomes = self._retrying(lambda: self.store.apply([batch for batch, _, _ in pending]))
+        now = self.clock()
+        for (_, header, message), outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, MalformedRecord):
+                self._dead_letter(message, outcome)
+                continue
+            assert isinstance(outcome, ApplyOutcome)
+            self.stats.rows_applied += outcome.applied
+            self.stats.rows_skipped_older += outcome.skipped_older
+            self.stats.batches_applied += 1
+            if header.published_ns:
+                self.stats.lag_ms.append((now - header.published_ns) / 1e6)
+        if not self.stats.first_applied_ns:
+            self.stats.first_applied_ns = now
+            log.info("first batch applied", extra={"event": "first_batch_applied"})
+        if self._on_applied:
+            self._on_applied(self.stats)
+
+    def _delete_view(self, message: Message, header: wire.RecordHeader) -> None:
+        delete = wire.decode_delete_view(header, message.value() or b"")
+        touched = self._retrying(
+            lambda: self.store.delete_view(delete, message.partition(), self.options.partitions)
+        )
+        self.stats.views_deleted += 1
+        log.info(
+            "removed feature view %s from %d keys (partition %d)",
+            delete.feature_view,
+            touched,
+            message.partition(),
+            extra={"event": "view_deleted", "feature_view": delete.feature_view},
+        )
+
+    def _dead_letter(
+        self, message: Message, error: PermanentError, payload: bytes | None = None
+    ) -> None:
+        self.dead_letters.send(message, error.reason, str(error), payload)
+        self.stats.dead_letters += 1
+
+    def _retrying(self, action: Callable[[], T]) -> T:
+        delay = 0.1
+        while True:
+            try:
+                return action()
+            except TransientError as exc:
+                log.warning(
+                    "%s; retrying in %.1fs", exc, delay, extra={"event": "transient_error"}
+                )
+                if self._stop.wait(delay):
+                    raise Stopped from exc
+                delay = min(delay * 2, self.options.max_backoff_seconds)
+
+
+__all__ = ["MalformedRecord", "Worker", "WorkerOptions", "WorkerStats"]

@@ -1,0 +1,267 @@
+"""A throwaway replicated project on the running stack, for replication tests.
+
+Each ``ReplicatedProject`` has its own Feast project name, hence its own topics, Redis keys,
+consumer groups and registry objects, so tests never see each other's rows. Feature
+definitions are the real ``feature_repo/``; data comes from its generator.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis
+import yaml
+
+from replicator.adapters.redis_store import NAMESPACE
+from replicator.commands.worker import build_worker
+from replicator.config import Topology, load_topology
+from replicator.registry_sync import sync_once
+from replicator.worker import Worker
+
+ROOT = Path(__file__).resolve().parents[2]
+FEATURE_REPO = ROOT / "feature_repo"
+END = datetime(2026, 11, 1, tzinfo=UTC)
+"""Fixed end of the generated data, so every run writes the same rows."""
+
+FeastKeys = dict[bytes, dict[bytes, bytes]]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ReferenceRedis:
+    """A bare redis-server that Feast's own RedisOnlineStore writes: the expected state."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.client = redis.Redis(port=self.port)
+        wait_for(lambda: _pings(self.client), 10, "reference redis-server")
+
+    @property
+    def connection_string(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.1)
+
+
+class WorkerThread:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._thread = threading.Thread(target=worker.run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self._thread.join(30)
+
+
+class ReplicatedProject:
+    def __init__(self, base_config: Path, workdir: Path, *, partitions: int = 3) -> None:
+        self.name = f"t{uuid.uuid4().hex[:10]}"
+        self.workdir = workdir
+        raw = yaml.safe_load(base_config.read_text())
+        raw["project"] = self.name
+        raw.setdefault("kafka", {})["partitions"] = partitions
+        self.topology_path = workdir / "topology.yaml"
+        self.topology_path.write_text(yaml.safe_dump(raw))
+        self.topology: Topology = load_topology(self.topology_path)
+        self.repo = workdir / "repo"
+        self.repo.mkdir()
+        shutil.copy(FEATURE_REPO / "fraud_features.py", self.repo)
+        self._workers: list[WorkerThread] = []
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    # Feast at the primary ---------------------------------------------------------------
+    def write_feature_store_yaml(self) -> Path:
+        path = self.repo / "feature_store.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "project": self.name,
+                    "provider": "local",
+                    "registry": str(self.repo / "data" / "registry.db"),
+                    "offline_store": {"type": "file"},
+                    "online_store": {
+                        "type": "replicator.feast_publisher.ReplicatingOnlineStore",
+                        "topology": str(self.topology_path),
+                    },
+                    "entity_key_serialization_version": 3,
+                    "auth": {"type": "no_auth"},
+                }
+            )
+        )
+        return path
+
+    def generate_data(self, **sizes: int) -> None:
+        sys.path.insert(0, str(FEATURE_REPO))
+        try:
+            from generate_data import generate  # type: ignore[import-not-found]
+        finally:
+            sys.path.remove(str(FEATURE_REPO))
+        generate(self.repo / "data", end=END, **sizes)
+
+    def primary_store(self):  # type: ignore[no-untyped-def]
+        from feast import FeatureStore
+
+        self.write_feature_store_yaml()
+        return FeatureStore(repo_path=str(self.repo))
+
+    def reference_store(self, reference: ReferenceRedis):  # type: ignore[no-untyped-def]
+        """Feast's own RedisOnlineStore on the same registry: what Feast would have written."""
+        from feast import FeatureStore, RepoConfig
+
+        config = RepoConfig(
+            project=self.name,
+            provider="local",
+            registry=str(self.repo / "data" / "registry.db"),
+            offline_store={"type": "file"},
+            online_store={"type": "redis", "connection_string": reference.connection_string},
+            entity_key_serialization_version=3,
+            repo_path=self.repo,
+        )
+        return FeatureStore(config=config, repo_path=str(self.repo))
+
+    def feature_objects(self, *, without: tuple[str, ...] = ()) -> list[Any]:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(
+            f"fraud_features_{self.name}", self.repo / "fraud_features.py"
+        )
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        cwd = os.getcwd()
+        os.chdir(self.repo)  # FileSource paths are relative to the repo
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            os.chdir(cwd)
+        from feast import Entity, FeatureService, FeatureView, PushSource
+        from feast.data_source import DataSource
+
+        kinds = (Entity, FeatureView, FeatureService, PushSource, DataSource)
+        objects = [v for v in vars(module).values() if isinstance(v, kinds)]
+        return [o for o in objects if getattr(o, "name", None) not in without]
+
+    def sync_registry(self) -> None:
+        sync_once(self.topology, self.repo / "data" / "registry.db")
+
+    # Regions ------------------------------------------------------------------------------
+    def start_workers(self, regions: list[str] | None = None) -> None:
+        for region in regions or list(self.topology.regions):
+            self._workers.append(WorkerThread(build_worker(self.topology, region)))
+
+    def start_worker_process(self, region: str) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"worker-{region}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "replicator.cli", "--config", str(self.topology_path),
+             "--log-format", "json", "worker", "--region", region],
+            stdout=log,
+            stderr=log,
+        )
+        self._processes.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for worker in self._workers:
+            worker.stop()
+        for proc in self._processes:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+    def admin(self, region: str) -> redis.Redis:
+        config = self.topology.region(region).redis
+        return redis.Redis(
+            host=config.host,
+            port=config.port,
+            username=config.admin.username,
+            password=config.admin.password.get_secret_value(),
+        )
+
+    def feast_keys(self, client: redis.Redis) -> FeastKeys:
+        """Every Feast key of this project with all its fields, as bytes."""
+        suffix = self.name.encode()
+        keys = [
+            k for k in client.scan_iter(match=b"*" + suffix, count=1000)
+            if not k.startswith(NAMESPACE)
+        ]
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(key)
+            values = pipe.execute()
+        return dict(zip(keys, values, strict=True))
+
+    def wait_converged(
+        self, expected: FeastKeys, regions: list[str] | None = None, timeout: float = 60
+    ) -> None:
+        for region in regions or list(self.topology.regions):
+            client = self.admin(region)
+
+            def matches(client: redis.Redis = client) -> bool:
+                return self.feast_keys(client) == expected
+
+            try:
+                wait_for(matches, timeout, f"{region} to converge")
+            except AssertionError:
+                actual = self.feast_keys(client)
+                missing = len(expected.keys() - actual.keys())
+                extra = len(actual.keys() - expected.keys())
+                differ = sum(1 for k in expected.keys() & actual.keys() if expected[k] != actual[k])
+                raise AssertionError(
+                    f"{region} differs from the reference: {missing} keys missing, {extra} extra, "
+                    f"{differ} with other bytes (of {len(expected)})"
+                ) from None
+
+
+def recent_window(days: int = 400) -> tuple[datetime, datetime]:
+    return END - timedelta(days=days), END + timedelta(seconds=1)
+
+
+def iter_lines(path: Path) -> Iterator[str]:
+    with path.open() as handle:
+        yield from handle

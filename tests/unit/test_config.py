@@ -1,0 +1,134 @@
+"""Configuration errors name the file, the field and what is wrong."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from replicator import cli
+from replicator.config import load_topology
+from replicator.errors import ConfigError
+from replicator.stack.s3_server import shared_location
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = ROOT / "infra" / "topology.yaml"
+
+
+@pytest.fixture(autouse=True)
+def no_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the committed topology: ignore REPLICATOR_* set by the caller."""
+    for name in list(os.environ):
+        if name.upper().startswith("REPLICATOR_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def topology_data() -> dict:
+    return yaml.safe_load(DEFAULT.read_text())
+
+
+def write(tmp_path: Path, data: dict | str) -> Path:
+    path = tmp_path / "topology.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def test_default_topology_loads():
+    topology = load_topology(DEFAULT)
+    assert topology.primary_region in topology.regions
+    assert len(topology.regions) == 3
+
+
+def test_missing_file_names_the_path_and_the_options(tmp_path: Path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError) as info:
+        load_topology(missing)
+    assert str(missing) in str(info.value)
+    assert "--config" in str(info.value)
+
+
+def test_bad_yaml_gives_the_line_number(tmp_path: Path):
+    path = write(tmp_path, "project: x\nregions:\n  us-east-1: {redis: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load_topology(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: invalid YAML at line ")
+    assert "line 3" in message or "line 4" in message
+
+
+def test_wrong_type_names_the_field_and_the_file(tmp_path: Path, topology_data: dict):
+    topology_data["regions"]["eu-west-1"]["redis"]["port"] = "not-a-port"
+    path = write(tmp_path, topology_data)
+    with pytest.raises(ConfigError) as info:
+        load_topology(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "regions.eu-west-1.redis.port" in message
+    assert "not-a-port" in message
+
+
+def test_unknown_primary_region_is_named(tmp_path: Path, topology_data: dict):
+    topology_data["primary_region"] = "mars-north-1"
+    with pytest.raises(ConfigError) as info:
+        load_topology(write(tmp_path, topology_data))
+    assert "mars-north-1" in str(info.value)
+    assert "us-east-1" in str(info.value)
+
+
+def test_unknown_region_lookup_lists_the_configured_ones():
+    with pytest.raises(ConfigError) as info:
+        load_topology(DEFAULT).region("mars-north-1")
+    assert "mars-north-1" in str(info.value) and "eu-west-1" in str(info.value)
+
+
+def test_unknown_field_is_rejected(tmp_path: Path, topology_data: dict):
+    topology_data["stack"]["kafka_heap"] = 512
+    with pytest.raises(ConfigError) as info:
+        load_topology(write(tmp_path, topology_data))
+    assert "stack.kafka_heap" in str(info.value)
+
+
+def test_passwords_never_appear_in_errors(tmp_path: Path, topology_data: dict):
+    topology_data["regions"]["us-east-1"]["redis"]["writer"]["password"] = ["s3cret-value"]
+    with pytest.raises(ConfigError) as info:
+        load_topology(write(tmp_path, topology_data))
+    assert "regions.us-east-1.redis.writer.password" in str(info.value)
+    assert "s3cret-value" not in str(info.value)
+
+
+def test_environment_overrides_reach_dashed_region_names(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("REPLICATOR_REGIONS__EU_WEST_1__REDIS__PORT", "26380")
+    monkeypatch.setenv("REPLICATOR_STACK__S3_PORT", "29000")
+    topology = load_topology(DEFAULT)
+    assert topology.region("eu-west-1").redis.port == 26380
+    assert topology.stack.s3_port == 29000
+
+
+def test_cli_prints_config_errors_as_one_message_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    assert cli.main(["--config", str(tmp_path / "nope.yaml"), "stack", "status"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("replicator: error: ") and "Traceback" not in err
+
+
+# The local stack serves every region from one S3Proxy ------------------------------------
+def test_local_stack_rejects_regions_with_different_s3_endpoints(
+    tmp_path: Path, topology_data: dict
+):
+    topology_data["regions"]["eu-west-1"]["s3"]["endpoint_url"] = "http://127.0.0.1:19999"
+    topology = load_topology(write(tmp_path, topology_data))
+    with pytest.raises(ConfigError) as info:
+        shared_location(topology)
+    assert "regions.eu-west-1.s3.endpoint_url" in str(info.value)
+
+
+def test_local_stack_rejects_an_endpoint_off_the_s3_port(tmp_path: Path, topology_data: dict):
+    topology_data["stack"]["s3_port"] = 19001
+    topology = load_topology(write(tmp_path, topology_data))
+    with pytest.raises(ConfigError) as info:
+        shared_location(topology)
+    assert "stack.s3_port" in str(info.value)
