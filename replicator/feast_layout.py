@@ -120,10 +120,15 @@ def delete_view(table: FeatureView, view_name: str, project: str, published_ns: 
     )
 
 
-def view_schemas(tables: Sequence[Any], versioning: bool) -> dict[str, str]:
-    """Fingerprint of every view, by its Redis name (used for the region's schema manifest)."""
+def view_schemas(tables: Sequence[Any], versioning: bool) -> dict[str, dict[str, Any]]:
+    """What a region needs to know of each view, by its Redis name (see registry_sync)."""
     out = {}
     for table in tables:
         name = redis_view_name(table, versioning)
-        out[name] = schema_fingerprint(table, name)
+        out[name] = {
+            "fingerprint": schema_fingerprint(table, name),
+            "join_keys": sorted(table.join_keys),
+            "key_prefix": bytes(_redis_key_prefix(table.join_keys)).hex(),
+            "features": {f.name: field_key(name, f.name).hex() for f in table.features},
+        }
     return out

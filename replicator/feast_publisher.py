@@ -41,10 +41,11 @@ from replicator.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+STORE_TYPE = "replicator.feast_publisher.ReplicatingOnlineStore"
+
+
 class ReplicatingOnlineStoreConfig(RedisOnlineStoreConfig):
-    type: Literal["replicator.feast_publisher.ReplicatingOnlineStore"] = (  # type: ignore[assignment]
-        "replicator.feast_publisher.ReplicatingOnlineStore"
-    )
+    type: Literal["replicator.feast_publisher.ReplicatingOnlineStore"] = STORE_TYPE  # type: ignore[assignment]
     topology: str | None = None
     """Topology YAML. Default: $REPLICATOR_CONFIG, else infra/topology.yaml in the current
     directory or the nearest parent that has one."""
@@ -106,8 +107,7 @@ class ReplicatingOnlineStore(RedisOnlineStore):
         topology = self._topology(config)
         view = feast_layout.redis_view_name(table, _versioning(config))
         topic = topology.topic_for(view)
-        publisher = self._publisher_for(topology)
-        publisher.ensure_topics([topic], topology.kafka.partitions, topology.kafka.replication_factor)
+        publisher = self._publisher_with_topics(topology, [topic])
         store_config: ReplicatingOnlineStoreConfig = config.online_store
         batches = feast_layout.encode_rows(
             data,
@@ -156,13 +156,8 @@ class ReplicatingOnlineStore(RedisOnlineStore):
         """``feast apply``: create topics for kept views, replicate removal of the others."""
         topology = self._topology(config)
         versioning = _versioning(config)
-        publisher = self._publisher_for(topology)
-        views = {feast_layout.redis_view_name(t, versioning): t for t in tables_to_keep}
-        publisher.ensure_topics(
-            [topology.topic_for(v) for v in views],
-            topology.kafka.partitions,
-            topology.kafka.replication_factor,
-        )
+        views = [feast_layout.redis_view_name(t, versioning) for t in tables_to_keep]
+        self._publisher_with_topics(topology, [topology.topic_for(v) for v in views])
         self._publish_deletions(config, tables_to_delete)
 
     def teardown(
@@ -178,18 +173,18 @@ class ReplicatingOnlineStore(RedisOnlineStore):
         if not tables:
             return
         topology = self._topology(config)
-        publisher = self._publisher_for(topology)
         for table in tables:
             view = feast_layout.redis_view_name(table, _versioning(config))
             topic = topology.topic_for(view)
-            publisher.ensure_topics([topic], topology.kafka.partitions, topology.kafka.replication_factor)
+            publisher = self._publisher_with_topics(topology, [topic])
             marker = feast_layout.delete_view(table, view, config.project, time.time_ns())
             headers, payload = wire.encode_delete_view(marker)
             # Into every partition, so each deletion is ordered after that partition's rows.
             for partition in range(topology.kafka.partitions):
                 publisher.send(topic, partition, payload, headers)
             log.info("replicating removal of feature view %s", view)
-        publisher.flush(config.online_store.publish_timeout_seconds)
+        if self._publisher is not None:
+            self._publisher.flush(config.online_store.publish_timeout_seconds)
 
     # Helpers ----------------------------------------------------------------------------
     def _topology(self, config: RepoConfig) -> Topology:
@@ -201,12 +196,15 @@ class ReplicatingOnlineStore(RedisOnlineStore):
             )
         return topology
 
-    def _publisher_for(self, topology: Topology) -> KafkaPublisher:
+    def _publisher_with_topics(self, topology: Topology, topics: list[str]) -> KafkaPublisher:
         if self._publisher is None:
             self._publisher = KafkaPublisher(
                 topology.bootstrap_servers_for(topology.primary_region),
                 client_id=f"feast-primary-{topology.project}",
             )
+        self._publisher.ensure_topics(
+            topics, topology.kafka.partitions, topology.kafka.replication_factor
+        )
         return self._publisher
 
     def _registry_version(self, config: RepoConfig) -> str:

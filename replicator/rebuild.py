@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -21,7 +21,7 @@ from replicator.adapters.kafka_source import subscription_pattern
 from replicator.adapters.redis_store import RegionStore
 from replicator.adapters.s3_catalog import S3ManifestCatalog
 from replicator.config import Topology
-from replicator.core.ports import Message
+from replicator.core.ports import Message, position
 from replicator.worker import Worker, WorkerOptions
 
 log = logging.getLogger(__name__)
@@ -69,15 +69,15 @@ class LogReplaySource:
     def records_read(self) -> int:
         return sum(self.position.values()) + len(self.position)
 
-    def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
+    def poll_batch(self, max_messages: int, timeout: float) -> Sequence[Message]:
         out = []
         for message in self._consumer.consume(num_messages=max_messages, timeout=timeout):
             if message.error():
                 continue
-            tp = (message.topic(), message.partition())
-            if message.offset() >= self.end.get(tp, 0):
+            topic, partition, offset = position(message)
+            if offset >= self.end.get((topic, partition), 0):
                 continue  # written after the rebuild started: the live worker applies it
-            self.position[tp] = message.offset()
+            self.position[(topic, partition)] = offset
             out.append(message)
         return out
 
@@ -94,7 +94,9 @@ class CountingDeadLetters:
     def __init__(self) -> None:
         self.count = 0
 
-    def send(self, message: Message, reason: str, detail: str, payload: bytes | None = None) -> None:
+    def send(
+        self, message: Message, reason: str, detail: str, payload: bytes | None = None
+    ) -> None:
         self.count += 1
 
     def flush(self) -> None:
@@ -123,14 +125,18 @@ def rebuild_region(
     progress_interval: float = 1.0,
 ) -> RebuildReport:
     config = topology.region(region)
-    pattern = subscription_pattern(topology.kafka.topic_prefix, topology.project, config.feature_views)
+    pattern = subscription_pattern(
+        topology.kafka.topic_prefix, topology.project, config.feature_views
+    )
     source = LogReplaySource(
         topology.bootstrap_servers_for(region),
         pattern,
         group_id=f"{topology.worker.consumer_group_prefix}-{topology.project}-{region}-rebuild",
     )
     dead = CountingDeadLetters()
-    store = RegionStore(config.redis, config.redis.writer, key_ttl_seconds=topology.worker.key_ttl_seconds)
+    store = RegionStore(
+        config.redis, config.redis.writer, key_ttl_seconds=topology.worker.key_ttl_seconds
+    )
     worker = Worker(
         region,
         source=source,
@@ -176,4 +182,3 @@ def rebuild_region(
         f"skipped, {elapsed:.1f}s ({report.rows_per_second:,.0f} rows/s)"
     )
     return report
-

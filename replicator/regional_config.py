@@ -61,7 +61,9 @@ def write_regional_repo(topology: Topology, region: str, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
         out_dir / "feature_store.yaml": feature_store_yaml(topology, region),
-        out_dir / "feast.env": "".join(f"{k}={v}\n" for k, v in feast_env(topology, region).items()),
+        out_dir / "feast.env": "".join(
+            f"{k}={v}\n" for k, v in feast_env(topology, region).items()
+        ),
     }
     for path, text in files.items():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -1,8 +1,10 @@
 """Copies the primary's Feast registry to every region's bucket, with a schema manifest.
 
 Per region: the registry object first, the manifest last, so a reader that trusts the
-manifest never sees a half-written version. The manifest names the registry's sha256 and the
-schema fingerprint of every feature view; workers admit only rows whose fingerprint it lists.
+manifest never sees a half-written version. The manifest names the registry's sha256, the
+schema fingerprint of every feature view (workers admit only rows whose fingerprint it lists)
+and each view's Redis field keys (the consistency checker compares views with them), so
+nothing in a region needs Feast to read it.
 """
 
 from __future__ import annotations
@@ -43,12 +45,16 @@ def build_manifest(registry_bytes: bytes, project: str, versioning: bool) -> dic
         if proto.spec.project == project
     ]
     digest = hashlib.sha256(registry_bytes).hexdigest()
+    schemas = feast_layout.view_schemas(views, versioning)
     return {
         "project": project,
         "version": digest[:16],
         "sha256": digest,
         "synced_at": datetime.now(UTC).isoformat(),
-        "feature_views": feast_layout.view_schemas(views, versioning),
+        # view -> schema fingerprint: what workers admit.
+        "feature_views": {name: schema["fingerprint"] for name, schema in schemas.items()},
+        # view -> join keys, Redis key prefix (hex), feature -> field key (hex).
+        "views": schemas,
     }
 
 

@@ -8,18 +8,18 @@ anywhere before the commit means redelivery, which the apply script makes harmle
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from replicator.adapters.redis_store import ApplyOutcome, EncodedBatch
 from replicator.core import wire
-from replicator.core.ports import ChangeSource, DeadLetters, Message, SchemaCatalog, Store
-from replicator.core.records import Heartbeat, Kind
+from replicator.core.ports import ChangeSource, DeadLetters, Message, SchemaCatalog, Store, position
+from replicator.core.records import ApplyOutcome, EncodedBatch, Heartbeat, Kind
 from replicator.errors import (
     FutureEventTime,
     MalformedRecord,
@@ -46,9 +46,12 @@ class WorkerStats:
     first_applied_ns: int = 0
     lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
 
+    assigned_partitions: int = 0
+
     def summary(self) -> dict[str, float]:
         lags = sorted(self.lag_ms)
         return {
+            "assigned_partitions": self.assigned_partitions,
             "rows_applied": self.rows_applied,
             "rows_skipped_older": self.rows_skipped_older,
             "batches_applied": self.batches_applied,
@@ -124,22 +127,29 @@ class Worker:
         return self.stats
 
     def step(self) -> int:
-        messages = self.source.poll_batch(self.options.max_messages, self.options.poll_timeout_seconds)
+        messages = self.source.poll_batch(
+            self.options.max_messages, self.options.poll_timeout_seconds
+        )
         if messages:
             self._process(messages)
+        self.stats.assigned_partitions = len(getattr(self.source, "assigned", ()))
         now = time.monotonic()
-        if self.options.publish_stats and now - self._last_stats >= self.options.stats_interval_seconds:
+        if (
+            self.options.publish_stats
+            and now - self._last_stats >= self.options.stats_interval_seconds
+        ):
             self._last_stats = now
             self.store.write_stats(self.region, self.stats.summary())
         return len(messages)
 
     # The pipeline ---------------------------------------------------------------------
-    def _process(self, messages: list[Message]) -> None:
+    def _process(self, messages: Sequence[Message]) -> None:
         pending: list[tuple[EncodedBatch, wire.RecordHeader, Message]] = []
         heartbeats: list[tuple[Message, Heartbeat]] = []
         positions: dict[tuple[str, int], int] = {}
         for message in messages:
-            positions[(message.topic(), message.partition())] = message.offset() + 1
+            topic, partition, offset = position(message)
+            positions[(topic, partition)] = offset + 1
             try:
                 header = wire.read_header(message.headers())
                 if header.kind is Kind.ROWS:
@@ -156,11 +166,11 @@ class Worker:
         # A heartbeat counts as applied once every row before it in its partition is.
         applied_ns = self.clock()
         for message, heartbeat in heartbeats:
-            self._retrying(
-                lambda m=message, h=heartbeat: self.store.record_heartbeat(
-                    m.topic(), m.partition(), h, applied_ns
-                )
+            topic, partition, _ = position(message)
+            record = functools.partial(
+                self.store.record_heartbeat, topic, partition, heartbeat, applied_ns
             )
+            self._retrying(record)
         self._retrying(self.dead_letters.flush)
         # Offsets advance only now: Redis acknowledged, dead letters are durable.
         self._retrying(lambda: self.source.commit(positions))
@@ -188,7 +198,8 @@ class Worker:
             if not kept.rows:
                 return []
             _, payload = wire.encode_rows(kept)
-        return [EncodedBatch(payload, header.feature_view, message.partition(), message.offset())]
+        _, partition, offset = position(message)
+        return [EncodedBatch(payload, header.feature_view, partition, offset)]
 
     def _apply(self, pending: list[tuple[EncodedBatch, wire.RecordHeader, Message]]) -> None:
         if not pending:
@@ -213,15 +224,16 @@ class Worker:
 
     def _delete_view(self, message: Message, header: wire.RecordHeader) -> None:
         delete = wire.decode_delete_view(header, message.value() or b"")
+        _, partition, _ = position(message)
         touched = self._retrying(
-            lambda: self.store.delete_view(delete, message.partition(), self.options.partitions)
+            lambda: self.store.delete_view(delete, partition, self.options.partitions)
         )
         self.stats.views_deleted += 1
         log.info(
             "removed feature view %s from %d keys (partition %d)",
             delete.feature_view,
             touched,
-            message.partition(),
+            partition,
             extra={"event": "view_deleted", "feature_view": delete.feature_view},
         )
 
@@ -237,9 +249,7 @@ class Worker:
             try:
                 return action()
             except TransientError as exc:
-                log.warning(
-                    "%s; retrying in %.1fs", exc, delay, extra={"event": "transient_error"}
-                )
+                log.warning("%s; retrying in %.1fs", exc, delay, extra={"event": "transient_error"})
                 if self._stop.wait(delay):
                     raise Stopped from exc
                 delay = min(delay * 2, self.options.max_backoff_seconds)

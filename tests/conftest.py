@@ -38,6 +38,10 @@ REDIS_IMAGE = "redis:7.0"
 MINIO_IMAGE = "minio/minio:RELEASE.2025-04-22T22-12-26Z"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    services_mode()  # a typo in REPLICATOR_TEST_SERVICES stops the run at once
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     integration_dir = ROOT / "tests" / "integration"
     for item in items:
@@ -99,10 +103,15 @@ def _local_stack_session() -> Iterator[Topology]:
 
 
 @pytest.fixture
-def local_stack(topology: Topology) -> Any:
-    """The ``LocalStack`` behind ``topology``; skips tests of the stack itself under Docker."""
+def local_stack_only() -> None:
+    """Skips a test of the local stack itself when the services come from Docker."""
     if services_mode() != "local":
-        pytest.skip(f"tests the local stack; {SERVICES_ENV}={services_mode()}")
+        pytest.skip(f"tests the local stack itself; {SERVICES_ENV}={services_mode()}")
+
+
+@pytest.fixture
+def local_stack(local_stack_only: None, topology: Topology) -> Any:
+    """The ``LocalStack`` behind ``topology``."""
     from replicator.stack import LocalStack
 
     return LocalStack(topology, cwd=ROOT)
@@ -158,7 +167,8 @@ def _start_containers(resources: ExitStack) -> Topology:
 
         docker.from_env().ping()
     except Exception as exc:
-        pytest.skip(f"{SERVICES_ENV}=testcontainers needs a running Docker engine ({exc})")
+        reason = str(exc).splitlines()[0][:160]
+        pytest.skip(f"{SERVICES_ENV}=testcontainers needs a running Docker engine ({reason})")
     from testcontainers.community.kafka import KafkaContainer
     from testcontainers.community.redis import RedisContainer
     from testcontainers.core.container import DockerContainer

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from replicator.adapters.kafka_publisher import KafkaPublisher
-from replicator.core.ports import Message
-from replicator.core.wire import H_DETAIL, H_REASON, H_SOURCE
+from replicator.core.ports import Message, position
+from replicator.core.wire import H_DETAIL, H_REASON, H_SOURCE, Headers
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +21,12 @@ class KafkaDeadLetters:
     def ensure_topic(self, partitions: int, replication_factor: int) -> None:
         self._publisher.ensure_topics([self._topic], partitions, replication_factor)
 
-    def send(self, message: Message, reason: str, detail: str, payload: bytes | None = None) -> None:
-        source = f"{message.topic()}:{message.partition()}:{message.offset()}"
-        headers = [
+    def send(
+        self, message: Message, reason: str, detail: str, payload: bytes | None = None
+    ) -> None:
+        topic, partition, offset = position(message)
+        source = f"{topic}:{partition}:{offset}"
+        headers: Headers = [
             *(message.headers() or []),
             (H_REASON, reason.encode()),
             (H_DETAIL, detail[:1000].encode()),

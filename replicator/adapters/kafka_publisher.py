@@ -10,6 +10,7 @@ from types import TracebackType
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from replicator.core.wire import Headers
 from replicator.errors import PublishError
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ class KafkaPublisher:
             self._producer = Producer(self._config)
         return self._producer
 
-    def ensure_topics(self, topics: Iterable[str], partitions: int, replication_factor: int) -> None:
+    def ensure_topics(
+        self, topics: Iterable[str], partitions: int, replication_factor: int
+    ) -> None:
         missing = [t for t in topics if t not in self._known_topics]
         if not missing:
             return
@@ -75,15 +78,15 @@ class KafkaPublisher:
         for topic, future in self._admin.create_topics(new, operation_timeout=30).items():
             try:
                 future.result(timeout=60)
-                log.info("created topic %s", topic, extra={"event": "topic_created", "topic": topic})
+                log.info(
+                    "created topic %s", topic, extra={"event": "topic_created", "topic": topic}
+                )
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise PublishError(f"cannot create topic {topic}: {exc}") from exc
             self._known_topics.add(topic)
 
-    def send(
-        self, topic: str, partition: int, payload: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
+    def send(self, topic: str, partition: int, payload: bytes, headers: Headers) -> None:
         while True:
             try:
                 self.producer.produce(

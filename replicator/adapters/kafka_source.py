@@ -51,12 +51,15 @@ class KafkaSource:
         self._config = config
         self._pattern = pattern
         self._consumer: Consumer | None = None
+        self.assigned: set[tuple[str, int]] = set()
 
     @property
     def consumer(self) -> Consumer:
         if self._consumer is None:
             self._consumer = Consumer(self._config)
-            self._consumer.subscribe([self._pattern])
+            self._consumer.subscribe(
+                [self._pattern], on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
         return self._consumer
 
     def __enter__(self) -> KafkaSource:
@@ -66,6 +69,14 @@ class KafkaSource:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned.update((p.topic, p.partition) for p in partitions)
+        log.info("assigned %d partition(s)", len(partitions), extra={"event": "assigned"})
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Nothing is in flight here: every poll is applied and committed before the next one.
+        self.assigned.difference_update((p.topic, p.partition) for p in partitions)
 
     def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
         messages = self.consumer.consume(num_messages=max_messages, timeout=timeout)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from types import TracebackType
 
 import redis
 
 from replicator.config import RedisEndpoint, RedisUser
-from replicator.core.records import DeleteView, Heartbeat
+from replicator.core.records import ApplyOutcome, DeleteView, EncodedBatch, Heartbeat
 from replicator.core.wire import partition_for
 from replicator.errors import MalformedRecord, TransientError
 
@@ -25,40 +24,29 @@ log = logging.getLogger(__name__)
 NAMESPACE = b"_replicator:"
 
 
+def worker_stats_key(region: str) -> str:
+    """Hash of a region's worker counters (rows applied, skipped, lag quantiles...)."""
+    return f"{NAMESPACE.decode()}worker:{region}"
+
+
 def version_key(feature_view: str, partition: int) -> bytes:
     """Hash of last-writer-wins versions for one (view, partition): field = Feast key."""
     return NAMESPACE + b"v:" + feature_view.encode() + b":" + str(partition).encode()
+
 
 _SCRIPTS = resources.files("replicator.adapters")
 _APPLY_LUA = (_SCRIPTS / "apply_rows.lua").read_text(encoding="utf-8")
 _DELETE_LUA = (_SCRIPTS / "delete_view.lua").read_text(encoding="utf-8")
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedBatch:
-    """A row batch as it came off the wire, with where it sits in the log."""
-
-    payload: bytes
-    feature_view: str
-    partition: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyOutcome:
-    applied: int
-    skipped_older: int
-
-
-def connect(endpoint: RedisEndpoint, user: RedisUser, **options: object) -> redis.Redis:
+def connect(endpoint: RedisEndpoint, user: RedisUser, *, timeout: float = 30.0) -> redis.Redis:
     return redis.Redis(
         host=endpoint.host,
         port=endpoint.port,
         username=user.username,
         password=user.password.get_secret_value(),
-        socket_timeout=options.pop("socket_timeout", 30),
-        socket_connect_timeout=options.pop("socket_connect_timeout", 5),
-        **options,  # type: ignore[arg-type]
+        socket_timeout=timeout,
+        socket_connect_timeout=5,
     )
 
 
@@ -112,7 +100,7 @@ class RegionStore:
         try:
             with client.pipeline(transaction=False) as pipe:
                 for b in batches:
-                    args = [
+                    args: list[bytes | str | int] = [
                         b.payload,
                         b.offset,
                         ttl,
@@ -142,7 +130,7 @@ class RegionStore:
         self, topic: str, partition: int, heartbeat: Heartbeat, applied_ns: int
     ) -> None:
         """Remember the newest heartbeat applied for this partition (primary clock kept)."""
-        key = NAMESPACE + b"hb:" + topic.encode() + b":" + str(partition).encode()
+        key = f"{NAMESPACE.decode()}hb:{topic}:{partition}"
         try:
             self.client.hset(
                 key,
@@ -158,7 +146,7 @@ class RegionStore:
     def write_stats(self, region: str, stats: dict[str, float]) -> None:
         """Publish the worker's counters next to the data (read by the demo and checker)."""
         try:
-            self.client.hset(NAMESPACE + b"worker:" + region.encode(), mapping=stats)
+            self.client.hset(worker_stats_key(region), mapping=stats)
         except redis.RedisError as exc:
             log.debug("cannot write worker stats: %s", exc)
 
@@ -175,8 +163,9 @@ class RegionStore:
             raise TransientError(f"redis {self._where} refused the batch: {text}")
         if isinstance(reply, Exception):
             raise TransientError(f"redis {self._where}: {reply}")
-        applied, skipped = reply  # type: ignore[misc]
-        return ApplyOutcome(int(applied), int(skipped))
+        if not isinstance(reply, list) or len(reply) != 2:
+            raise TransientError(f"redis {self._where}: unexpected apply reply {reply!r}")
+        return ApplyOutcome(int(reply[0]), int(reply[1]))
 
     @property
     def _where(self) -> str:

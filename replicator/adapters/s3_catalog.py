@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -20,7 +21,6 @@ from replicator.config import S3Location
 log = logging.getLogger(__name__)
 
 
-
 def registry_key(project: str) -> str:
     return f"feast/{project}/registry.db"
 
@@ -29,7 +29,7 @@ def manifest_key(project: str) -> str:
     return f"feast/{project}/manifest.json"
 
 
-def s3_client(location: S3Location):  # type: ignore[no-untyped-def]
+def s3_client(location: S3Location) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=location.endpoint_url,
@@ -47,7 +47,7 @@ class S3ManifestCatalog:
         self._location = location
         self._key = manifest_key(project)
         self._min_refresh = min_refresh_seconds
-        self._client = None
+        self._client: Any = None
         self._fingerprints: dict[str, str] = {}
         self._version = ""
         self._loaded_at = float("-inf")

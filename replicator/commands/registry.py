@@ -45,8 +45,10 @@ def _sync(args: argparse.Namespace) -> int:
         result = sync_once(topology, args.registry)
         if result.regions_updated or not args.watch:
             updated = ", ".join(result.regions_updated) or "none"
-            print(f"registry {result.version}: updated {updated}; already current: "
-                  f"{', '.join(result.regions_current) or 'none'}")
+            print(
+                f"registry {result.version}: updated {updated}; already current: "
+                f"{', '.join(result.regions_current) or 'none'}"
+            )
         if not args.watch:
             return 0
         time.sleep(args.watch)

@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-from replicator.core.records import DeleteView, Heartbeat
+from replicator.core.records import ApplyOutcome, DeleteView, EncodedBatch, Heartbeat
+from replicator.errors import MalformedRecord
 
 
 class Message(Protocol):
-    """The subset of confluent_kafka.Message the worker uses."""
+    """The subset of confluent_kafka.Message the worker uses (same signatures)."""
 
-    def topic(self) -> str: ...
-    def partition(self) -> int: ...
-    def offset(self) -> int: ...
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
     def value(self) -> bytes | None: ...
-    def headers(self) -> list[tuple[str, bytes]] | None: ...
-    def error(self) -> object | None: ...
+    def headers(self) -> Any: ...
+    def error(self) -> Any: ...
+
+
+def position(message: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed record (always set once consumed)."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError("record without a log position")
+    return topic, partition, offset
 
 
 class ChangeSource(Protocol):
-    def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
+    def poll_batch(self, max_messages: int, timeout: float) -> Sequence[Message]:
         """Up to ``max_messages`` records, in log order within each partition."""
 
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
@@ -31,7 +40,9 @@ class ChangeSource(Protocol):
 
 
 class DeadLetters(Protocol):
-    def send(self, message: Message, reason: str, detail: str, payload: bytes | None = None) -> None:
+    def send(
+        self, message: Message, reason: str, detail: str, payload: bytes | None = None
+    ) -> None:
         """Queue a record for the dead-letter topic (``payload`` replaces the original)."""
 
     def flush(self) -> None:
@@ -46,9 +57,11 @@ class SchemaCatalog(Protocol):
 class Store(Protocol):
     """The region's online store as the worker writes it (see adapters/redis_store.py)."""
 
-    def apply(self, batches: Sequence[object]) -> list[object]: ...
+    def apply(self, batches: Sequence[EncodedBatch]) -> list[ApplyOutcome | MalformedRecord]: ...
     def delete_view(self, delete: DeleteView, partition: int, partitions: int) -> int: ...
-    def record_heartbeat(self, topic: str, partition: int, heartbeat: Heartbeat, applied_ns: int) -> None: ...
+    def record_heartbeat(
+        self, topic: str, partition: int, heartbeat: Heartbeat, applied_ns: int
+    ) -> None: ...
     def write_stats(self, region: str, stats: dict[str, float]) -> None: ...
 
 

@@ -6,11 +6,11 @@ bytes made by Feast's own functions at the primary), so a region needs no Feast 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
+from enum import StrEnum
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     ROWS = "rows"
     DELETE_VIEW = "delete_view"
     HEARTBEAT = "heartbeat"
@@ -123,12 +123,16 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, slots=True)
-class Envelope:
-    """A decoded Kafka record with where it came from."""
+class EncodedBatch:
+    """A row batch as it came off the wire, with where it sits in the log."""
 
-    topic: str
+    payload: bytes
+    feature_view: str
     partition: int
     offset: int
-    kind: Kind
-    body: RowBatch | DeleteView | Heartbeat
-    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOutcome:
+    applied: int
+    skipped_older: int

@@ -14,6 +14,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgpack
 
@@ -37,7 +38,7 @@ H_SOURCE = "dlq_source"
 
 ROW_FIXED_FIELDS = 6  # key, ts, event_s, event_nanos, created_s, created_nanos
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -166,7 +167,9 @@ def decode_rows(header: RecordHeader, payload: bytes) -> RowBatch:
 def decode_delete_view(header: RecordHeader, payload: bytes) -> DeleteView:
     body = _unpack(payload)
     if len(body) != 5 or not isinstance(body[2], list):
-        raise MalformedRecord("delete_view payload must be [version, view, fields, prefix, project]")
+        raise MalformedRecord(
+            "delete_view payload must be [version, view, fields, prefix, project]"
+        )
     _, view, fields, prefix, project = body
     if not isinstance(prefix, bytes):
         raise MalformedRecord("delete_view key prefix must be bytes")
@@ -180,7 +183,7 @@ def decode_heartbeat(payload: bytes) -> Heartbeat:
     return Heartbeat(sequence=body[1], emitted_ns=body[2])
 
 
-def _unpack(payload: bytes | None) -> list[object]:
+def _unpack(payload: bytes | None) -> list[Any]:
     try:
         body = msgpack.unpackb(payload or b"", raw=True, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types

@@ -203,7 +203,7 @@ def test_cli_status_json(
 
 @pytest.fixture
 def isolated_topology(
-    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    local_stack_only: None, config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Topology:
     """The default topology moved to free ports and a private state dir."""
     base = load_topology(config_file)

@@ -1,5 +1,5 @@
 """feature_repo/ without services: the generator is deterministic and writes what the
-FileSources declare; feature_store.yaml with local.env points at the topology's primary Redis."""
+FileSources declare; feature_store.yaml publishes through the replicator and reads the primary."""
 
 from __future__ import annotations
 
@@ -121,13 +121,7 @@ def test_files_have_the_columns_and_types_the_sources_declare(
         assert actual == expected, view.name
 
 
-def _local_env() -> dict[str, str]:
-    lines = (REPO_DIR / "local.env").read_text(encoding="utf-8").splitlines()
-    pairs = [line.split("=", 1) for line in lines if line.strip() and not line.startswith("#")]
-    return {key.strip(): value.strip() for key, value in pairs}
-
-
-def test_feature_store_yaml_with_local_env_targets_the_primary_as_admin(
+def test_feature_store_yaml_publishes_through_the_replicator_and_reads_the_primary(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("feast")
@@ -138,18 +132,17 @@ def test_feature_store_yaml_with_local_env_targets_the_primary_as_admin(
     for key in list(os.environ):
         if key.startswith("REPLICATOR_"):
             monkeypatch.delenv(key)
+    monkeypatch.chdir(REPO_DIR)  # the store finds ../infra/topology.yaml from here
     topology = load_topology(ROOT / "infra" / "topology.yaml")
-    for key, value in _local_env().items():
-        monkeypatch.setenv(key, value)
 
     config = load_repo_config(REPO_DIR, REPO_DIR / "feature_store.yaml")
 
     primary = topology.regions[topology.primary_region].redis
-    admin = primary.admin
+    reader = primary.reader
     assert config.project == topology.project
     assert config.entity_key_serialization_version == 3
-    assert config.online_store.type == "redis"
+    assert config.online_store.type == "replicator.feast_publisher.ReplicatingOnlineStore"
     assert config.online_store.connection_string == (
-        f"{primary.host}:{primary.port},username={admin.username},"
-        f"password={admin.password.get_secret_value()}"
+        f"{primary.host}:{primary.port},username={reader.username},"
+        f"password={reader.password.get_secret_value()}"
     )

@@ -1,0 +1,362 @@
+"""In-memory twins of the worker's ports, and builders for the records they carry.
+
+``FakeStore`` keeps the contract of ``adapters/redis_store.RegionStore`` (checked against the
+real one by ``tests/integration/test_store_contract.py``): it decodes the same wire-v1
+payloads, decides with ``Version.supersedes`` what ``apply_rows.lua`` decides in Redis, and
+lays hashes out the way Feast does. Every fake can append to a shared ``events`` list so a
+test can check the order of calls across ports (apply, dead letters, flush, commit).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from replicator.adapters.redis_store import ApplyOutcome, EncodedBatch
+from replicator.core import wire
+from replicator.core.records import DeleteView, Heartbeat, Kind, Row, RowBatch, Version
+from replicator.errors import MalformedRecord
+
+TOPIC = "feast.test_project.driver_stats"
+VIEW = "driver_stats"
+FINGERPRINT = "fp-1"
+FIELDS = (b"\x01\x00\x00\x00", b"\x02\x00\x00\x00")
+
+Event = tuple[object, ...]
+
+
+# Builders --------------------------------------------------------------------------------
+def make_row(
+    key: bytes,
+    event_s: int,
+    event_nanos: int = 0,
+    created_s: int = 0,
+    created_nanos: int = 0,
+    *,
+    values: Sequence[bytes] | None = None,
+    ts: bytes | None = None,
+    width: int = len(FIELDS),
+) -> Row:
+    """A row whose ts and values name its key and version, so bytes tell writes apart."""
+    tag = b"%s@%d.%d/%d.%d" % (key, event_s, event_nanos, created_s, created_nanos)
+    if values is None:
+        values = tuple(b"v%d:" % i + tag for i in range(width))
+    return Row(
+        key, ts or b"ts:" + tag, event_s, event_nanos, created_s, created_nanos, tuple(values)
+    )
+
+
+def make_batch(
+    rows: Iterable[Row],
+    *,
+    view: str = VIEW,
+    fields: Sequence[bytes] = FIELDS,
+    fingerprint: str = FINGERPRINT,
+    registry_version: str = "reg-1",
+    published_ns: int = 0,
+) -> RowBatch:
+    return RowBatch(view, tuple(fields), tuple(rows), fingerprint, registry_version, published_ns)
+
+
+def encoded(batch: RowBatch, *, offset: int = 0, partition: int = 0) -> EncodedBatch:
+    _, payload = wire.encode_rows(batch)
+    return EncodedBatch(payload, batch.feature_view, partition, offset)
+
+
+def feast_hash(batch: RowBatch, row: Row) -> dict[bytes, bytes]:
+    """What Feast's Redis hash holds for this row's view after the row was written."""
+    return {batch.ts_field: row.ts, **dict(zip(batch.fields, row.values, strict=True))}
+
+
+@dataclass
+class FakeMessage:
+    """The subset of ``confluent_kafka.Message`` the worker uses (``core.ports.Message``)."""
+
+    topic_: str
+    partition_: int
+    offset_: int
+    value_: bytes | None
+    headers_: list[tuple[str, bytes]] | None
+
+    def topic(self) -> str:
+        return self.topic_
+
+    def partition(self) -> int:
+        return self.partition_
+
+    def offset(self) -> int:
+        return self.offset_
+
+    def value(self) -> bytes | None:
+        return self.value_
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self.headers_
+
+    def error(self) -> object | None:
+        return None
+
+
+def rows_message(
+    batch: RowBatch, offset: int, *, partition: int = 0, topic: str = TOPIC
+) -> FakeMessage:
+    headers, payload = wire.encode_rows(batch)
+    return FakeMessage(topic, partition, offset, payload, headers)
+
+
+def delete_message(
+    delete: DeleteView, offset: int, *, partition: int = 0, topic: str = TOPIC
+) -> FakeMessage:
+    headers, payload = wire.encode_delete_view(delete)
+    return FakeMessage(topic, partition, offset, payload, headers)
+
+
+def heartbeat_message(
+    heartbeat: Heartbeat, offset: int, *, partition: int = 0, topic: str = TOPIC
+) -> FakeMessage:
+    headers, payload = wire.encode_heartbeat(heartbeat)
+    return FakeMessage(topic, partition, offset, payload, headers)
+
+
+def with_header(headers: wire.Headers, name: str, value: bytes | None) -> wire.Headers:
+    """A copy of ``headers`` with ``name`` replaced (``None`` removes it)."""
+    kept = [(k, v) for k, v in headers if k != name]
+    return kept if value is None else [*kept, (name, value)]
+
+
+# Ports -------------------------------------------------------------------------------------
+class _Failures:
+    """Exceptions a fake raises on its next calls of one method, before doing anything."""
+
+    def __init__(self) -> None:
+        self._queued: dict[str, deque[BaseException]] = {}
+        self.on_failure: Callable[[str], None] | None = None
+
+    def fail(self, method: str, error: BaseException, times: int = 1) -> None:
+        self._queued.setdefault(method, deque()).extend([error] * times)
+
+    def check(self, method: str) -> None:
+        queued = self._queued.get(method)
+        if queued:
+            error = queued.popleft()
+            if self.on_failure is not None:
+                self.on_failure(method)
+            raise error
+
+
+class FakeStore(_Failures):
+    """In-memory ``RegionStore``: Feast's hashes, last-writer-wins versions, heartbeats."""
+
+    def __init__(
+        self, *, key_ttl_seconds: int | None = None, events: list[Event] | None = None
+    ) -> None:
+        super().__init__()
+        self.hashes: dict[bytes, dict[bytes, bytes]] = {}
+        """Feast keys -> hash, exactly as HGETALL would return them."""
+        self.ttls: dict[bytes, int] = {}
+        self.versions: dict[tuple[str, int], dict[bytes, Version]] = {}
+        """(view, partition) -> Feast key -> version of the write the hash holds."""
+        self.heartbeats: dict[tuple[str, int], dict[str, int]] = {}
+        self.stats: dict[str, dict[str, float]] = {}
+        self.events: list[Event] = [] if events is None else events
+        self.calls: dict[str, int] = {}
+        self._ttl = key_ttl_seconds or 0
+
+    def _called(self, method: str) -> None:
+        self.calls[method] = self.calls.get(method, 0) + 1
+        self.check(method)
+
+    # Store port ----------------------------------------------------------------------------
+    def apply(self, batches: Sequence[EncodedBatch]) -> list[ApplyOutcome | MalformedRecord]:
+        self._called("apply")
+        self.events.append(("apply", tuple(b.offset for b in batches)))
+        return [self._apply_one(b) for b in batches]
+
+    def delete_view(self, delete: DeleteView, partition: int, partitions: int) -> int:
+        self._called("delete_view")
+        self.events.append(("delete_view", delete.feature_view, partition))
+        touched = 0
+        for key in list(self.hashes):
+            if not fnmatchcase(key, delete.scan_pattern):
+                continue
+            if wire.partition_for(key, partitions) != partition:
+                continue
+            fields = self.hashes[key]
+            if delete.ts_field not in fields:
+                continue
+            touched += 1
+            if sum(name.startswith(b"_ts:") for name in fields) == 1:
+                del self.hashes[key]
+                self.ttls.pop(key, None)
+            else:
+                for name in (delete.ts_field, *delete.fields):
+                    fields.pop(name, None)
+        self.versions.pop((delete.feature_view, partition), None)
+        return touched
+
+    def record_heartbeat(
+        self, topic: str, partition: int, heartbeat: Heartbeat, applied_ns: int
+    ) -> None:
+        self._called("record_heartbeat")
+        self.events.append(("heartbeat", topic, partition, heartbeat.sequence))
+        current = self.heartbeats.get((topic, partition))
+        if current is not None and current["emitted_ns"] > heartbeat.emitted_ns:
+            return  # an older heartbeat delivered late never moves the clock back
+        self.heartbeats[(topic, partition)] = {
+            "sequence": heartbeat.sequence,
+            "emitted_ns": heartbeat.emitted_ns,
+            "applied_ns": applied_ns,
+        }
+
+    def write_stats(self, region: str, stats: dict[str, float]) -> None:
+        self.calls["write_stats"] = self.calls.get("write_stats", 0) + 1
+        self.stats[region] = dict(stats)
+
+    # Test helpers --------------------------------------------------------------------------
+    def expire(self, key: bytes) -> None:
+        """What Redis does when a Feast key's TTL runs out."""
+        self.hashes.pop(key, None)
+        self.ttls.pop(key, None)
+
+    def _apply_one(self, b: EncodedBatch) -> ApplyOutcome | MalformedRecord:
+        try:
+            batch = _decode_for_apply(b)
+        except MalformedRecord as exc:
+            return exc  # the whole batch is checked before the first write
+        versions = self.versions.setdefault((b.feature_view, b.partition), {})
+        applied = skipped = 0
+        for index, row in enumerate(batch.rows):
+            version = row.version(b.offset, index)
+            current = versions.get(row.key)
+            if current is not None and self._ttl and row.key not in self.hashes:
+                current = None  # the Feast key expired: forget its version, as Feast would
+            if not version.supersedes(current):
+                skipped += 1
+                continue
+            self.hashes.setdefault(row.key, {}).update(feast_hash(batch, row))
+            if self._ttl:
+                self.ttls[row.key] = self._ttl
+            versions[row.key] = version
+            applied += 1
+        return ApplyOutcome(applied, skipped)
+
+
+def _decode_for_apply(b: EncodedBatch) -> RowBatch:
+    """The checks apply_rows.lua makes before writing, on the wire-v1 definition."""
+    header = wire.RecordHeader(Kind.ROWS, b.feature_view, "", "", 0, 0, 0)
+    batch = wire.decode_rows(header, b.payload)  # also: payload view == header view
+    if not all(isinstance(f, bytes) for f in batch.fields):
+        raise MalformedRecord("field keys must be bytes")
+    for i, row in enumerate(batch.rows):
+        stamps = (row.event_s, row.event_nanos, row.created_s, row.created_nanos)
+        if any(isinstance(x, bool) for x in stamps):
+            raise MalformedRecord(f"row {i}: timestamps must be integers")
+    return batch
+
+
+class FakeSource:
+    """A ``ChangeSource`` delivering the given messages in order; records every commit."""
+
+    def __init__(
+        self,
+        messages: Iterable[FakeMessage] = (),
+        *,
+        events: list[Event] | None = None,
+        on_drained: Callable[[], None] | None = None,
+    ) -> None:
+        self.pending: deque[FakeMessage] = deque(messages)
+        self.commits: list[dict[tuple[str, int], int]] = []
+        self.closed = False
+        self.events: list[Event] = [] if events is None else events
+        self.on_drained = on_drained
+
+    @classmethod
+    def per_partition(
+        cls,
+        partitions: dict[tuple[str, int], list[FakeMessage]],
+        *,
+        events: list[Event] | None = None,
+    ) -> FakeSource:
+        """Messages of several partitions, interleaved round-robin, log order kept in each."""
+        queues = [deque(ms) for ms in partitions.values()]
+        ordered: list[FakeMessage] = []
+        while any(queues):
+            ordered.extend(q.popleft() for q in queues if q)
+        return cls(ordered, events=events)
+
+    @property
+    def committed(self) -> dict[tuple[str, int], int]:
+        """Next offset per partition, as the consumer group would now resume from."""
+        out: dict[tuple[str, int], int] = {}
+        for positions in self.commits:
+            out.update(positions)
+        return out
+
+    def poll_batch(self, max_messages: int, timeout: float) -> list[FakeMessage]:
+        count = min(max_messages, len(self.pending))
+        batch = [self.pending.popleft() for _ in range(count)]
+        if not batch and self.on_drained is not None:
+            self.on_drained()
+        return batch
+
+    def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        self.events.append(("commit", dict(positions)))
+        self.commits.append(dict(positions))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message: FakeMessage
+    reason: str
+    detail: str
+    payload: bytes | None
+
+    @property
+    def offset(self) -> int:
+        return self.message.offset()
+
+    @property
+    def value(self) -> bytes | None:
+        """What the dead-letter topic receives as the record's value."""
+        return self.message.value() if self.payload is None else self.payload
+
+
+class FakeDeadLetters(_Failures):
+    """A ``DeadLetters`` port: records are queued by ``send`` and durable after ``flush``."""
+
+    def __init__(self, *, events: list[Event] | None = None) -> None:
+        super().__init__()
+        self.queued: list[DeadLetter] = []
+        self.durable: list[DeadLetter] = []
+        self.events: list[Event] = [] if events is None else events
+
+    @property
+    def sent(self) -> list[DeadLetter]:
+        return [*self.durable, *self.queued]
+
+    def send(
+        self, message: FakeMessage, reason: str, detail: str, payload: bytes | None = None
+    ) -> None:
+        self.events.append(("dead_letter", message.offset(), reason))
+        self.queued.append(DeadLetter(message, reason, detail, payload))
+
+    def flush(self) -> None:
+        self.check("flush")
+        self.events.append(("flush_dead_letters",))
+        self.durable.extend(self.queued)
+        self.queued.clear()
+
+
+@dataclass
+class FakeCatalog:
+    """A ``SchemaCatalog`` knowing exactly the given (view, fingerprint) pairs."""
+
+    known: set[tuple[str, str]] = field(default_factory=lambda: {(VIEW, FINGERPRINT)})
+
+    def is_known(self, feature_view: str, fingerprint: str) -> bool:
+        return (feature_view, fingerprint) in self.known
