@@ -13,13 +13,14 @@ from collections.abc import Sequence
 
 from replicator import logs
 from replicator.commands import demo as demo_cli
+from replicator.commands import heartbeats as heartbeats_cli
 from replicator.commands import region as region_cli
 from replicator.commands import registry as registry_cli
 from replicator.commands import worker as worker_cli
 from replicator.errors import ReplicatorError
 from replicator.stack import cli as stack_cli
 
-COMMAND_GROUPS = [demo_cli, stack_cli, worker_cli, region_cli, registry_cli]
+COMMAND_GROUPS = [demo_cli, stack_cli, worker_cli, region_cli, registry_cli, heartbeats_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

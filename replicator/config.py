@@ -165,6 +165,10 @@ class Topology(BaseSettings):
     def bootstrap_servers_for(self, region: str) -> str:
         return self.region(region).kafka_bootstrap_servers or self.kafka.bootstrap_servers
 
+    def consumer_group(self, region: str) -> str:
+        """The Kafka consumer group of a region's workers (one per project and region)."""
+        return f"{self.worker.consumer_group_prefix}-{self.project}-{region}"
+
     def topic_for(self, feature_view: str) -> str:
         return f"{self.kafka.topic_prefix}.{self.project}.{feature_view}"
 

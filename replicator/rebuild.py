@@ -12,17 +12,14 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from replicator.adapters.kafka_source import subscription_pattern
-from replicator.adapters.redis_store import RegionStore
-from replicator.adapters.s3_catalog import S3ManifestCatalog
+from replicator.assembly import build_worker, region_pattern, worker_options
 from replicator.config import Topology
 from replicator.core.ports import Message, position
-from replicator.worker import Worker, WorkerOptions
 
 log = logging.getLogger(__name__)
 
@@ -124,33 +121,16 @@ def rebuild_region(
     progress: Callable[[str], None] = print,
     progress_interval: float = 1.0,
 ) -> RebuildReport:
-    config = topology.region(region)
-    pattern = subscription_pattern(
-        topology.kafka.topic_prefix, topology.project, config.feature_views
-    )
     source = LogReplaySource(
         topology.bootstrap_servers_for(region),
-        pattern,
-        group_id=f"{topology.worker.consumer_group_prefix}-{topology.project}-{region}-rebuild",
+        region_pattern(topology, region),
+        group_id=f"{topology.consumer_group(region)}-rebuild",
     )
     dead = CountingDeadLetters()
-    store = RegionStore(
-        config.redis, config.redis.writer, key_ttl_seconds=topology.worker.key_ttl_seconds
+    options = replace(
+        worker_options(topology), max_messages=200, poll_timeout_seconds=0.5, publish_stats=False
     )
-    worker = Worker(
-        region,
-        source=source,
-        store=store,
-        dead_letters=dead,
-        catalog=S3ManifestCatalog(config.s3, topology.project),
-        options=WorkerOptions(
-            partitions=topology.kafka.partitions,
-            max_future_skew_seconds=topology.worker.max_future_skew_seconds,
-            max_messages=200,
-            poll_timeout_seconds=0.5,
-            publish_stats=False,
-        ),
-    )
+    worker = build_worker(topology, region, source=source, dead_letters=dead, options=options)
     progress(f"rebuilding {region}: {source.total:,} records in {len(source.end)} partitions")
     started = last = time.monotonic()
     try:
@@ -166,7 +146,7 @@ def rebuild_region(
                 )
     finally:
         source.close()
-        store.close()
+        worker.store.close()
     elapsed = time.monotonic() - started
     report = RebuildReport(
         region,

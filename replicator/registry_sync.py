@@ -22,7 +22,8 @@ from feast import FeatureView
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 
 from replicator import feast_layout
-from replicator.adapters.s3_catalog import manifest_key, registry_key, s3_client
+from replicator.adapters.s3 import s3_client
+from replicator.adapters.s3_catalog import manifest_key, registry_key
 from replicator.config import Topology
 from replicator.errors import ConfigError
 

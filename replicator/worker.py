@@ -45,6 +45,10 @@ class WorkerStats:
     views_deleted: int = 0
     first_applied_ns: int = 0
     lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
+    """Per batch: primary publish (Kafka acknowledged) -> region's Redis acknowledged."""
+    apply_ms: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
+    """Per Redis round trip: how long the apply script took, network included."""
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
 
     assigned_partitions: int = 0
 
@@ -56,12 +60,13 @@ class WorkerStats:
             "rows_skipped_older": self.rows_skipped_older,
             "batches_applied": self.batches_applied,
             "dead_letters": self.dead_letters,
-            "lag_p50_ms": _quantile(lags, 0.50),
-            "lag_p99_ms": _quantile(lags, 0.99),
+            "lag_p50_ms": quantile(lags, 0.50),
+            "lag_p99_ms": quantile(lags, 0.99),
+            "apply_p99_ms": quantile(sorted(self.apply_ms), 0.99),
         }
 
 
-def _quantile(ordered: list[float], q: float) -> float:
+def quantile(ordered: list[float], q: float) -> float:
     if not ordered:
         return 0.0
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -204,7 +209,9 @@ class Worker:
     def _apply(self, pending: list[tuple[EncodedBatch, wire.RecordHeader, Message]]) -> None:
         if not pending:
             return
+        began = time.perf_counter()
         outcomes = self._retrying(lambda: self.store.apply([batch for batch, _, _ in pending]))
+        self.stats.apply_ms.append((time.perf_counter() - began) * 1000)
         now = self.clock()
         for (_, header, message), outcome in zip(pending, outcomes, strict=True):
             if isinstance(outcome, MalformedRecord):
@@ -242,6 +249,8 @@ class Worker:
     ) -> None:
         self.dead_letters.send(message, error.reason, str(error), payload)
         self.stats.dead_letters += 1
+        reasons = self.stats.dead_letter_reasons
+        reasons[error.reason] = reasons.get(error.reason, 0) + 1
 
     def _retrying(self, action: Callable[[], T]) -> T:
         delay = 0.1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -31,7 +31,6 @@ class KafkaSource:
         *,
         group_id: str,
         pattern: str,
-        on_stats: Callable[[dict[str, object]], None] | None = None,
         options: dict[str, object] | None = None,
     ) -> None:
         config: dict[str, object] = {
@@ -45,13 +44,14 @@ class KafkaSource:
             "partition.assignment.strategy": "cooperative-sticky",
             **(options or {}),
         }
-        if on_stats is not None:
-            config["statistics.interval.ms"] = 5000
-            config["stats_cb"] = lambda raw: on_stats(json.loads(raw))
+        config.setdefault("statistics.interval.ms", 5000)
+        config["stats_cb"] = self._on_stats
         self._config = config
         self._pattern = pattern
         self._consumer: Consumer | None = None
         self.assigned: set[tuple[str, int]] = set()
+        self.consumer_lag: dict[tuple[str, int], int] = {}
+        """Offsets behind the log end per partition, from librdkafka's statistics."""
 
     @property
     def consumer(self) -> Consumer:
@@ -69,6 +69,15 @@ class KafkaSource:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def _on_stats(self, raw: str) -> None:
+        stats = json.loads(raw)
+        lag = {}
+        for topic, data in stats.get("topics", {}).items():
+            for partition, p in data.get("partitions", {}).items():
+                if int(partition) >= 0 and p.get("consumer_lag", -1) >= 0:
+                    lag[(topic, int(partition))] = int(p["consumer_lag"])
+        self.consumer_lag = lag
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assigned.update((p.topic, p.partition) for p in partitions)

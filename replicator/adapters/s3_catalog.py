@@ -12,10 +12,9 @@ import logging
 import time
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from replicator.adapters.s3 import s3_client
 from replicator.config import S3Location
 
 log = logging.getLogger(__name__)
@@ -27,17 +26,6 @@ def registry_key(project: str) -> str:
 
 def manifest_key(project: str) -> str:
     return f"feast/{project}/manifest.json"
-
-
-def s3_client(location: S3Location) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=location.endpoint_url,
-        aws_access_key_id=location.access_key_id,
-        aws_secret_access_key=location.secret_access_key.get_secret_value(),
-        region_name=location.region_name,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
-    )
 
 
 class S3ManifestCatalog:

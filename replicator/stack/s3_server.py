@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from replicator.adapters.s3 import s3_client
 from replicator.config import S3Location, Topology
-from replicator.errors import ConfigError
+from replicator.errors import ConfigError, StackError
 from replicator.stack.prereqs import Port, env_override, port_in_use
 from replicator.stack.service import Service, render_properties, write_private
 
@@ -28,23 +27,6 @@ LOGBACK_XML = """\
   <root level="WARN"><appender-ref ref="out"/></root>
 </configuration>
 """
-
-
-def s3_client(location: S3Location, *, timeout: float = 10.0, attempts: int = 3) -> Any:
-    """A boto3 S3 client for a region's location, path-style (S3Proxy has no virtual hosts)."""
-    return boto3.client(
-        "s3",
-        endpoint_url=location.endpoint_url,
-        aws_access_key_id=location.access_key_id,
-        aws_secret_access_key=location.secret_access_key.get_secret_value(),
-        region_name=location.region_name,
-        config=Config(
-            s3={"addressing_style": "path"},
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            retries={"max_attempts": attempts, "mode": "standard"},
-        ),
-    )
 
 
 def shared_location(topology: Topology) -> S3Location:
@@ -158,10 +140,13 @@ class S3Proxy(Service):
         return True
 
     def after_healthy(self) -> list[str]:
-        existing = {b["Name"] for b in self._s3().list_buckets().get("Buckets", [])}
         created = []
-        for bucket in self.buckets:
-            if bucket not in existing:
-                self._s3().create_bucket(Bucket=bucket)
-                created.append(f"created bucket {bucket}")
+        try:
+            existing = {b["Name"] for b in self._s3().list_buckets().get("Buckets", [])}
+            for bucket in self.buckets:
+                if bucket not in existing:
+                    self._s3().create_bucket(Bucket=bucket)
+                    created.append(f"created bucket {bucket}")
+        except (BotoCoreError, ClientError) as exc:
+            raise StackError(f"s3: cannot create the regions' buckets: {exc}") from exc
         return created

@@ -25,7 +25,7 @@ import redis
 import yaml
 
 from replicator.adapters.redis_store import NAMESPACE
-from replicator.commands.worker import build_worker
+from replicator.assembly import build_worker
 from replicator.config import Topology, load_topology
 from replicator.registry_sync import sync_once
 from replicator.worker import Worker
@@ -192,11 +192,11 @@ class ReplicatedProject:
         for region in regions or list(self.topology.regions):
             self._workers.append(WorkerThread(build_worker(self.topology, region)))
 
-    def start_worker_process(self, region: str) -> subprocess.Popen[bytes]:
+    def start_worker_process(self, region: str, *options: str) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"worker-{region}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "replicator.cli", "--config", str(self.topology_path),
-             "--log-format", "json", "worker", "--region", region],
+             "--log-format", "json", "worker", "--region", region, *options],
             stdout=log,
             stderr=log,
         )

@@ -282,6 +282,50 @@ def test_feature_view_removed_by_apply_leaves_every_region(
     project.wait_converged(expected)
 
 
+def test_worker_metrics_count_rows_and_dead_letters(
+    project: ReplicatedProject, reference: ReferenceRedis
+) -> None:
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from harness import free_port
+
+    primary, expected_store = _applied(project, reference)
+    region = project.topology.replica_regions[0]
+    port = free_port()
+    project.start_worker_process(region, "--metrics-port", str(port))
+    rows = _fresh(project, "merchant_risk", 40, timedelta(hours=1))
+    primary.write_to_online_store("merchant_risk", rows)
+    primary.write_to_online_store("merchant_risk", rows)  # the same rows again
+    producer = Producer({"bootstrap.servers": project.topology.kafka.bootstrap_servers})
+    producer.produce(project.topology.topic_for("merchant_risk"), value=b"junk", partition=0)
+    producer.flush(10)
+
+    def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def settled() -> dict | None:
+        try:
+            got = samples()
+        except OSError:
+            return None
+        applied = got.get(("replicator_rows_applied_total", (("region", region),)), 0)
+        dead = got.get(
+            ("replicator_dead_letters_total", (("reason", "malformed"), ("region", region))), 0
+        )
+        return got if applied == 80 and dead == 1 else None
+
+    got = wait_for(settled, 60, "the worker's metrics to count 80 rows and 1 dead letter")
+    assert got[("replicator_assigned_partitions", (("region", region),))] > 0
+    assert (("replicator_lag_seconds", (("quantile", "0.99"), ("region", region)))) in got
+
+
 # Helpers --------------------------------------------------------------------------------------
 def primary_fingerprint(store, view: str) -> str:  # type: ignore[no-untyped-def]
     from replicator.feast_layout import schema_fingerprint

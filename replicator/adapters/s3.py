@@ -1,0 +1,27 @@
+"""The one place that makes boto3 S3 clients for a region's bucket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from replicator.config import S3Location
+
+
+def s3_client(location: S3Location, *, timeout: float = 10.0, attempts: int = 3) -> Any:
+    """A boto3 S3 client for a region's location, path-style (S3Proxy has no virtual hosts)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=location.endpoint_url,
+        aws_access_key_id=location.access_key_id,
+        aws_secret_access_key=location.secret_access_key.get_secret_value(),
+        region_name=location.region_name,
+        config=Config(
+            s3={"addressing_style": "path"},
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            retries={"max_attempts": attempts, "mode": "standard"},
+        ),
+    )
