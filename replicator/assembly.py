@@ -29,6 +29,7 @@ def worker_options(topology: Topology) -> WorkerOptions:
         max_future_skew_seconds=topology.worker.max_future_skew_seconds,
         max_messages=max(1, topology.worker.max_batch_rows // 100),
         poll_timeout_seconds=topology.worker.poll_timeout_seconds,
+        schema_wait_seconds=topology.worker.schema_wait_seconds,
     )
 
 

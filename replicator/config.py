@@ -88,6 +88,9 @@ class WorkerSettings(_Section):
     poll_timeout_seconds: float = Field(default=0.05, gt=0)
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     """Rows whose event time is further than this ahead of the worker's clock go to the DLQ."""
+    schema_wait_seconds: float = Field(default=600.0, ge=0)
+    """Rows of a schema the region's registry does not list wait this long for it (their
+    partition paused), then go to the dead-letter topic."""
     key_ttl_seconds: int | None = Field(default=None, ge=1)
     """Same meaning as Feast's Redis ``key_ttl_seconds``: EXPIRE after an accepted write."""
     metrics_port: int | None = None
@@ -187,6 +190,18 @@ def resolve_config_path(path: str | Path | None, environ: Mapping[str, str] | No
     if environ.get(CONFIG_ENV_VAR):
         return Path(environ[CONFIG_ENV_VAR])
     return DEFAULT_CONFIG_PATH
+
+
+def find_config_path(explicit: str | Path | None = None) -> Path:
+    """Like ``resolve_config_path``, but the default is looked for in the current directory
+    and then in each parent, so Feast commands run inside a repo find the topology."""
+    path = resolve_config_path(explicit)
+    if explicit or path != DEFAULT_CONFIG_PATH or path.exists():
+        return path
+    for parent in Path.cwd().parents:
+        if (parent / DEFAULT_CONFIG_PATH).exists():
+            return parent / DEFAULT_CONFIG_PATH
+    return path
 
 
 def load_topology(path: str | Path | None = None) -> Topology:

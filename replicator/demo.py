@@ -60,7 +60,7 @@ class Demo:
         self.step("feast apply at the primary (importing Feast takes a few seconds)")
         store = self._primary_store()
         self.step("copying the registry to every region's bucket")
-        result = sync_once(self.topology, self.repo / "data" / "registry.db")
+        result = sync_once(self.topology)
         self.say(f"    registry {result.version}: {len(result.regions_updated)} region(s) updated")
         self.step(f"starting {len(self.topology.regions)} workers (logs in {self._log_dir()})")
         for region in self.topology.regions:

@@ -34,7 +34,7 @@ from pydantic import PrivateAttr, model_validator
 
 from replicator import feast_layout
 from replicator.adapters.kafka_publisher import KafkaPublisher
-from replicator.config import DEFAULT_CONFIG_PATH, Topology, load_topology, resolve_config_path
+from replicator.config import Topology, find_config_path, load_topology
 from replicator.core import wire
 from replicator.errors import ConfigError
 
@@ -70,19 +70,8 @@ class ReplicatingOnlineStoreConfig(RedisOnlineStoreConfig):
 
     def topology_config(self) -> Topology:
         if self._topology is None:
-            self._topology = load_topology(_find_topology(self.topology))
+            self._topology = load_topology(find_config_path(self.topology))
         return self._topology
-
-
-def _find_topology(explicit: str | None) -> Path:
-    path = resolve_config_path(explicit)
-    if explicit or path != DEFAULT_CONFIG_PATH or path.exists():
-        return path
-    for parent in Path.cwd().parents:
-        candidate = parent / DEFAULT_CONFIG_PATH
-        if candidate.exists():
-            return candidate
-    return path
 
 
 FeastRows = list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]]

@@ -81,6 +81,16 @@ class LogReplaySource:
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
         """Nothing to commit: the region's own consumer group keeps its offsets."""
 
+    # A rebuild does not wait for schemas (schema_wait_seconds=0): it never pauses.
+    def pause(self, topic: str, partition: int, offset: int) -> None:
+        raise NotImplementedError
+
+    def resume(self, topic: str, partition: int) -> None:
+        raise NotImplementedError
+
+    def is_paused(self, topic: str, partition: int) -> bool:
+        return False
+
     def close(self) -> None:
         self._consumer.close()
 
@@ -128,7 +138,11 @@ def rebuild_region(
     )
     dead = CountingDeadLetters()
     options = replace(
-        worker_options(topology), max_messages=200, poll_timeout_seconds=0.5, publish_stats=False
+        worker_options(topology),
+        max_messages=200,
+        poll_timeout_seconds=0.5,
+        publish_stats=False,
+        schema_wait_seconds=0.0,
     )
     worker = build_worker(topology, region, source=source, dead_letters=dead, options=options)
     progress(f"rebuilding {region}: {source.total:,} records in {len(source.end)} partitions")

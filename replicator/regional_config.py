@@ -1,7 +1,9 @@
 """The feature_store.yaml an inference service in a region uses with the unchanged Feast SDK.
 
-Reads come from the region's Redis as its read-only user; the registry is the region's copy in
-its own bucket (kept current by ``replicator registry sync``).
+Reads come from the region's Redis as its read-only user; the registry is the version the
+region's manifest names, checksum-verified and read-only (``RegionalRegistryStore``), kept
+current by ``replicator registry sync``. The service needs this package installed for that
+registry store class, and no Feast change.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from replicator.adapters.s3_catalog import registry_key
+from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import Topology
 
 
@@ -23,7 +25,8 @@ def feature_store_yaml(topology: Topology, region: str, *, registry_cache_ttl: i
         "provider": "local",
         "registry": {
             "registry_type": "file",
-            "path": f"s3://{config.s3.bucket}/{registry_key(topology.project)}",
+            "registry_store_type": "replicator.feast_registry.RegionalRegistryStore",
+            "path": f"s3://{config.s3.bucket}/{manifest_key(topology.project)}",
             "cache_ttl_seconds": registry_cache_ttl,
         },
         "online_store": {

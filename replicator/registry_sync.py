@@ -1,10 +1,17 @@
-"""Copies the primary's Feast registry to every region's bucket, with a schema manifest.
+"""Feast registry versions to every region's bucket: immutable objects, manifest last.
 
-Per region: the registry object first, the manifest last, so a reader that trusts the
-manifest never sees a half-written version. The manifest names the registry's sha256, the
-schema fingerprint of every feature view (workers admit only rows whose fingerprint it lists)
-and each view's Redis field keys (the consistency checker compares views with them), so
-nothing in a region needs Feast to read it.
+Layout in every bucket (``<p>`` is the Feast project):
+
+    feast/<p>/registry/<version>.db   immutable registry versions (version = sha256[:16])
+    feast/<p>/manifest.json           the version live in this region, its sha256, the schema
+                                      fingerprint and field keys of every view, the previous version
+    feast/<p>/primary/registry.db     (primary bucket only) the registry the primary Feast writes
+
+A release writes the version object, reads it back and checks its SHA-256, and only then
+replaces the manifest: a reader that follows the manifest never sees a half-written or
+corrupted version. Versions stay in the primary bucket, so any earlier one can be released
+again (rollback). The copy regions get marks every view servable: what a region serves is
+decided by what replication put in its Redis, not by the primary's materialization state.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,15 +27,37 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from feast import FeatureView
+from feast.feature_view import FeatureViewState
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 
 from replicator import feast_layout
 from replicator.adapters.s3 import s3_client
-from replicator.adapters.s3_catalog import manifest_key, registry_key
+from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import Topology
 from replicator.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+_NOT_SERVABLE = {
+    FeatureViewState.CREATED.value,
+    FeatureViewState.GENERATED.value,
+    FeatureViewState.MATERIALIZING.value,
+}
+
+
+def primary_registry_key(project: str) -> str:
+    return f"feast/{project}/primary/registry.db"
+
+
+def version_key(project: str, version: str) -> str:
+    return f"feast/{project}/registry/{version}.db"
+
+
+@dataclass(frozen=True)
+class RegistryVersion:
+    version: str
+    body: bytes
+    manifest: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -35,6 +65,16 @@ class SyncResult:
     version: str
     regions_updated: list[str]
     regions_current: list[str]
+
+
+def regional_form(registry_bytes: bytes) -> bytes:
+    """The registry as regions serve it: every feature view in a servable state."""
+    registry = RegistryProto()
+    registry.ParseFromString(registry_bytes)
+    for view in registry.feature_views:
+        if view.meta.state in _NOT_SERVABLE:
+            view.meta.state = FeatureViewState.AVAILABLE_ONLINE.value
+    return registry.SerializeToString(deterministic=True)
 
 
 def build_manifest(registry_bytes: bytes, project: str, versioning: bool) -> dict[str, Any]:
@@ -51,7 +91,7 @@ def build_manifest(registry_bytes: bytes, project: str, versioning: bool) -> dic
         "project": project,
         "version": digest[:16],
         "sha256": digest,
-        "synced_at": datetime.now(UTC).isoformat(),
+        "registry_key": version_key(project, digest[:16]),
         # view -> schema fingerprint: what workers admit.
         "feature_views": {name: schema["fingerprint"] for name, schema in schemas.items()},
         # view -> join keys, Redis key prefix (hex), feature -> field key (hex).
@@ -59,48 +99,120 @@ def build_manifest(registry_bytes: bytes, project: str, versioning: bool) -> dic
     }
 
 
-def sync_once(topology: Topology, registry_path: Path, *, versioning: bool = False) -> SyncResult:
-    try:
-        registry_bytes = registry_path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{registry_path}: no registry yet: run `feast apply` in the feature repo first"
-        ) from None
-    manifest = build_manifest(registry_bytes, topology.project, versioning)
-    updated, current = [], []
-    for name, region in topology.regions.items():
-        client = s3_client(region.s3)
-        bucket = region.s3.bucket
-        if _current_sha(client, bucket, manifest_key(topology.project)) == manifest["sha256"]:
-            current.append(name)
-            continue
-        client.put_object(
-            Bucket=bucket,
-            Key=registry_key(topology.project),
-            Body=registry_bytes,
-        )
-        client.put_object(
-            Bucket=bucket,
-            Key=manifest_key(topology.project),
-            Body=json.dumps(manifest, indent=2).encode(),
-            ContentType="application/json",
-        )
-        updated.append(name)
-        log.info(
-            "registry %s synced to %s",
-            manifest["version"],
-            name,
-            extra={"event": "registry_synced", "region": name, "version": manifest["version"]},
-        )
-    return SyncResult(manifest["version"], updated, current)
+class RegistryReleaser:
+    """Snapshots the primary's registry into versions and releases versions to regions."""
+
+    def __init__(self, topology: Topology, *, versioning: bool = False) -> None:
+        self.topology = topology
+        self.project = topology.project
+        self._versioning = versioning
+        self._clients: dict[str, Any] = {}
+
+    def s3(self, region: str) -> Any:
+        if region not in self._clients:
+            self._clients[region] = s3_client(self.topology.region(region).s3)
+        return self._clients[region]
+
+    def bucket(self, region: str) -> str:
+        return self.topology.region(region).s3.bucket
+
+    # Snapshots ------------------------------------------------------------------------------
+    def snapshot(self, source: Path | None = None) -> RegistryVersion:
+        """Turn the primary's current registry into a version kept in the primary bucket."""
+        primary = self.topology.primary_region
+        if source is None:
+            raw = self._get(primary, primary_registry_key(self.project))
+            if raw is None:
+                raise ConfigError(
+                    f"no registry at s3://{self.bucket(primary)}/"
+                    f"{primary_registry_key(self.project)}: run `feast apply` at the primary first"
+                )
+        else:
+            try:
+                raw = source.read_bytes()
+            except FileNotFoundError:
+                raise ConfigError(
+                    f"{source}: no registry yet: run `feast apply` in the feature repo first"
+                ) from None
+        body = regional_form(raw)
+        manifest = build_manifest(body, self.project, self._versioning)
+        version = RegistryVersion(manifest["version"], body, manifest)
+        key = version_key(self.project, version.version)
+        if self._get(primary, key) is None:
+            self.s3(primary).put_object(Bucket=self.bucket(primary), Key=key, Body=body)
+        return version
+
+    def load(self, version: str) -> RegistryVersion:
+        """A version kept in the primary bucket, for a rollout or a rollback."""
+        body = self._get(self.topology.primary_region, version_key(self.project, version))
+        if body is None:
+            raise ConfigError(f"registry version {version} is not in the primary bucket")
+        return RegistryVersion(version, body, build_manifest(body, self.project, self._versioning))
+
+    # Releases ------------------------------------------------------------------------------
+    def live(self, region: str) -> dict[str, Any] | None:
+        """The region's manifest, or None when it has none."""
+        raw = self._get(region, manifest_key(self.project))
+        return json.loads(raw) if raw is not None else None
+
+    def verified(self, region: str) -> bool:
+        """The region's live version object exists and matches its manifest's checksum."""
+        manifest = self.live(region)
+        if manifest is None:
+            return False
+        body = self._get(region, manifest["registry_key"])
+        return body is not None and hashlib.sha256(body).hexdigest() == manifest["sha256"]
+
+    def release(self, version: RegistryVersion, regions: Iterable[str]) -> SyncResult:
+        updated, current = [], []
+        for region in regions:
+            manifest = self.live(region)
+            if manifest and manifest["version"] == version.version and self.verified(region):
+                current.append(region)
+                continue
+            self._put_verified(region, version)
+            previous = manifest["version"] if manifest else None
+            if previous == version.version:  # a repair: keep the real previous version
+                previous = manifest.get("previous_version") if manifest else None
+            body = {
+                **version.manifest,
+                "previous_version": previous,
+                "released_at": datetime.now(UTC).isoformat(),
+            }
+            # The manifest goes last: readers follow it to a complete, verified version.
+            self.s3(region).put_object(
+                Bucket=self.bucket(region),
+                Key=manifest_key(self.project),
+                Body=json.dumps(body, indent=2).encode(),
+                ContentType="application/json",
+            )
+            updated.append(region)
+            log.info(
+                "registry %s live in %s",
+                version.version,
+                region,
+                extra={"event": "registry_released", "region": region, "version": version.version},
+            )
+        return SyncResult(version.version, updated, current)
+
+    def _put_verified(self, region: str, version: RegistryVersion) -> None:
+        key = version_key(self.project, version.version)
+        self.s3(region).put_object(Bucket=self.bucket(region), Key=key, Body=version.body)
+        stored = self._get(region, key)
+        if stored is None or hashlib.sha256(stored).hexdigest() != version.manifest["sha256"]:
+            raise ConfigError(f"registry {version.version} did not store intact in {region}")
+
+    def _get(self, region: str, key: str) -> bytes | None:
+        try:
+            body = self.s3(region).get_object(Bucket=self.bucket(region), Key=key)["Body"]
+            return bytes(body.read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
 
 
-def _current_sha(client: Any, bucket: str, key: str) -> str | None:
-    try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError:
-        return None
-    try:
-        return str(json.loads(body).get("sha256"))
-    except ValueError:
-        return None
+def sync_once(topology: Topology, registry_path: Path | None = None) -> SyncResult:
+    """Snapshot the primary's registry and release it to every region."""
+    releaser = RegistryReleaser(topology)
+    return releaser.release(releaser.snapshot(registry_path), topology.regions)

@@ -4,6 +4,11 @@ Per poll: read up to N records, check each (wire version, schema known in this r
 time not too far ahead), apply the row batches in one Redis round trip through the
 last-writer-wins script, make dead letters durable, and only then commit the offsets. A crash
 anywhere before the commit means redelivery, which the apply script makes harmless.
+
+Rows of a view whose schema the region's registry does not list yet are parked, not dropped:
+that topic-partition is paused at the record (other partitions and views keep flowing) and
+resumes as soon as the region's manifest lists the schema. Only after
+``schema_wait_seconds`` do such rows go to the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -66,6 +71,15 @@ class WorkerStats:
         }
 
 
+@dataclass(frozen=True)
+class Parked:
+    feature_view: str
+    fingerprint: str
+    offset: int
+    since: float
+    """time.monotonic() when parked."""
+
+
 def quantile(ordered: list[float], q: float) -> float:
     if not ordered:
         return 0.0
@@ -80,6 +94,8 @@ class WorkerOptions:
     poll_timeout_seconds: float = 0.05
     stats_interval_seconds: float = 1.0
     max_backoff_seconds: float = 5.0
+    schema_wait_seconds: float = 0.0
+    """How long rows of an unknown schema wait for the region's registry (0: dead-letter now)."""
     publish_stats: bool = True
     """Write the counters to the region's Redis every ``stats_interval_seconds``."""
 
@@ -108,6 +124,13 @@ class Worker:
         self._on_applied = on_applied
         self._stop = threading.Event()
         self._last_stats = 0.0
+        self._parked: dict[tuple[str, int], Parked] = {}
+        self._expired_schemas: set[tuple[str, str]] = set()
+
+    @property
+    def parked(self) -> dict[tuple[str, int], Parked]:
+        """Partitions waiting for a schema, with the record they wait at."""
+        return dict(self._parked)
 
     def stop(self) -> None:
         self._stop.set()
@@ -132,6 +155,8 @@ class Worker:
         return self.stats
 
     def step(self) -> int:
+        if self._parked:
+            self._check_parked()
         messages = self.source.poll_batch(
             self.options.max_messages, self.options.poll_timeout_seconds
         )
@@ -154,10 +179,16 @@ class Worker:
         positions: dict[tuple[str, int], int] = {}
         for message in messages:
             topic, partition, offset = position(message)
+            if (topic, partition) in self._parked:
+                continue  # fetched before the pause: delivered again on resume
             positions[(topic, partition)] = offset + 1
             try:
                 header = wire.read_header(message.headers())
                 if header.kind is Kind.ROWS:
+                    if self._must_wait(header):
+                        self._park(topic, partition, offset, header)
+                        positions[(topic, partition)] = offset  # commit up to, not past, it
+                        continue
                     pending.extend((b, header, message) for b in self._admit(message, header))
                 elif header.kind is Kind.DELETE_VIEW:
                     self._apply(pending)  # rows before the deletion go first
@@ -179,6 +210,54 @@ class Worker:
         self._retrying(self.dead_letters.flush)
         # Offsets advance only now: Redis acknowledged, dead letters are durable.
         self._retrying(lambda: self.source.commit(positions))
+
+    # Waiting for the registry -----------------------------------------------------------
+    def _must_wait(self, header: wire.RecordHeader) -> bool:
+        if self.options.schema_wait_seconds <= 0:
+            return False
+        schema = (header.feature_view, header.schema_fingerprint)
+        return schema not in self._expired_schemas and not self.catalog.is_known(*schema)
+
+    def _park(self, topic: str, partition: int, offset: int, header: wire.RecordHeader) -> None:
+        self.source.pause(topic, partition, offset)
+        self._parked[(topic, partition)] = Parked(
+            header.feature_view, header.schema_fingerprint, offset, time.monotonic()
+        )
+        log.warning(
+            "parked %s[%d] at offset %d: schema %s of %s is not in %s's registry yet",
+            topic,
+            partition,
+            offset,
+            header.schema_fingerprint,
+            header.feature_view,
+            self.region,
+            extra={"event": "partition_parked", "topic": topic, "partition": partition},
+        )
+
+    def _check_parked(self) -> None:
+        for (topic, partition), parked in list(self._parked.items()):
+            if not self.source.is_paused(topic, partition):
+                del self._parked[(topic, partition)]  # revoked in a rebalance: start afresh
+                continue
+            schema = (parked.feature_view, parked.fingerprint)
+            waited = time.monotonic() - parked.since
+            if self.catalog.is_known(*schema):
+                outcome = "schema arrived"
+            elif waited >= self.options.schema_wait_seconds:
+                self._expired_schemas.add(schema)
+                outcome = "schema wait expired, sending its rows to the dead-letter topic"
+            else:
+                continue
+            del self._parked[(topic, partition)]
+            self.source.resume(topic, partition)
+            log.info(
+                "resumed %s[%d] after %.1fs: %s",
+                topic,
+                partition,
+                waited,
+                outcome,
+                extra={"event": "partition_resumed", "topic": topic, "partition": partition},
+            )
 
     def _admit(self, message: Message, header: wire.RecordHeader) -> list[EncodedBatch]:
         if not self.catalog.is_known(header.feature_view, header.schema_fingerprint):

@@ -50,6 +50,7 @@ class KafkaSource:
         self._pattern = pattern
         self._consumer: Consumer | None = None
         self.assigned: set[tuple[str, int]] = set()
+        self.paused: set[tuple[str, int]] = set()
         self.consumer_lag: dict[tuple[str, int], int] = {}
         """Offsets behind the log end per partition, from librdkafka's statistics."""
 
@@ -85,7 +86,9 @@ class KafkaSource:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Nothing is in flight here: every poll is applied and committed before the next one.
-        self.assigned.difference_update((p.topic, p.partition) for p in partitions)
+        revoked = {(p.topic, p.partition) for p in partitions}
+        self.assigned -= revoked
+        self.paused -= revoked
 
     def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
         messages = self.consumer.consume(num_messages=max_messages, timeout=timeout)
@@ -101,6 +104,19 @@ class KafkaSource:
             else:
                 log.warning("kafka: %s", err, extra={"event": "kafka_error"})
         return out
+
+    def pause(self, topic: str, partition: int, offset: int) -> None:
+        tp = TopicPartition(topic, partition, offset)
+        self.consumer.pause([tp])
+        self.consumer.seek(tp)  # drops what was fetched past it; resume starts here
+        self.paused.add((topic, partition))
+
+    def resume(self, topic: str, partition: int) -> None:
+        self.consumer.resume([TopicPartition(topic, partition)])
+        self.paused.discard((topic, partition))
+
+    def is_paused(self, topic: str, partition: int) -> bool:
+        return (topic, partition) in self.paused
 
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
         if not positions:

@@ -20,7 +20,7 @@ from replicator.config import S3Location
 log = logging.getLogger(__name__)
 
 
-def registry_key(project: str) -> str:
+def registry_key(project: str) -> str:  # TODO(lead): remove once benchmarks stop using it
     return f"feast/{project}/registry.db"
 
 

@@ -1,8 +1,9 @@
-"""``replicator registry sync``: copy the primary's Feast registry to every region."""
+"""``replicator registry sync | status``: Feast registry versions in every region."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from pathlib import Path
@@ -18,23 +19,27 @@ def register(subparsers: Any) -> None:
     commands = registry.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
     sync = commands.add_parser(
         "sync",
-        help="copy the primary registry and its schema manifest to every region's bucket",
+        help="release the primary's current registry to every region's bucket",
         description=(
-            "Copies the registry file, then a manifest (version, sha256, schema fingerprint of "
-            "every feature view) to each region's bucket. Idempotent: regions already at this "
-            "version are left alone. Workers apply only rows whose schema the manifest lists."
+            "Snapshots the primary's registry into an immutable version (kept in the primary "
+            "bucket), copies it to each region's bucket, verifies its checksum there, then "
+            "switches the region's manifest to it. Idempotent; repairs a region whose copy is "
+            "missing or corrupted. Workers apply only rows whose schema the manifest lists."
         ),
     )
     sync.add_argument(
         "--registry",
         type=Path,
-        default=Path("feature_repo/data/registry.db"),
-        help="the primary's registry file (default: feature_repo/data/registry.db)",
+        help="a local registry file instead of the primary's registry object in S3",
     )
     sync.add_argument(
         "--watch", type=float, metavar="SECONDS", help="keep syncing, checking every SECONDS"
     )
     sync.set_defaults(handler=_sync)
+
+    status = commands.add_parser("status", help="the registry version live in each region")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=_status)
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -44,11 +49,37 @@ def _sync(args: argparse.Namespace) -> int:
     while True:
         result = sync_once(topology, args.registry)
         if result.regions_updated or not args.watch:
-            updated = ", ".join(result.regions_updated) or "none"
             print(
-                f"registry {result.version}: updated {updated}; already current: "
-                f"{', '.join(result.regions_current) or 'none'}"
+                f"registry {result.version}: released to "
+                f"{', '.join(result.regions_updated) or 'no region'}; already live in "
+                f"{', '.join(result.regions_current) or 'no region'}"
             )
         if not args.watch:
             return 0
         time.sleep(args.watch)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from replicator.registry_sync import RegistryReleaser
+
+    topology = load_topology(args.config)
+    releaser = RegistryReleaser(topology)
+    rows = {}
+    for region in topology.regions:
+        manifest = releaser.live(region) or {}
+        rows[region] = {
+            "version": manifest.get("version"),
+            "previous_version": manifest.get("previous_version"),
+            "released_at": manifest.get("released_at"),
+            "verified": releaser.verified(region),
+        }
+    if args.json:
+        print(json.dumps({"regions": rows}, indent=2))
+    else:
+        print(f"{'region':<16} {'version':<18} {'verified':<9} released at")
+        for region, row in rows.items():
+            print(
+                f"{region:<16} {row['version'] or '-':<18} "
+                f"{'yes' if row['verified'] else 'NO':<9} {row['released_at'] or '-'}"
+            )
+    return 0 if all(r["verified"] for r in rows.values()) else 1

@@ -32,6 +32,14 @@ class ChangeSource(Protocol):
     def poll_batch(self, max_messages: int, timeout: float) -> Sequence[Message]:
         """Up to ``max_messages`` records, in log order within each partition."""
 
+    def pause(self, topic: str, partition: int, offset: int) -> None:
+        """Stop delivering this partition; on ``resume`` start again at ``offset``."""
+
+    def resume(self, topic: str, partition: int) -> None: ...
+
+    def is_paused(self, topic: str, partition: int) -> bool:
+        """False again once the partition was revoked (its pause ends with it)."""
+
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
         """Mark ``(topic, partition) -> next offset`` as done. Called only after the region's
         Redis acknowledged every record before that offset."""

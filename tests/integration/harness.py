@@ -51,8 +51,19 @@ class ReferenceRedis:
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir)],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -98,12 +109,20 @@ class WorkerThread:
 
 
 class ReplicatedProject:
-    def __init__(self, base_config: Path, workdir: Path, *, partitions: int = 3) -> None:
+    def __init__(
+        self,
+        base_config: Path,
+        workdir: Path,
+        *,
+        partitions: int = 3,
+        worker: dict[str, Any] | None = None,
+    ) -> None:
         self.name = f"t{uuid.uuid4().hex[:10]}"
         self.workdir = workdir
         raw = yaml.safe_load(base_config.read_text())
         raw["project"] = self.name
         raw.setdefault("kafka", {})["partitions"] = partitions
+        raw["worker"] = {**raw.get("worker", {}), **(worker or {})}
         self.topology_path = workdir / "topology.yaml"
         self.topology_path.write_text(yaml.safe_dump(raw))
         self.topology: Topology = load_topology(self.topology_path)
@@ -188,6 +207,10 @@ class ReplicatedProject:
         sync_once(self.topology, self.repo / "data" / "registry.db")
 
     # Regions ------------------------------------------------------------------------------
+    @property
+    def workers(self) -> list[WorkerThread]:
+        return list(self._workers)
+
     def start_workers(self, regions: list[str] | None = None) -> None:
         for region in regions or list(self.topology.regions):
             self._workers.append(WorkerThread(build_worker(self.topology, region)))
@@ -195,8 +218,19 @@ class ReplicatedProject:
     def start_worker_process(self, region: str, *options: str) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"worker-{region}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "replicator.cli", "--config", str(self.topology_path),
-             "--log-format", "json", "worker", "--region", region, *options],
+            [
+                sys.executable,
+                "-m",
+                "replicator.cli",
+                "--config",
+                str(self.topology_path),
+                "--log-format",
+                "json",
+                "worker",
+                "--region",
+                region,
+                *options,
+            ],
             stdout=log,
             stderr=log,
         )
@@ -227,7 +261,8 @@ class ReplicatedProject:
         """Every Feast key of this project with all its fields, as bytes."""
         suffix = self.name.encode()
         keys = [
-            k for k in client.scan_iter(match=b"*" + suffix, count=1000)
+            k
+            for k in client.scan_iter(match=b"*" + suffix, count=1000)
             if not k.startswith(NAMESPACE)
         ]
         with client.pipeline(transaction=False) as pipe:

@@ -67,7 +67,9 @@ def test_every_write_path_reaches_every_region_byte_identical(
     start, end = recent_window()
     for store in (primary, expected_store):
         store.materialize(start, end)
-        store.push("card_spending_push", _fresh(project, "card_spending_stats", 150, timedelta(hours=1)))
+        store.push(
+            "card_spending_push", _fresh(project, "card_spending_stats", 150, timedelta(hours=1))
+        )
         store.write_to_online_store(
             "merchant_risk", _fresh(project, "merchant_risk", 40, timedelta(hours=2))
         )
@@ -77,7 +79,10 @@ def test_every_write_path_reaches_every_region_byte_identical(
 
 
 def test_regional_reader_is_read_only_and_feast_sdk_reads_primary_values(
-    project: ReplicatedProject, reference: ReferenceRedis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    project: ReplicatedProject,
+    reference: ReferenceRedis,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from feast import FeatureStore
 
@@ -86,9 +91,11 @@ def test_regional_reader_is_read_only_and_feast_sdk_reads_primary_values(
     primary.materialize(*recent_window())
     entity_rows = [
         {"card_id": int(card), "merchant_id": str(merchant)}
-        for card, merchant in pd.read_parquet(project.repo / "data" / "card_merchant_affinity.parquet")[
-            ["card_id", "merchant_id"]
-        ].head(20).itertuples(index=False)
+        for card, merchant in pd.read_parquet(
+            project.repo / "data" / "card_merchant_affinity.parquet"
+        )[["card_id", "merchant_id"]]
+        .head(20)
+        .itertuples(index=False)
     ]
     features = primary.get_feature_service("fraud_model_v1")
     primary_region = project.topology.primary_region
@@ -180,20 +187,33 @@ def test_same_event_time_correction_propagates_where_feast_drops_it(
 
     features = ["merchant_risk:risk_score"]
     entity_rows = [{"merchant_id": m} for m in correction["merchant_id"]]
-    assert expected_store.get_online_features(features, entity_rows).to_dict()["risk_score"] != [
-        0.999
-    ] * 5, "Feast itself drops a same-time correction"
+    assert (
+        expected_store.get_online_features(features, entity_rows).to_dict()["risk_score"]
+        != [0.999] * 5
+    ), "Feast itself drops a same-time correction"
     wait_for(
-        lambda: primary.get_online_features(features, entity_rows).to_dict()["risk_score"]
-        == [0.999] * 5,
+        lambda: (
+            primary.get_online_features(features, entity_rows).to_dict()["risk_score"]
+            == [0.999] * 5
+        ),
         30,
         "the correction to reach the primary region",
     )
 
 
 def test_bad_input_goes_to_dead_letters_and_later_rows_still_apply(
-    project: ReplicatedProject, reference: ReferenceRedis
+    topology: Topology, config_file: Path, tmp_path: Path, reference: ReferenceRedis
 ) -> None:
+    # Rows of an unknown schema wait 2 s for the region's registry, then are dead-lettered.
+    project = ReplicatedProject(config_file, tmp_path, worker={"schema_wait_seconds": 2})
+    project.generate_data(n_cards=100, n_merchants=40, days=2)
+    try:
+        _bad_input_case(project, reference)
+    finally:
+        project.stop()
+
+
+def _bad_input_case(project: ReplicatedProject, reference: ReferenceRedis) -> None:
     primary, expected_store = _applied(project, reference)
     project.start_workers()
     topology = project.topology
@@ -206,7 +226,9 @@ def test_bad_input_goes_to_dead_letters_and_later_rows_still_apply(
 
     def batch(fingerprint: str, event_s: int) -> tuple[list[tuple[str, bytes]], bytes]:
         row = Row(sample_key, b"\x08\x01", event_s, 0, 0, 0, (b"\x10\x01",))
-        return wire.encode_rows(RowBatch("merchant_risk", (b"\x00\x00\x00\x01",), (row,), fingerprint))
+        return wire.encode_rows(
+            RowBatch("merchant_risk", (b"\x00\x00\x00\x01",), (row,), fingerprint)
+        )
 
     far_future = int(time.time()) + 10 * 365 * 86400
     real_fp = primary_fingerprint(primary, "merchant_risk")
@@ -270,12 +292,18 @@ def test_feature_view_removed_by_apply_leaves_every_region(
         store.materialize(start, end)
     project.wait_converged(project.feast_keys(reference.client))
 
-    kept = project.feature_objects(without=("card_merchant_affinity", "card_merchant_affinity_push", "fraud_model_v1"))
+    kept = project.feature_objects(
+        without=("card_merchant_affinity", "card_merchant_affinity_push", "fraud_model_v1")
+    )
     removed = [o for o in project.feature_objects() if o.name == "card_merchant_affinity"]
     primary.apply(kept, objects_to_delete=removed, partial=False)
     expected_store._get_provider().update_infra(  # what Feast's RedisOnlineStore does on apply
-        project=project.name, tables_to_delete=removed, tables_to_keep=[], entities_to_delete=[],
-        entities_to_keep=[], partial=False,
+        project=project.name,
+        tables_to_delete=removed,
+        tables_to_keep=[],
+        entities_to_delete=[],
+        entities_to_keep=[],
+        partial=False,
     )
     expected = project.feast_keys(reference.client)
     assert not any(b"_ts:card_merchant_affinity" in fields for fields in expected.values())
@@ -287,11 +315,10 @@ def test_worker_metrics_count_rows_and_dead_letters(
 ) -> None:
     from urllib.request import urlopen
 
+    from harness import free_port
     from prometheus_client.parser import text_string_to_metric_families
 
-    from harness import free_port
-
-    primary, expected_store = _applied(project, reference)
+    primary, _ = _applied(project, reference)
     region = project.topology.replica_regions[0]
     port = free_port()
     project.start_worker_process(region, "--metrics-port", str(port))
