@@ -14,13 +14,24 @@ from collections.abc import Sequence
 from replicator import logs
 from replicator.commands import demo as demo_cli
 from replicator.commands import heartbeats as heartbeats_cli
+from replicator.commands import models as models_cli
 from replicator.commands import region as region_cli
 from replicator.commands import registry as registry_cli
+from replicator.commands import rollout as rollout_cli
 from replicator.commands import worker as worker_cli
 from replicator.errors import ReplicatorError
 from replicator.stack import cli as stack_cli
 
-COMMAND_GROUPS = [demo_cli, stack_cli, worker_cli, region_cli, registry_cli, heartbeats_cli]
+COMMAND_GROUPS = [
+    demo_cli,
+    stack_cli,
+    worker_cli,
+    region_cli,
+    registry_cli,
+    models_cli,
+    rollout_cli,
+    heartbeats_cli,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
