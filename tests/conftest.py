@@ -27,9 +27,9 @@ import pytest
 import redis
 from confluent_kafka.admin import AdminClient
 
+from replicator.adapters.s3 import s3_client as make_s3_client
 from replicator.config import Topology, load_topology
 from replicator.stack.redis_server import acl_rules
-from replicator.stack.s3_server import s3_client as make_s3_client
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES_ENV = "REPLICATOR_TEST_SERVICES"

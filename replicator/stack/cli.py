@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from replicator.config import load_topology
@@ -50,8 +49,7 @@ def _down(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     report = _stack(args).status()
     if args.json:
-        json.dump(report, sys.stdout, indent=2)
-        print()
+        print(json.dumps(report, indent=2))
     else:
         print(format_status(report))
     return 0 if report["ok"] else 1

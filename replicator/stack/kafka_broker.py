@@ -120,11 +120,13 @@ class KafkaBroker(Service):
             "log.retention.hours": 168,
         }
 
-    def prepare(self, tools: dict[str, str], jars: Path | None) -> None:
+    def prepare(self, tools: dict[str, str], jars: Path | None) -> list[str]:
         self.config_file.write_text(render_properties(self.server_properties()), encoding="utf-8")
         self.log4j_file.write_text(LOG4J2_XML, encoding="utf-8")
-        if not (self.data_dir / "meta.properties").exists():
-            self._format_storage(tools, jars)
+        if (self.data_dir / "meta.properties").exists():
+            return []
+        cluster_id = self._format_storage(tools, jars)
+        return [f"formatted kafka storage in {self.data_dir} (cluster id {cluster_id})"]
 
     def _cluster_id(self) -> str:
         if self.cluster_id_file.exists():
@@ -146,9 +148,8 @@ class KafkaBroker(Service):
             f"{jars}/*",
         ]
 
-    def _format_storage(self, tools: dict[str, str], jars: Path | None) -> None:
+    def _format_storage(self, tools: dict[str, str], jars: Path | None) -> str:
         cluster_id = self._cluster_id()
-        logger.info("kafka: formatting storage in %s (cluster id %s)", self.data_dir, cluster_id)
         command = [
             *self._java(tools, jars),
             "kafka.tools.StorageTool",
@@ -165,6 +166,7 @@ class KafkaBroker(Service):
         if result.returncode != 0:
             output = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
             raise StackError(f"kafka: formatting {self.data_dir} failed:\n{output}")
+        return cluster_id
 
     def command(self, tools: dict[str, str], jars: Path | None) -> list[str]:
         java = self._java(tools, jars)

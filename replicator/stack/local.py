@@ -77,7 +77,8 @@ class LocalStack:
             try:
                 if to_start:
                     self._start(to_start, result)
-                self._wait_healthy(self.services, began)
+                # Deadlines count from here, not from before a slow first Maven download.
+                self._wait_healthy(self.services, time.monotonic(), announce=bool(to_start))
             except BaseException:
                 self._stop_started(to_start)  # a failed up leaves things as they were
                 raise
@@ -108,17 +109,24 @@ class LocalStack:
                 self._progress(f"resolving {artifact} jars with Maven (first run only)")
             jars[artifact] = ensure_artifacts(artifact, self.state_dir, tools.get("mvn"), maven_dir)
         for service in services:
-            pid = service.start(tools, jars.get(service.artifact or ""))
+            pid, notes = service.start(tools, jars.get(service.artifact or ""))
+            for note in notes:
+                self._progress(note)
             result.started.append(service.label)
             self._progress(f"started {service.label} (pid {pid}), logs in {service.workdir}")
 
-    def _wait_healthy(self, services: list[Service], began: float) -> None:
+    def _wait_healthy(self, services: list[Service], began: float, *, announce: bool) -> None:
         pending = list(services)
+        if announce:
+            self._progress("waiting for " + ", ".join(s.label for s in pending) + " to answer")
         while pending:
             for service in list(pending):
                 if service.probe():
                     pending.remove(service)
-                    logger.debug("%s healthy", service.label)
+                    if announce:
+                        self._progress(
+                            f"{service.label} ready after {time.monotonic() - began:.1f} s"
+                        )
                     continue
                 pid = service.pid()
                 if pid is None:
@@ -174,17 +182,16 @@ class LocalStack:
                 "dir": str(service.workdir),
             }
 
+        kafka, s3 = one(self.kafka), one(self.s3)
+        regions = {region: {"redis": one(r)} for region, r in self.redis.items()}
+        ok = kafka["ok"] and s3["ok"] and all(r["redis"]["ok"] for r in regions.values())
         report: dict[str, Any] = {
+            "ok": ok,
             "state_dir": str(self.state_dir),
-            "kafka": one(self.kafka),
-            "s3": one(self.s3),
-            "regions": {region: {"redis": one(r)} for region, r in self.redis.items()},
+            "kafka": kafka,
+            "s3": s3,
+            "regions": regions,
         }
-        report["ok"] = (
-            report["kafka"]["ok"]
-            and report["s3"]["ok"]
-            and all(r["redis"]["ok"] for r in report["regions"].values())
-        )
         return report
 
     def pids(self) -> dict[str, int]:

@@ -122,9 +122,10 @@ class RedisServer(Service):
             ]
         )
 
-    def prepare(self, tools: dict[str, str], jars: Path | None) -> None:
+    def prepare(self, tools: dict[str, str], jars: Path | None) -> list[str]:
         write_private(self.acl_path, acl_file(self.endpoint))
         self.config_file.write_text(self.config(), encoding="utf-8")
+        return []
 
     def command(self, tools: dict[str, str], jars: Path | None) -> list[str]:
         return [tools["redis-server"], str(self.config_file)]

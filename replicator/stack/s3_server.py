@@ -105,10 +105,11 @@ class S3Proxy(Service):
             "jclouds.filesystem.basedir": self.data_dir,
         }
 
-    def prepare(self, tools: dict[str, str], jars: Path | None) -> None:
+    def prepare(self, tools: dict[str, str], jars: Path | None) -> list[str]:
         self.data_dir.mkdir(exist_ok=True)
         write_private(self.config_file, render_properties(self.properties()))
         self.logback_file.write_text(LOGBACK_XML, encoding="utf-8")
+        return []
 
     def command(self, tools: dict[str, str], jars: Path | None) -> list[str]:
         return [

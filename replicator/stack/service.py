@@ -53,8 +53,11 @@ class Service(ABC):
     def ports(self) -> list[Port]: ...
 
     @abstractmethod
-    def prepare(self, tools: dict[str, str], jars: Path | None) -> None:
-        """Write config files (secrets with mode 0600) and initialise data on first start."""
+    def prepare(self, tools: dict[str, str], jars: Path | None) -> list[str]:
+        """Write config files (secrets with mode 0600) and initialise data on first start.
+
+        Returns what it did worth telling the user (e.g. "formatted storage").
+        """
 
     @abstractmethod
     def command(self, tools: dict[str, str], jars: Path | None) -> list[str]: ...
@@ -83,18 +86,20 @@ class Service(ABC):
         self.pid_file.unlink(missing_ok=True)
         return None
 
-    def start(self, tools: dict[str, str], jars: Path | None) -> int:
+    def start(self, tools: dict[str, str], jars: Path | None) -> tuple[int, list[str]]:
+        """Start the server in the background; returns its pid and what ``prepare`` did."""
         self.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for log in self.log_files():  # keep one previous run; a failure shows only this one
             if log.exists():
                 log.replace(log.with_name(log.name + ".prev"))
-        self.prepare(tools, jars)
-        return processes.spawn(
+        notes = self.prepare(tools, jars)
+        pid = processes.spawn(
             self.command(tools, jars),
             workdir=self.workdir,
             output=self.output_file,
             pid_file=self.pid_file,
         )
+        return pid, notes
 
     def failure_report(self, lines: int = 20) -> str:
         parts = []

@@ -272,7 +272,7 @@ class ReplicatedProject:
         return dict(zip(keys, values, strict=True))
 
     def wait_converged(
-        self, expected: FeastKeys, regions: list[str] | None = None, timeout: float = 60
+        self, expected: FeastKeys, regions: list[str] | None = None, timeout: float = 120
     ) -> None:
         for region in regions or list(self.topology.regions):
             client = self.admin(region)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,10 +19,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from replicator import cli
+from replicator.adapters.s3 import s3_client as make_s3_client
 from replicator.config import Topology, load_topology
 from replicator.stack import LocalStack
 from replicator.stack.prereqs import port_in_use
 from replicator.stack.processes import is_running
+from replicator.stack.redis_server import admin_client
 
 READER_WRITE_ATTEMPTS: list[tuple[Any, ...]] = [
     ("SET", "k", "v"),
@@ -203,12 +207,17 @@ def test_cli_status_json(
 
 @pytest.fixture
 def isolated_topology(
-    local_stack_only: None, config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Topology:
-    """The default topology moved to free ports and a private state dir."""
+    local_stack_only: None, config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Topology]:
+    """The default topology moved to free ports and a private state dir.
+
+    Not under pytest's ``tmp_path``: a concurrent pytest session may delete old base temp
+    dirs, and with them the state of servers still running.
+    """
     base = load_topology(config_file)
     ports = _free_ports(3 + len(base.regions))
-    monkeypatch.setenv("REPLICATOR_STACK__STATE_DIR", str(tmp_path / "stack"))
+    state_dir = Path(tempfile.mkdtemp(prefix="replicator-stack-test-"))
+    monkeypatch.setenv("REPLICATOR_STACK__STATE_DIR", str(state_dir))
     monkeypatch.setenv("REPLICATOR_KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{ports[0]}")
     monkeypatch.setenv("REPLICATOR_STACK__KAFKA_CONTROLLER_PORT", str(ports[1]))
     monkeypatch.setenv("REPLICATOR_STACK__S3_PORT", str(ports[2]))
@@ -216,7 +225,8 @@ def isolated_topology(
         prefix = f"REPLICATOR_REGIONS__{region.replace('-', '_').upper()}"
         monkeypatch.setenv(f"{prefix}__REDIS__PORT", str(port))
         monkeypatch.setenv(f"{prefix}__S3__ENDPOINT_URL", f"http://127.0.0.1:{ports[2]}")
-    return load_topology(config_file)
+    yield load_topology(config_file)
+    shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _free_ports(count: int) -> list[int]:
@@ -265,9 +275,6 @@ def test_up_down_up_keeps_data_and_leaves_no_process(
 
 
 def _write_some_data(topology: Topology) -> tuple[str, str, str]:
-    from replicator.stack.redis_server import admin_client
-    from replicator.stack.s3_server import s3_client
-
     admin = AdminClient({"bootstrap.servers": topology.kafka.bootstrap_servers})
     topic = "test.stack.durable"
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
@@ -275,18 +282,17 @@ def _write_some_data(topology: Topology) -> tuple[str, str, str]:
     client = admin_client(region.redis)
     client.set("test:stack:durable", "yes")
     client.close()
-    s3_client(region.s3).put_object(Bucket=region.s3.bucket, Key="durable", Body=b"yes")
+    make_s3_client(region.s3).put_object(Bucket=region.s3.bucket, Key="durable", Body=b"yes")
     return topic, "test:stack:durable", region.s3.bucket
 
 
 def _assert_data_survived(topology: Topology, topic: str, key: str, bucket: str) -> None:
-    from replicator.stack.redis_server import admin_client
-    from replicator.stack.s3_server import s3_client
-
     admin = AdminClient({"bootstrap.servers": topology.kafka.bootstrap_servers})
     assert topic in admin.list_topics(timeout=10).topics
     region = next(iter(topology.regions.values()))
     client = admin_client(region.redis)
     assert client.get(key) == b"yes"
     client.close()
-    assert s3_client(region.s3).get_object(Bucket=bucket, Key="durable")["Body"].read() == b"yes"
+    assert (
+        make_s3_client(region.s3).get_object(Bucket=bucket, Key="durable")["Body"].read() == b"yes"
+    )
