@@ -283,7 +283,7 @@ class Worker:
                 return []
             _, payload = wire.encode_rows(kept)
         _, partition, offset = position(message)
-        return [EncodedBatch(payload, header.feature_view, partition, offset)]
+        return [EncodedBatch(payload, header.feature_view, partition, offset, header.max_event_s)]
 
     def _apply(self, pending: list[tuple[EncodedBatch, wire.RecordHeader, Message]]) -> None:
         if not pending:
@@ -310,9 +310,9 @@ class Worker:
 
     def _delete_view(self, message: Message, header: wire.RecordHeader) -> None:
         delete = wire.decode_delete_view(header, message.value() or b"")
-        _, partition, _ = position(message)
+        _, partition, offset = position(message)
         touched = self._retrying(
-            lambda: self.store.delete_view(delete, partition, self.options.partitions)
+            lambda: self.store.delete_view(delete, partition, self.options.partitions, offset)
         )
         self.stats.views_deleted += 1
         log.info(

@@ -7,6 +7,9 @@
 -- ARGV[4]  the version hash of this (view, partition): field = Feast key, value = packed
 --          {event s, event ns, created s, created ns, offset, row index}
 -- ARGV[5]  the view named in the record's headers (routing and schema checks used it)
+-- ARGV[6]  the record's max_ev header: no row may have a later event time (the worker's
+--          far-future check reads only the header, so a header that understates is refused);
+--          empty when there is no header to hold the rows to
 -- Returns  {rows applied, rows skipped because an equal-or-newer version is stored}
 --
 -- The whole batch is checked before the first write, so a malformed record changes nothing.
@@ -17,7 +20,7 @@
 local call, spack, sunpack, unpack, type = redis.call, struct.pack, struct.unpack, unpack, type
 
 local ok, batch = pcall(cmsgpack.unpack, ARGV[1])
-if not ok or type(batch) ~= 'table' or batch[1] ~= 1 then
+if not ok or type(batch) ~= 'table' or batch[1] ~= 1 or #batch ~= 4 then
   return redis.error_reply('MALFORMED payload is not a wire v1 row batch')
 end
 local view, fields, rows = batch[2], batch[3], batch[4]
@@ -30,6 +33,8 @@ end
 local nf = #fields
 local width = 6 + nf
 local n = #rows
+local max_ev = tonumber(ARGV[6])
+local floor = math.floor
 for j = 1, nf do
   if type(fields[j]) ~= 'string' then
     return redis.error_reply('MALFORMED field ' .. j .. ' is not a string')
@@ -42,6 +47,12 @@ for i = 1, n do
       or type(r[6]) ~= 'number' then
     return redis.error_reply('MALFORMED row ' .. i .. ' must be {key, ts, 4 numbers, '
       .. nf .. ' values}')
+  end
+  if floor(r[3]) ~= r[3] or floor(r[4]) ~= r[4] or floor(r[5]) ~= r[5] or floor(r[6]) ~= r[6] then
+    return redis.error_reply('MALFORMED row ' .. i .. ' timestamps must be integers')
+  end
+  if max_ev and r[3] > max_ev then
+    return redis.error_reply('MALFORMED row ' .. i .. ' event time is after the max_ev header')
   end
   for j = 7, width do
     if type(r[j]) ~= 'string' then

@@ -37,6 +37,12 @@ def version_key(feature_view: str, partition: int) -> bytes:
 _SCRIPTS = resources.files("replicator.adapters")
 _APPLY_LUA = (_SCRIPTS / "apply_rows.lua").read_text(encoding="utf-8")
 _DELETE_LUA = (_SCRIPTS / "delete_view.lua").read_text(encoding="utf-8")
+_HEARTBEAT_LUA = """
+local stored = redis.call('HGET', KEYS[1], 'emitted_ns')
+if stored and tonumber(stored) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'sequence', ARGV[1], 'emitted_ns', ARGV[2], 'applied_ns', ARGV[3])
+return 1
+"""
 
 
 def connect(endpoint: RedisEndpoint, user: RedisUser, *, timeout: float = 30.0) -> redis.Redis:
@@ -71,6 +77,7 @@ class RegionStore:
             self._client = connect(self._endpoint, self._user)
             self._apply = self._client.register_script(_APPLY_LUA)
             self._delete = self._client.register_script(_DELETE_LUA)
+            self._heartbeat = self._client.register_script(_HEARTBEAT_LUA)
         return self._client
 
     def __enter__(self) -> RegionStore:
@@ -106,6 +113,7 @@ class RegionStore:
                         ttl,
                         version_key(b.feature_view, b.partition),
                         b.feature_view,
+                        "" if b.max_event_s is None else b.max_event_s,
                     ]
                     self._apply(keys=[], args=args, client=pipe)
                 replies = pipe.execute(raise_on_error=False)
@@ -113,15 +121,19 @@ class RegionStore:
             raise TransientError(f"redis {self._where}: {exc}") from exc
         return [self._outcome(reply) for reply in replies]
 
-    def delete_view(self, delete: DeleteView, partition: int, partitions: int) -> int:
-        """Remove a view from the keys of one partition; returns how many keys held it."""
-        client = self.client
-        fields = [*delete.fields]
+    def delete_view(self, delete: DeleteView, partition: int, partitions: int, offset: int) -> int:
+        """Remove a view from the keys of one partition written before ``offset`` (the
+        deletion's place in the log); returns how many keys lost it."""
+        args: list[bytes | str | int] = [
+            delete.feature_view,
+            version_key(delete.feature_view, partition),
+            offset,
+            *delete.fields,
+        ]
         touched = 0
         try:
             for chunk in _chunks(self._keys_of(delete.scan_pattern, partition, partitions), 500):
-                touched += int(self._delete(keys=chunk, args=[delete.feature_view, *fields]))
-            client.delete(version_key(delete.feature_view, partition))
+                touched += int(self._delete(keys=chunk, args=args))
         except redis.RedisError as exc:
             raise TransientError(f"redis {self._where}: {exc}") from exc
         return touched
@@ -129,17 +141,13 @@ class RegionStore:
     def record_heartbeat(
         self, topic: str, partition: int, heartbeat: Heartbeat, applied_ns: int
     ) -> None:
-        """Remember the newest heartbeat applied for this partition (primary clock kept)."""
+        """Remember the newest heartbeat applied for this partition (primary clock kept);
+        an older one delivered late (a replay, a worker that lost the partition) is ignored."""
         key = f"{NAMESPACE.decode()}hb:{topic}:{partition}"
+        args = [heartbeat.sequence, heartbeat.emitted_ns, applied_ns]
         try:
-            self.client.hset(
-                key,
-                mapping={
-                    "sequence": heartbeat.sequence,
-                    "emitted_ns": heartbeat.emitted_ns,
-                    "applied_ns": applied_ns,
-                },
-            )
+            client = self.client
+            self._heartbeat(keys=[key], args=args, client=client)
         except redis.RedisError as exc:
             raise TransientError(f"redis {self._where}: {exc}") from exc
 

@@ -130,6 +130,9 @@ class EncodedBatch:
     feature_view: str
     partition: int
     offset: int
+    max_event_s: int | None = None
+    """The record's ``max_ev`` header; the apply script refuses rows beyond it (None: no
+    header to hold the rows to, as when re-applying rows read back from a region)."""
 
 
 @dataclass(frozen=True, slots=True)

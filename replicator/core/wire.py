@@ -149,6 +149,8 @@ def decode_rows(header: RecordHeader, payload: bytes) -> RowBatch:
     if len(body) != 4 or not isinstance(body[2], list) or not isinstance(body[3], list):
         raise MalformedRecord("row batch payload must be [version, view, fields, rows]")
     _, raw_view, fields, raw_rows = body
+    if not all(isinstance(f, bytes) for f in fields):
+        raise MalformedRecord("field keys must be byte strings")
     view = _text(raw_view)
     if view != header.feature_view:
         raise MalformedRecord(f"payload view {view!r} != header view {header.feature_view!r}")
@@ -178,19 +180,39 @@ def decode_delete_view(header: RecordHeader, payload: bytes) -> DeleteView:
 
 def decode_heartbeat(payload: bytes) -> Heartbeat:
     body = _unpack(payload)
-    if len(body) != 3 or not all(isinstance(x, int) for x in body[1:]):
+    if len(body) != 3 or not all(_is_int(x) for x in body[1:]):
         raise MalformedRecord("heartbeat payload must be [version, sequence, emitted_ns]")
     return Heartbeat(sequence=body[1], emitted_ns=body[2])
 
 
 def _unpack(payload: bytes | None) -> list[Any]:
     try:
-        body = msgpack.unpackb(payload or b"", raw=True, strict_map_key=False)
+        # raw strings come back as str (bytes that are not UTF-8 kept by surrogateescape),
+        # bin types as bytes: told apart here so the bin types the apply script rejects are
+        # rejected here too.
+        body = msgpack.unpackb(
+            payload or b"", raw=False, unicode_errors="surrogateescape", strict_map_key=False
+        )
     except Exception as exc:  # msgpack raises several unrelated types
         raise MalformedRecord(f"payload is not msgpack: {exc}") from None
+    body = _raw_to_bytes(body)
     if not isinstance(body, list) or not body or body[0] != WIRE_VERSION:
         raise MalformedRecord("payload is not a wire v1 array")
     return body
+
+
+def _raw_to_bytes(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, bytes):
+        raise MalformedRecord("msgpack bin type: wire v1 sends byte strings as raw strings")
+    if isinstance(value, list):
+        return [_raw_to_bytes(item) for item in value]
+    return value
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _text(value: object) -> str:
@@ -208,7 +230,7 @@ def _row(raw: object, width: int, index: int) -> Row:
     key, ts, es, en, cs, cn, *values = raw
     if not all(isinstance(x, bytes) for x in (key, ts, *values)):
         raise MalformedRecord(f"row {index}: key, ts and values must be bytes")
-    if not all(isinstance(x, int) for x in (es, en, cs, cn)):
+    if not all(_is_int(x) for x in (es, en, cs, cn)):
         raise MalformedRecord(f"row {index}: timestamps must be integers")
     return Row(key, ts, es, en, cs, cn, tuple(values))
 

@@ -14,9 +14,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from replicator.adapters.redis_store import ApplyOutcome, EncodedBatch
+import msgpack
+
 from replicator.core import wire
-from replicator.core.records import DeleteView, Heartbeat, Kind, Row, RowBatch, Version
+from replicator.core.records import (
+    ApplyOutcome,
+    DeleteView,
+    EncodedBatch,
+    Heartbeat,
+    Kind,
+    Row,
+    RowBatch,
+    Version,
+)
 from replicator.errors import MalformedRecord
 
 TOPIC = "feast.test_project.driver_stats"
@@ -163,6 +173,7 @@ class FakeStore(_Failures):
         self.events: list[Event] = [] if events is None else events
         self.calls: dict[str, int] = {}
         self._ttl = key_ttl_seconds or 0
+        self.closed = False
 
     def _called(self, method: str) -> None:
         self.calls[method] = self.calls.get(method, 0) + 1
@@ -174,15 +185,20 @@ class FakeStore(_Failures):
         self.events.append(("apply", tuple(b.offset for b in batches)))
         return [self._apply_one(b) for b in batches]
 
-    def delete_view(self, delete: DeleteView, partition: int, partitions: int) -> int:
+    def delete_view(self, delete: DeleteView, partition: int, partitions: int, offset: int) -> int:
         self._called("delete_view")
         self.events.append(("delete_view", delete.feature_view, partition))
+        versions = self.versions.setdefault((delete.feature_view, partition), {})
         touched = 0
         for key in list(self.hashes):
             if not fnmatchcase(key, delete.scan_pattern):
                 continue
             if wire.partition_for(key, partitions) != partition:
                 continue
+            version = versions.get(key)
+            if version is not None and version.offset > offset:
+                continue  # written after the deletion: it stays
+            versions.pop(key, None)
             fields = self.hashes[key]
             if delete.ts_field not in fields:
                 continue
@@ -193,7 +209,6 @@ class FakeStore(_Failures):
             else:
                 for name in (delete.ts_field, *delete.fields):
                     fields.pop(name, None)
-        self.versions.pop((delete.feature_view, partition), None)
         return touched
 
     def record_heartbeat(
@@ -213,6 +228,9 @@ class FakeStore(_Failures):
     def write_stats(self, region: str, stats: dict[str, float]) -> None:
         self.calls["write_stats"] = self.calls.get("write_stats", 0) + 1
         self.stats[region] = dict(stats)
+
+    def close(self) -> None:
+        self.closed = True
 
     # Test helpers --------------------------------------------------------------------------
     def expire(self, key: bytes) -> None:
@@ -245,8 +263,12 @@ class FakeStore(_Failures):
 
 def _decode_for_apply(b: EncodedBatch) -> RowBatch:
     """The checks apply_rows.lua makes before writing, on the wire-v1 definition."""
+    if _has_bin_type(b.payload):
+        raise MalformedRecord("payload is not a wire v1 row batch (msgpack bin type)")
     header = wire.RecordHeader(Kind.ROWS, b.feature_view, "", "", 0, 0, 0)
     batch = wire.decode_rows(header, b.payload)  # also: payload view == header view
+    if b.max_event_s is not None and any(r.event_s > b.max_event_s for r in batch.rows):
+        raise MalformedRecord("a row's event time is after the max_ev header")
     if not all(isinstance(f, bytes) for f in batch.fields):
         raise MalformedRecord("field keys must be bytes")
     for i, row in enumerate(batch.rows):
@@ -256,8 +278,32 @@ def _decode_for_apply(b: EncodedBatch) -> RowBatch:
     return batch
 
 
-class FakeSource:
-    """A ``ChangeSource`` delivering the given messages in order; records every commit."""
+def _has_bin_type(payload: bytes) -> bool:
+    """Whether a msgpack bin type is used (Redis 7.0's cmsgpack only reads raw strings)."""
+    try:
+        # Raw strings come back as str here (surrogates for non-UTF-8), bin types as bytes.
+        body = msgpack.unpackb(payload, raw=False, unicode_errors="surrogateescape")
+    except Exception:
+        return False  # not msgpack at all: decode_rows says so
+    stack = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bytes):
+            return True
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend([*item.keys(), *item.values()])
+    return False
+
+
+class FakeSource(_Failures):
+    """A ``ChangeSource`` over an in-memory log; records every commit.
+
+    Messages are delivered in the order given (keep log order within each partition). A
+    paused partition delivers nothing; on resume it starts again at the offset it was
+    paused at, like ``KafkaSource`` (pause + seek).
+    """
 
     def __init__(
         self,
@@ -265,26 +311,21 @@ class FakeSource:
         *,
         events: list[Event] | None = None,
         on_drained: Callable[[], None] | None = None,
+        max_per_poll: int | None = None,
     ) -> None:
-        self.pending: deque[FakeMessage] = deque(messages)
+        super().__init__()
+        self.max_per_poll = max_per_poll
+        self.log: list[FakeMessage] = list(messages)
+        self.next_offset: dict[tuple[str, int], int] = {}
+        self.paused: set[tuple[str, int]] = set()
         self.commits: list[dict[tuple[str, int], int]] = []
         self.closed = False
         self.events: list[Event] = [] if events is None else events
         self.on_drained = on_drained
+        """Called by a poll that finds nothing to deliver (e.g. ``worker.stop``)."""
 
-    @classmethod
-    def per_partition(
-        cls,
-        partitions: dict[tuple[str, int], list[FakeMessage]],
-        *,
-        events: list[Event] | None = None,
-    ) -> FakeSource:
-        """Messages of several partitions, interleaved round-robin, log order kept in each."""
-        queues = [deque(ms) for ms in partitions.values()]
-        ordered: list[FakeMessage] = []
-        while any(queues):
-            ordered.extend(q.popleft() for q in queues if q)
-        return cls(ordered, events=events)
+    def add(self, *messages: FakeMessage) -> None:
+        self.log.extend(messages)
 
     @property
     def committed(self) -> dict[tuple[str, int], int]:
@@ -295,13 +336,34 @@ class FakeSource:
         return out
 
     def poll_batch(self, max_messages: int, timeout: float) -> list[FakeMessage]:
-        count = min(max_messages, len(self.pending))
-        batch = [self.pending.popleft() for _ in range(count)]
+        batch: list[FakeMessage] = []
+        limit = min(max_messages, self.max_per_poll or max_messages)
+        for message in self.log:
+            if len(batch) == limit:
+                break
+            tp = (message.topic(), message.partition())
+            if tp in self.paused or message.offset() < self.next_offset.get(tp, 0):
+                continue
+            batch.append(message)
+            self.next_offset[tp] = message.offset() + 1
         if not batch and self.on_drained is not None:
             self.on_drained()
         return batch
 
+    def pause(self, topic: str, partition: int, offset: int) -> None:
+        self.events.append(("pause", topic, partition, offset))
+        self.paused.add((topic, partition))
+        self.next_offset[(topic, partition)] = offset
+
+    def resume(self, topic: str, partition: int) -> None:
+        self.events.append(("resume", topic, partition))
+        self.paused.discard((topic, partition))
+
+    def is_paused(self, topic: str, partition: int) -> bool:
+        return (topic, partition) in self.paused
+
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        self.check("commit")
         self.events.append(("commit", dict(positions)))
         self.commits.append(dict(positions))
 

@@ -177,11 +177,6 @@ def test_bad_row_payloads_are_malformed(payload: bytes) -> None:
         wire.decode_rows(ROWS_HEADER, payload)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: decode_rows accepts non-bytes field keys and boolean timestamps, which "
-    "apply_rows.lua rejects as MALFORMED (the worker's future-time split re-encodes them)",
-)
 @pytest.mark.parametrize(
     "payload",
     [
@@ -189,6 +184,10 @@ def test_bad_row_payloads_are_malformed(payload: bytes) -> None:
         pytest.param(
             rows_payload(1, VIEW_B, list(FIELDS), [[b"k", b"ts", True, 0, 0, 0, b"a", b"b"]]),
             id="event seconds a boolean",
+        ),
+        pytest.param(
+            msgpack.packb([1, VIEW_B, list(FIELDS), [good_row()]], use_bin_type=True),
+            id="bin-typed strings",
         ),
     ],
 )
