@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -179,7 +180,7 @@ def test_model_versions_publish_release_status_and_rollback(
     topology: Topology, tmp_path: Path
 ) -> None:
     store = ModelStore(topology)
-    name = f"fraud-gbdt-{tmp_path.name[-8:]}"
+    name = f"fraud-gbdt-{uuid.uuid4().hex[:8]}"  # versions are immutable: a new model per run
     for version, weights in (("v1", b"weights one"), ("v2", b"weights two, larger")):
         model_dir = tmp_path / version
         (model_dir / "nested").mkdir(parents=True)
