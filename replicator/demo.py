@@ -246,8 +246,8 @@ class Demo:
             )
         self.say("")
         self.say(
-            "lag: from Kafka acknowledging a batch at the primary to the region's Redis "
-            "acknowledging it, per batch, since each worker started."
+            "lag: from Feast's write call at the primary to the region's Redis "
+            "acknowledging the batch, per batch, since each worker started."
         )
 
     def _serve_until_interrupted(self) -> None:

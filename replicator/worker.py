@@ -50,11 +50,12 @@ class WorkerStats:
     views_deleted: int = 0
     first_applied_ns: int = 0
     lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
-    """Per batch: primary publish (Kafka acknowledged) -> region's Redis acknowledged."""
+    """Per batch: the primary's publish call (``pub_ns``, primary clock) -> the region's Redis
+    acknowledged (worker clock). Two clocks: skew shifts it; docs/consistency.md has the
+    skew-proof measure."""
     apply_ms: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
     """Per Redis round trip: how long the apply script took, network included."""
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
-
     assigned_partitions: int = 0
 
     def summary(self) -> dict[str, float]:
@@ -111,7 +112,6 @@ class Worker:
         catalog: SchemaCatalog,
         options: WorkerOptions,
         clock: Callable[[], int] = time.time_ns,
-        on_applied: Callable[[WorkerStats], None] | None = None,
     ) -> None:
         self.region = region
         self.source = source
@@ -121,7 +121,6 @@ class Worker:
         self.options = options
         self.clock = clock
         self.stats = WorkerStats()
-        self._on_applied = on_applied
         self._stop = threading.Event()
         self._last_stats = 0.0
         self._parked: dict[tuple[str, int], Parked] = {}
@@ -305,8 +304,6 @@ class Worker:
         if not self.stats.first_applied_ns:
             self.stats.first_applied_ns = now
             log.info("first batch applied", extra={"event": "first_batch_applied"})
-        if self._on_applied:
-            self._on_applied(self.stats)
 
     def _delete_view(self, message: Message, header: wire.RecordHeader) -> None:
         delete = wire.decode_delete_view(header, message.value() or b"")
