@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import redis
 
@@ -44,15 +44,15 @@ F_INTERVAL_NS = "interval_ns"
 TOPIC_FIELD_PREFIX = "t:"
 
 
-def emission_key(project: str) -> bytes:
+def emission_key(project: str) -> str:
     """Where the newest durable heartbeat round is recorded (primary region's Redis)."""
-    return NAMESPACE + b"emitted:" + project.encode()
+    return f"{NAMESPACE.decode()}emitted:{project}"
 
 
-def applied_key(topic: str, partition: int) -> bytes:
+def applied_key(topic: str, partition: int) -> str:
     """Where a region's worker stores the newest heartbeat it applied (same layout as
     ``RegionStore.record_heartbeat``)."""
-    return NAMESPACE + b"hb:" + topic.encode() + b":" + str(partition).encode()
+    return f"{NAMESPACE.decode()}hb:{topic}:{partition}"
 
 
 def emission_ttl_ms(interval_seconds: float) -> int:
@@ -73,9 +73,7 @@ class TopicLister(Protocol):
 
 
 class HeartbeatProducer(Protocol):
-    def send(
-        self, topic: str, partition: int, payload: bytes, headers: list[tuple[str, bytes]]
-    ) -> None: ...
+    def send(self, topic: str, partition: int, payload: bytes, headers: wire.Headers) -> None: ...
     def flush(self, timeout: float = 30.0) -> None: ...
 
 
@@ -191,7 +189,7 @@ class RedisEmissionRecord:
             raw = self.client.hget(self._key, F_SEQUENCE)
         except redis.RedisError as exc:
             raise TransientError(f"cannot read the heartbeat record: {exc}") from exc
-        return int(raw) if raw else 0
+        return int(cast(bytes, raw)) if raw else 0
 
     def record(self, round_: Round, interval_ns: int) -> None:
         try:

@@ -81,3 +81,11 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
 else
     log "$VENV is up to date with pyproject.toml"
 fi
+
+# 3. Optional: Chromium (Debian's `chromium`), only for the consistency checker's status-page
+#    test (tests/integration/test_consistency.py skips that test without it). ----------------
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+    log "apt-get install chromium (for the status-page test)"
+    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; } ||
+        log "warning: could not install chromium; the status-page test will be skipped"
+fi

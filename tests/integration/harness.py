@@ -215,6 +215,12 @@ class ReplicatedProject:
         for region in regions or list(self.topology.regions):
             self._workers.append(WorkerThread(build_worker(self.topology, region)))
 
+    def run_worker(self, worker: Worker) -> WorkerThread:
+        """Run a worker built by the test (e.g. with its own clock); stopped by ``stop()``."""
+        thread = WorkerThread(worker)
+        self._workers.append(thread)
+        return thread
+
     def start_worker_process(self, region: str, *options: str) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"worker-{region}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(

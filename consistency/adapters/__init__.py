@@ -1,0 +1,1 @@
+"""Adapters behind ``consistency.ports``: Redis, Kafka admin, S3 manifest, webhook."""

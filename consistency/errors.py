@@ -1,0 +1,29 @@
+"""Errors raised by the consistency checker.
+
+    ConsistencyError
+     +-- SettingsError        bad or missing checker configuration; names the file and field
+     +-- SourceUnavailable    a region's Redis, Kafka or S3 could not be read (transient)
+     +-- NoManifest           a region's bucket has no schema manifest yet (run registry sync)
+
+Retry decisions look at the class, never at the message.
+"""
+
+from __future__ import annotations
+
+
+class ConsistencyError(Exception):
+    """Base class of every error the checker raises on purpose."""
+
+
+class SettingsError(ConsistencyError):
+    pass
+
+
+class SourceUnavailable(ConsistencyError):
+    def __init__(self, message: str, *, source: str = "") -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class NoManifest(ConsistencyError):
+    pass

@@ -1,0 +1,164 @@
+"""``consistency repair``: re-apply diverged keys from the reference, last writer wins.
+
+A full check finds the region's missing, conflicting and behind keys; their rows are read
+from the reference (bytes and version) and sent through the replicator's own
+``apply_rows.lua`` as wire-v1 batches carrying the reference's version (event time, created
+time, Kafka offset, row index). The script applies a row only if its version is at least
+the stored one, so a repair can never move a key back in time: a key the region holds in a
+newer version is left alone and reported. The script orders exact ties by the row's index
+in its batch, so each row is placed at its original index (earlier slots hold copies of
+it, which the script skips or re-applies with the same bytes).
+
+Extra keys (in the region, not in the reference) are reported, not deleted: the
+last-writer-wins path has no deletion; ``replicator region rebuild`` or an operator does it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from consistency.checker import Checker
+from consistency.core.classify import KeyClass
+from consistency.core.feast_bytes import decode_timestamp
+from consistency.divergence import classify_keys
+from consistency.ports import RawRow, ViewLayout
+from replicator.core import wire
+from replicator.core.records import ApplyOutcome, EncodedBatch, Row, RowBatch
+from replicator.errors import MalformedRecord
+
+log = logging.getLogger(__name__)
+
+REPAIRABLE = (KeyClass.MISSING, KeyClass.CONFLICTING, KeyClass.BEHIND)
+APPLY_CHUNK = 50
+
+
+class RowApplier(Protocol):
+    """The region's writer (``replicator.adapters.redis_store.RegionStore``)."""
+
+    def apply(self, batches: Sequence[EncodedBatch]) -> list[ApplyOutcome | MalformedRecord]: ...
+
+
+@dataclass
+class ViewRepair:
+    feature_view: str
+    found: dict[str, int] = field(default_factory=dict)
+    """Keys per class before the repair."""
+    attempted: int = 0
+    repaired: int = 0
+    not_repaired: int = 0
+    """Still different afterwards (the region holds a newer version, or the row changed)."""
+    unrepairable: int = 0
+    """The reference has no timestamp for the key: nothing to apply."""
+    extra_left: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(vars(self))
+
+
+def plan_batches(
+    view: ViewLayout,
+    rows: Sequence[RawRow],
+    partitions: int,
+    partition_of: Callable[[bytes, int], int],
+) -> tuple[list[EncodedBatch], list[bytes]]:
+    """Wire-v1 batches that re-apply ``rows`` with their own versions; and the keys that
+    cannot be re-applied (no ``_ts`` at the reference)."""
+    groups: dict[tuple[int, int, tuple[bytes, ...]], list[tuple[int, Row]]] = defaultdict(list)
+    unrepairable: list[bytes] = []
+    for raw in rows:
+        event = decode_timestamp(raw.values[0])
+        if raw.values[0] is None or event is None:
+            unrepairable.append(raw.key)
+            continue
+        present = [
+            (f, v) for f, v in zip(view.fields, raw.values[1:], strict=True) if v is not None
+        ]
+        fields = tuple(f for f, _ in present)
+        version = raw.version or (event[0], event[1], 0, 0, 0, 1)
+        es, en, cs, cn, offset, index = version
+        row = Row(raw.key, raw.values[0], es, en, cs, cn, tuple(v for _, v in present))
+        groups[(partition_of(raw.key, partitions), offset, fields)].append((max(1, index), row))
+    batches: list[EncodedBatch] = []
+    for (partition, offset, fields), members in sorted(groups.items()):
+        members.sort(key=lambda m: m[0])
+        current: list[Row] = []
+        for index, row in members:
+            if index <= len(current):  # slot taken (should not happen): next batch
+                batches.append(_encode(view, fields, current, partition, offset))
+                current = []
+            while len(current) < index:
+                current.append(row)  # copies up to the row's own index
+        if current:
+            batches.append(_encode(view, fields, current, partition, offset))
+    return batches, unrepairable
+
+
+def _encode(
+    view: ViewLayout, fields: tuple[bytes, ...], rows: list[Row], partition: int, offset: int
+) -> EncodedBatch:
+    batch = RowBatch(view.name, fields, tuple(rows), schema_fingerprint="consistency-repair")
+    _, payload = wire.encode_rows(batch)
+    return EncodedBatch(payload, view.name, partition, offset)
+
+
+def repair_region(
+    checker: Checker,
+    region: str,
+    applier: RowApplier,
+    *,
+    views: Sequence[str] | None = None,
+    dry_run: bool = False,
+) -> list[ViewRepair]:
+    if region == checker.scope.reference_region:
+        raise ValueError(f"{region} is the reference region: there is nothing to repair it from")
+    layouts = checker.views()
+    reference = checker.regions[checker.scope.reference_region]
+    target = checker.regions[region]
+    partitions = checker.scope.partitions
+    found = checker.measure_divergence("full", regions=[region], views=views)
+    results = []
+    for (_, view), findings in sorted(found.items()):
+        layout = layouts[view]
+        result = ViewRepair(view)
+        for cls in KeyClass:
+            result.found[cls.value] = sum(1 for c in findings.keys.values() if c is cls)
+        result.extra_left = result.found[KeyClass.EXTRA.value]
+        keys = sorted(k for k, c in findings.keys.items() if c in REPAIRABLE)
+        result.attempted = len(keys)
+        if keys:
+            rows = reference.read_rows(layout, keys, partitions)
+            batches, unrepairable = plan_batches(layout, rows, partitions, checker.partition_of)
+            result.unrepairable = len(unrepairable)
+            if not dry_run:
+                for start in range(0, len(batches), APPLY_CHUNK):
+                    for outcome in applier.apply(batches[start : start + APPLY_CHUNK]):
+                        if isinstance(outcome, MalformedRecord):
+                            log.error("repair batch refused: %s", outcome)
+                still, _, _ = classify_keys(
+                    layout,
+                    keys,
+                    reference,
+                    target,
+                    partitions,
+                    functools.partial(checker.positions_for, region, view),
+                    checker.partition_of,
+                )
+                left = [k for k, c in still.items() if c is not KeyClass.IN_FLIGHT]
+                result.not_repaired = len(left)
+                result.repaired = len(keys) - len(left)
+        log.info(
+            "repair of %s in %s: %d repaired, %d not repaired, %d extra left",
+            view,
+            region,
+            result.repaired,
+            result.not_repaired,
+            result.extra_left,
+            extra={"event": "repair_done", "region": region, **result.to_dict()},
+        )
+        results.append(result)
+    return results

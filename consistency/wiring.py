@@ -1,0 +1,73 @@
+"""Builds the checker from the topology and settings: the only place adapters are chosen."""
+
+from __future__ import annotations
+
+from consistency.adapters.kafka_log import KafkaLog
+from consistency.adapters.manifest import S3Manifest
+from consistency.adapters.redis_region import RedisRegion
+from consistency.adapters.webhook import WebhookSender
+from consistency.checker import Checker, Scope
+from consistency.config import ConsistencySettings
+from consistency.core.backoff import Backoff
+from consistency.errors import SettingsError
+from replicator.adapters.redis_store import connect
+from replicator.config import Topology
+from replicator.core.wire import partition_for
+
+
+def scope_of(topology: Topology, settings: ConsistencySettings) -> Scope:
+    reference = settings.reference_region or topology.primary_region
+    if reference not in topology.regions:
+        raise SettingsError(
+            f"reference_region {reference!r} is not a region of the topology "
+            f"({', '.join(sorted(topology.regions))})"
+        )
+    return Scope(
+        project=topology.project,
+        topic_prefix=topology.kafka.topic_prefix,
+        partitions=topology.kafka.partitions,
+        primary_region=topology.primary_region,
+        reference_region=reference,
+        subscriptions={n: tuple(r.feature_views) for n, r in topology.regions.items()},
+        groups={n: topology.consumer_group(n) for n in topology.regions},
+    )
+
+
+def region_reader(topology: Topology, region: str, settings: ConsistencySettings) -> RedisRegion:
+    endpoint = topology.region(region).redis
+    return RedisRegion(
+        region,
+        lambda: connect(endpoint, endpoint.writer, timeout=60.0),
+        scan_count=settings.full.scan_count,
+    )
+
+
+def build_checker(topology: Topology, settings: ConsistencySettings) -> Checker:
+    scope = scope_of(topology, settings)
+    return Checker(
+        scope,
+        settings,
+        regions={name: region_reader(topology, name, settings) for name in topology.regions},
+        log_admin=KafkaLog(topology.kafka.bootstrap_servers),
+        manifest=S3Manifest(topology.region(scope.reference_region).s3, topology.project),
+        partition_of=partition_for,
+    )
+
+
+def build_webhook(settings: ConsistencySettings) -> WebhookSender | None:
+    hook = settings.webhook
+    if not hook.url:
+        return None
+    return WebhookSender(
+        hook.url,
+        timeout_seconds=hook.timeout_seconds,
+        max_attempts=hook.max_attempts,
+        backoff=Backoff(hook.initial_backoff_seconds, 2.0, hook.max_backoff_seconds),
+        queue_size=hook.queue_size,
+    )
+
+
+def close_checker(checker: Checker) -> None:
+    for region in checker.regions.values():
+        region.close()
+    checker.log.close()

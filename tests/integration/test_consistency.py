@@ -1,0 +1,532 @@
+"""The consistency checker on the real stack: heartbeats, alerts, divergence, repair, serve.
+
+One replicated project for the module (Feast is slow to set up): us-east-1 (primary and
+reference) and ap-southeast-1 run worker threads, ap-southeast-1's with its clock set an
+hour back; eu-west-1 runs a worker process the tests stop and restart. The primary's
+heartbeat emitter runs as ``replicator heartbeats --interval 0.2``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from harness import END, ReplicatedProject, free_port, recent_window, wait_for
+from prometheus_client.parser import text_string_to_metric_families
+
+from consistency.checker import Checker
+from consistency.config import ConsistencySettings
+from consistency.core.digest import digest_entries, mismatched_buckets
+from consistency.core.feast_bytes import decode_timestamp, encode_timestamp, encode_version
+from consistency.repair import repair_region
+from consistency.service import ConsistencyService
+from consistency.wiring import build_checker, build_webhook, close_checker
+from replicator.adapters.redis_store import RegionStore, version_key
+from replicator.assembly import build_worker
+from replicator.core.wire import partition_for
+from replicator.heartbeat import applied_key
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+PRIMARY, VICTIM, SKEWED = "us-east-1", "eu-west-1", "ap-southeast-1"
+INTERVAL = 0.2
+SKEW_NS = -3600 * 1_000_000_000
+
+
+class World:
+    def __init__(self, project: ReplicatedProject, primary: Any) -> None:
+        self.project = project
+        self.primary = primary
+        self.victim: subprocess.Popen[bytes] | None = None
+
+    @property
+    def topology(self) -> Any:
+        return self.project.topology
+
+    def checker(self, **settings: Any) -> Checker:
+        return build_checker(self.topology, ConsistencySettings(**settings))
+
+    def start_victim(self) -> None:
+        self.victim = self.project.start_worker_process(VICTIM)
+
+    def stop_victim(self, sig: int = signal.SIGKILL) -> None:
+        assert self.victim is not None
+        self.victim.send_signal(sig)
+        self.victim.wait(20)
+
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "consistency.cli",
+                "--topology",
+                str(self.project.topology_path),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **(env or {})},
+            cwd=self.project.workdir,
+        )
+
+
+def _emitter(project: ReplicatedProject) -> subprocess.Popen[bytes]:
+    log = open(project.workdir / "heartbeats.log", "ab")  # noqa: SIM115
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "replicator.cli",
+            "--config",
+            str(project.topology_path),
+            "heartbeats",
+            "--interval",
+            str(INTERVAL),
+            "--relist",
+            "1",
+        ],
+        stdout=log,
+        stderr=log,
+    )
+
+
+def _converged(project: ReplicatedProject) -> bool:
+    states = [project.feast_keys(project.admin(r)) for r in project.topology.regions]
+    return bool(states[0]) and all(s == states[0] for s in states[1:])
+
+
+@pytest.fixture(scope="module")
+def world(
+    topology: Any, config_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    project = ReplicatedProject(config_file, tmp_path_factory.mktemp("consistency"))
+    project.generate_data(n_cards=300, n_merchants=80, days=2)
+    primary = project.primary_store()
+    primary.apply(project.feature_objects())
+    project.sync_registry()
+    project.start_workers([PRIMARY])
+    skewed = build_worker(project.topology, SKEWED)
+    skewed.clock = lambda: time.time_ns() + SKEW_NS  # an hour behind the others
+    project.run_worker(skewed)
+    w = World(project, primary)
+    w.start_victim()
+    emitter = _emitter(project)
+    try:
+        primary.materialize(*recent_window())
+        wait_for(lambda: _converged(project), 90, "every region to hold the materialized rows")
+        checker = w.checker()
+        wait_for(
+            lambda: (
+                (r := checker.measure_staleness()).heartbeat.emitter_up
+                and all(
+                    x.staleness_seconds is not None and x.staleness_seconds < 1
+                    for x in r.regions.values()
+                )
+            ),
+            60,
+            "heartbeats to reach every region",
+        )
+        close_checker(checker)
+        yield w
+    finally:
+        emitter.send_signal(signal.SIGTERM)
+        emitter.wait(20)
+        project.stop()
+
+
+class Webhook:
+    """A real HTTP server recording the JSON bodies POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        received = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def of(self, region: str) -> list[tuple[str, str]]:
+        return [(b["measure"], b["state"]) for b in self.bodies if b["region"] == region]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+# Staleness, alerts, exit codes ----------------------------------------------------------------
+def test_stopped_worker_raises_one_alert_and_restarted_one_recovery(world: World) -> None:
+    hook = Webhook()
+    settings = ConsistencySettings(
+        bounds={"max_staleness_seconds": 2.0, "max_divergence_ratio": None},
+        hysteresis={"violate_after": 2, "recover_after": 2},
+        schedule={"staleness_seconds": 0.25, "sampled_seconds": 3600, "full_cron": None},
+        webhook={"url": hook.url, "initial_backoff_seconds": 0.1},
+    )
+    checker = build_checker(world.topology, settings)
+    service = ConsistencyService(checker, settings, sink=build_webhook(settings))
+    service.start()
+    try:
+        wait_for(lambda: service.staleness is not None, 20, "the first staleness check")
+        world.stop_victim()
+        stopped_at = time.monotonic()
+        wait_for(lambda: world_violated(hook), 30, "the VIOLATED webhook")
+        # The verdict of `check --once` agrees, with its documented exit code.
+        done = world.cli(
+            "check",
+            "--once",
+            "--json",
+            "--divergence",
+            "none",
+            env={"CONSISTENCY_BOUNDS__MAX_STALENESS_SECONDS": "2"},
+        )
+        assert done.returncode == 1, done.stderr
+        report = json.loads(done.stdout)
+        assert report["regions"][VICTIM]["status"] == "violated"
+        assert report["regions"][PRIMARY]["status"] == "ok"
+        assert {v["region"] for v in report["violations"]} == {VICTIM}
+        time.sleep(max(0.0, 5 - (time.monotonic() - stopped_at)))  # let it grow a while
+        grown = [p["regions"][VICTIM] for p in service.history_points()]
+        world.start_victim()
+        wait_for(lambda: ("staleness", "RECOVERED") in hook.of(VICTIM), 60, "the RECOVERED webhook")
+        time.sleep(1.5)  # anything else would arrive now
+    finally:
+        service.stop()
+        close_checker(checker)
+        hook.close()
+    assert hook.of(VICTIM) == [("staleness", "VIOLATED"), ("staleness", "RECOVERED")]
+    assert hook.of(PRIMARY) == [] and hook.of(SKEWED) == []
+    tail = [s for s in grown if s is not None][-10:]
+    assert tail == sorted(tail) and tail[-1] >= 4.0, f"staleness should grow while stopped: {tail}"
+    violated = hook.bodies[0]
+    assert violated["state"] == "VIOLATED" and violated["project"] == world.project.name
+    assert set(violated["feature_views"]) <= {
+        "card_spending_stats",
+        "merchant_risk",
+        "card_merchant_affinity",
+    }
+
+
+def world_violated(hook: Webhook) -> bool:
+    return ("staleness", "VIOLATED") in hook.of(VICTIM)
+
+
+def test_clock_offsets_in_checker_or_worker_do_not_change_staleness(world: World) -> None:
+    wait_for(lambda: world.victim is not None and world.victim.poll() is None, 5, "the victim")
+    normal = world.checker()
+    ahead = Checker(
+        normal.scope,
+        normal.settings,
+        regions=normal.regions,
+        log_admin=normal.log,
+        manifest=normal.manifest,
+        partition_of=partition_for,
+        clock=lambda: time.time_ns() + 3600 * 1_000_000_000,
+    )
+    try:
+        rounds = []
+        for _ in range(10):
+            a, b = normal.measure_staleness(), ahead.measure_staleness()
+            rounds.append(
+                {
+                    r: (a.regions[r].staleness_seconds, b.regions[r].staleness_seconds)
+                    for r in a.regions
+                }
+            )
+            time.sleep(0.1)
+    finally:
+        close_checker(normal)
+    # The two checkers read a moment apart: at most one heartbeat round (an interval, plus
+    # the emitter's scheduling jitter) between them. A caught-up region is at most a round or
+    # two behind, whatever the clocks say.
+    one_round = INTERVAL + 0.05
+    for sample in rounds[2:]:
+        for region, (plain, skewed) in sample.items():
+            assert plain is not None and skewed is not None
+            assert abs(plain - skewed) <= one_round, (region, sample)
+            assert skewed <= 2 * one_round + 0.3, (region, sample)
+    # The skewed worker really stamps its own clock an hour back: a checker comparing clocks
+    # across machines would report ~3600 s here.
+    topic = world.topology.topic_for("merchant_risk")
+    applied_ns = int(world.project.admin(SKEWED).hget(applied_key(topic, 0), "applied_ns"))
+    assert abs((time.time_ns() - applied_ns) / 1e9 - 3600) < 30
+
+
+# Divergence and repair ----------------------------------------------------------------------
+def _fresh_merchants(world: World, rows: int, shift: timedelta) -> pd.DataFrame:
+    frame = pd.read_parquet(world.project.repo / "data" / "merchant_risk.parquet")
+    frame = frame.drop_duplicates(subset=["merchant_id"]).head(rows).copy()
+    frame["event_timestamp"] = END + shift
+    frame["created"] = END + shift
+    frame["risk_score"] = 0.123
+    return frame
+
+
+def _view_keys(world: World, region: str, view: str) -> dict[bytes, dict[bytes, bytes]]:
+    field = f"_ts:{view}".encode()
+    return {
+        k: v for k, v in world.project.feast_keys(world.project.admin(region)).items() if field in v
+    }
+
+
+def test_full_check_finds_corruption_repair_fixes_it_and_in_flight_rows_do_not_count(
+    world: World,
+) -> None:
+    view = "merchant_risk"
+    checker = world.checker(bounds={"max_staleness_seconds": 300})
+    layout = checker.views()[view]
+    keys = sorted(_view_keys(world, PRIMARY, view))
+    # In flight: eu-west-1 is stopped while the primary writes 20 newer rows.
+    world.stop_victim(signal.SIGTERM)
+    fresh = _fresh_merchants(world, 20, timedelta(hours=5))
+    world.primary.write_to_online_store(view, fresh)
+    ts = encode_timestamp(int((END + timedelta(hours=5)).timestamp()))
+    ts_field = b"_ts:" + view.encode()
+    for region in (PRIMARY, SKEWED):
+        wait_for(
+            lambda r=region: (
+                sum(v[ts_field] == ts for v in _view_keys(world, r, view).values()) == 20
+            ),
+            30,
+            f"{region} to apply the fresh rows",
+        )
+    untouched = [
+        k for k, v in sorted(_view_keys(world, PRIMARY, view).items()) if v[ts_field] != ts
+    ]
+    corrupted, deleted, newer = untouched[:3]
+    admin = world.project.admin(SKEWED)
+    admin.hset(corrupted, layout.fields[0], b"\x00garbage")  # same version, other bytes
+    admin.delete(deleted)
+    try:
+        checker.measure_staleness()
+        found = checker.measure_divergence("full", views=[view])
+        eu, ap = found[(VICTIM, view)].report, found[(SKEWED, view)].report
+        assert (eu.in_flight, eu.diverged, eu.ratio) == (20, 0, 0.0), eu
+        assert (ap.conflicting, ap.missing, ap.extra, ap.behind, ap.in_flight) == (1, 1, 0, 0, 0), (
+            ap
+        )
+        assert found[(SKEWED, view)].keys[corrupted].value == "conflicting"
+        assert ap.ratio == pytest.approx(2 / len(keys))
+
+        done = world.cli("repair", "--region", SKEWED, "--feature-view", view, "--json")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)[0]
+        assert (result["attempted"], result["repaired"], result["not_repaired"]) == (2, 2, 0)
+        ref, after = _view_keys(world, PRIMARY, view), _view_keys(world, SKEWED, view)
+        assert after[corrupted] == ref[corrupted] and after[deleted] == ref[deleted]
+        ap = checker.measure_divergence("full", views=[view])[(SKEWED, view)].report
+        assert ap.diverged == 0
+
+        # A key the region holds in a newer version is never moved back in time.
+        partition = partition_for(newer, world.topology.kafka.partitions)
+        future_ts = encode_timestamp(int((END + timedelta(days=30)).timestamp()))
+        admin.hset(newer, mapping={b"_ts:" + view.encode(): future_ts, layout.fields[0]: b"future"})
+        event = decode_timestamp(future_ts)
+        assert event is not None
+        admin.hset(
+            version_key(view, partition), newer, encode_version((event[0], 0, event[0], 0, 1, 1))
+        )
+        done = world.cli("repair", "--region", SKEWED, "--feature-view", view, "--json")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert json.loads(done.stdout)[0]["not_repaired"] == 1
+        assert admin.hget(newer, layout.fields[0]) == b"future"
+    finally:
+        world.start_victim()
+        close_checker(checker)
+        wait_for(
+            lambda: _view_keys(world, VICTIM, view).keys() >= set(keys), 60, "eu-west-1 to catch up"
+        )
+
+
+def test_sampled_ratio_lies_within_its_interval(world: World) -> None:
+    view = "card_merchant_affinity"
+    keys = sorted(_view_keys(world, PRIMARY, view))
+    assert len(keys) > 1000
+    checker = world.checker(sample={"size": 400, "confidence": 0.999, "seed": 11})
+    layout = checker.views()[view]
+    admin = world.project.admin(SKEWED)
+    damaged = keys[::8]
+    with admin.pipeline(transaction=False) as pipe:
+        for key in damaged:
+            pipe.hset(key, layout.fields[-1], b"\x00damaged")
+        pipe.execute()
+    true_ratio = len(damaged) / len(keys)
+    try:
+        checker.measure_staleness()
+        report = checker.measure_divergence("sampled", regions=[SKEWED], views=[view])[
+            (SKEWED, view)
+        ].report
+        assert report.keys_checked == 400
+        assert report.ratio_low is not None and report.ratio_high is not None
+        assert report.ratio_low <= true_ratio <= report.ratio_high, (true_ratio, report)
+        assert report.ratio_high - report.ratio_low < 0.15
+        assert report.conflicting == report.diverged  # same version, other bytes
+        # The full check agrees exactly, and the Lua digests match their Python twin.
+        full = checker.measure_divergence("full", regions=[SKEWED], views=[view])[
+            (SKEWED, view)
+        ].report
+        assert full.conflicting == len(damaged) and full.ratio == pytest.approx(true_ratio)
+        ref_region = checker.regions[PRIMARY]
+        scan = ref_region.scan_digests(layout, world.project.name, 3)
+        rows = ref_region.read_rows(layout, keys, world.topology.kafka.partitions)
+        twin = digest_entries([(r.key, list(r.values)) for r in rows], 3)
+        assert mismatched_buckets(scan.digests, twin) == [] and scan.keys == len(keys)
+    finally:
+        store = RegionStore(
+            world.topology.region(SKEWED).redis, world.topology.region(SKEWED).redis.writer
+        )
+        repaired = repair_region(checker, SKEWED, store, views=[view])
+        store.close()
+        close_checker(checker)
+    assert repaired[0].repaired == len(damaged)
+
+
+# serve: /metrics, the API and the page in Chromium --------------------------------------------
+def _monitoring_names() -> set[str]:
+    rules = yaml.safe_load((ROOT / "infra/monitoring/prometheus-rules.yaml").read_text())
+    dashboard = json.loads((ROOT / "infra/monitoring/grafana-dashboard.json").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    exprs += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    return {n for e in exprs for n in re.findall(r"\bconsistency_[a-z_]+\b", e)}
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except OSError:
+        return 0, b""
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_serve_exposes_metrics_and_a_status_page_that_renders_in_chromium(
+    world: World, tmp_path: Path
+) -> None:
+    port = free_port()
+    settings = tmp_path / "consistency.yaml"
+    settings.write_text(
+        yaml.safe_dump(
+            {
+                "consistency": {
+                    "server": {"host": "127.0.0.1", "port": port},
+                    "schedule": {
+                        "staleness_seconds": 0.5,
+                        "sampled_seconds": 3600,
+                        "full_cron": None,
+                    },
+                    "webhook": {"url": "http://127.0.0.1:9/unused"},
+                }
+            }
+        )
+    )
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "consistency.cli",
+            "--config",
+            str(settings),
+            "--topology",
+            str(world.project.topology_path),
+            "serve",
+        ],
+        stdout=log,
+        stderr=log,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _get(base + "/healthz")[0] == 200, 60, "consistency serve to be healthy")
+        wait_for(
+            lambda: len(json.loads(_get(base + "/api/history")[1] or b"[]")) >= 4, 30, "history"
+        )
+        wait_for(
+            lambda: (
+                json.loads(_get(base + "/api/status")[1])["regions"][SKEWED]["feature_views"]
+                .get("merchant_risk", {})
+                .get("divergence_ratio")
+                is not None
+            ),
+            60,
+            "the first sampled divergence check",
+        )
+        status, body = _get(base + "/metrics")
+        assert status == 200
+        families = list(text_string_to_metric_families(body.decode()))
+        served = {f.name for f in families} | {s.name for f in families for s in f.samples}
+        served |= {f.name + "_total" for f in families if f.type == "counter"}
+        assert _monitoring_names() - served == set()
+        staleness = {
+            s.labels["region"]: s.value
+            for f in families
+            if f.name == "consistency_region_staleness_seconds"
+            for s in f.samples
+        }
+        assert set(staleness) == set(world.topology.regions)
+        assert all(v < 2 for v in staleness.values())
+
+        profile = tmp_path / "chromium-profile"
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+        ]
+        dom = subprocess.run(
+            ["chromium", *flags, "--virtual-time-budget=2000", "--dump-dom", base + "/"],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        html = dom.stdout
+        for region in world.topology.regions:
+            assert f'class="card" data-region="{region}"' in html, region
+            assert re.search(rf'<path d="M[^"]+" data-region="{region}"', html), region
+        assert "ALL BOUNDS HOLD" in html or "VIOLATED" in html
+        assert 'data-view="merchant_risk"' in html
+        shot = tmp_path / "status.png"
+        subprocess.run(
+            ["chromium", *flags, "--window-size=1280,1400", f"--screenshot={shot}", base + "/"],
+            capture_output=True,
+            timeout=90,
+            check=True,
+        )
+        assert shot.stat().st_size > 20_000
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        log.close()
