@@ -1,8 +1,10 @@
 """``replicator demo``: the whole flow on the local stack, end to end.
 
 Stack up -> generate data -> ``feast apply`` at the primary -> registry to every region ->
-one worker per region -> materialize and push through Feast at the primary -> read the same
-entities through the Feast SDK in every region -> a table of what reached where.
+one worker per region and the heartbeat emitter -> materialize and push through Feast at the
+primary -> read the same entities through the Feast SDK in every region -> a table of what
+reached where -> the consistency checker's report; then, until Ctrl-C, the checker's status
+page. The checker runs as its own command (``consistency``): the replicator never imports it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class Demo:
         self.say = say
         self.state_dir = Path(topology.stack.state_dir).resolve()
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.helpers: dict[str, subprocess.Popen[bytes]] = {}
+        """Heartbeat emitter and checker server: stopped with the workers."""
 
     # Steps --------------------------------------------------------------------------------
     def run(self, *, once: bool) -> list[RegionReport]:
@@ -66,6 +70,9 @@ class Demo:
         for region in self.topology.regions:
             self.workers[region] = self._start_worker(region)
         self._wait_assigned()
+        self.helpers["heartbeats"] = self._spawn(
+            "heartbeats", ["-m", "replicator.cli", "--config", str(self.config_path), "heartbeats"]
+        )
         self.step("materializing everything and pushing fresh rows through Feast at the primary")
         store.materialize(end - timedelta(days=400), end + timedelta(seconds=1))
         fresh = self._fresh_rows(end)
@@ -76,12 +83,29 @@ class Demo:
         self.step("reading the same entities through the Feast SDK in every region")
         reports = self._report(store)
         self._print_table(reports)
+        self.step("the consistency checker's report (consistency check --once)")
+        self._consistency_report()
         self.say(f"done in {time.monotonic() - started:.0f}s")
         if once:
             self.stop_workers()
         else:
             self._serve_until_interrupted()
         return reports
+
+    def _consistency(self, *args: str) -> list[str]:
+        return ["-m", "consistency.cli", "--topology", str(self.config_path), *args]
+
+    def _consistency_report(self) -> None:
+        # Staleness needs a heartbeat round applied everywhere: give the emitter a moment.
+        time.sleep(2)
+        done = subprocess.run(
+            [sys.executable, *self._consistency("check", "--once")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        for line in (done.stdout or done.stderr).splitlines():
+            self.say(f"    {line}")
 
     def step(self, text: str) -> None:
         self.say(f"==> {text}")
@@ -121,29 +145,21 @@ class Demo:
         return path
 
     def _start_worker(self, region: str) -> subprocess.Popen[bytes]:
-        log = open(self._log_dir() / f"worker-{region}.log", "ab")  # noqa: SIM115
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "replicator.cli",
-                "--config",
-                str(self.config_path),
-                "--log-format",
-                "json",
-                "worker",
-                "--region",
-                region,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        args = ["--config", str(self.config_path), "--log-format", "json"]
+        return self._spawn(
+            f"worker-{region}", ["-m", "replicator.cli", *args, "worker", "--region", region]
         )
 
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self._log_dir() / f"{name}.log", "ab")  # noqa: SIM115
+        return subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT)
+
     def stop_workers(self) -> None:
-        for proc in self.workers.values():
+        processes = [*self.workers.values(), *self.helpers.values()]
+        for proc in processes:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in self.workers.values():
+        for proc in processes:
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
@@ -251,10 +267,12 @@ class Demo:
         )
 
     def _serve_until_interrupted(self) -> None:
+        self.helpers["consistency"] = self._spawn("consistency-serve", self._consistency("serve"))
+        self.say("status page, JSON and metrics: http://127.0.0.1:9108/ (consistency serve)")
         self.say(
             "workers keep replicating; write more with Feast at the primary "
-            f"(cd {self.repo.name} && feast ...). Ctrl-C stops the workers; "
-            "`make stack-down` stops the stack."
+            f"(cd {self.repo.name} && feast ...). Ctrl-C stops the workers, heartbeats and "
+            "checker; `make stack-down` stops the stack."
         )
         try:
             while all(p.poll() is None for p in self.workers.values()):

@@ -36,3 +36,8 @@ def test_demo_replicates_to_every_region_and_reads_match(
         assert " yes" in line, line
         applied = int(line.split()[1].replace(",", ""))
         assert applied > 0, f"{region} applied nothing: {line}"
+    # The consistency checker's report follows, every region within its bounds.
+    report = result.stdout.split("consistency check --once", 1)[1]
+    for region in topology.regions:
+        assert f"{region}: OK" in report, report
+    assert "every bound holds" in report, report
