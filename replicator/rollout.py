@@ -4,7 +4,7 @@
 consistency checker's bounds) for the wait, then releases region by region, checking each.
 An unhealthy region stops the rollout and puts every region it reached back on the version
 it had before. Every step (who, what, when, outcome) is written to
-``rollouts/<id>.json`` in the primary bucket as it happens, so ``status`` shows a rollout
+``rollouts/<project>/<id>.json`` in the primary bucket as it happens, so ``status`` shows a rollout
 in progress and ``rollback`` can undo one that stopped half way.
 """
 
@@ -115,24 +115,28 @@ class Rollout:
 
 
 class RolloutLog:
-    """Rollout records in the primary bucket: ``rollouts/<id>.json`` and ``rollouts/latest``."""
+    """Rollout records in the primary bucket, under ``rollouts/<project>/``: one
+    ``<id>.json`` per rollout and ``latest`` naming the newest."""
 
     def __init__(self, topology: Topology) -> None:
         location = topology.region(topology.primary_region).s3
         self._s3 = s3_client(location)
         self._bucket = location.bucket
+        self._prefix = f"rollouts/{topology.project}/"
 
     def save(self, rollout: Rollout) -> None:
         body = json.dumps(asdict(rollout), indent=2).encode()
-        self._s3.put_object(Bucket=self._bucket, Key=f"rollouts/{rollout.id}.json", Body=body)
-        self._s3.put_object(Bucket=self._bucket, Key="rollouts/latest", Body=rollout.id.encode())
+        self._s3.put_object(Bucket=self._bucket, Key=f"{self._prefix}{rollout.id}.json", Body=body)
+        self._s3.put_object(
+            Bucket=self._bucket, Key=f"{self._prefix}latest", Body=rollout.id.encode()
+        )
 
     def load(self, rollout_id: str | None = None) -> Rollout:
         try:
             if rollout_id is None:
-                latest = self._s3.get_object(Bucket=self._bucket, Key="rollouts/latest")
+                latest = self._s3.get_object(Bucket=self._bucket, Key=f"{self._prefix}latest")
                 rollout_id = latest["Body"].read().decode()
-            body = self._s3.get_object(Bucket=self._bucket, Key=f"rollouts/{rollout_id}.json")
+            body = self._s3.get_object(Bucket=self._bucket, Key=f"{self._prefix}{rollout_id}.json")
         except ClientError:
             raise ConfigError(f"no rollout {rollout_id or '(none recorded yet)'}") from None
         return Rollout(**json.loads(body["Body"].read()))
