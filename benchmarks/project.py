@@ -21,7 +21,8 @@ from confluent_kafka.admin import AdminClient
 
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.redis_store import NAMESPACE
-from replicator.adapters.s3_catalog import manifest_key, registry_key, s3_client
+from replicator.adapters.s3 import s3_client
+from replicator.adapters.s3_catalog import manifest_key, registry_key
 from replicator.config import Topology, load_topology
 
 log = logging.getLogger(__name__)
@@ -32,13 +33,17 @@ Progress = Callable[[str], None]
 class BenchProject:
     """Its own topology file (the base one with another project name) in a temp dir."""
 
-    def __init__(self, base_config: Path, kind: str) -> None:
+    def __init__(
+        self, base_config: Path, kind: str, *, overrides: dict[str, Any] | None = None
+    ) -> None:
         suffix = uuid.uuid4().hex[:8]
         self.name = f"bench_{kind}_{suffix}"
         self.view_name = f"{kind}_fv_{suffix}"
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         raw = yaml.safe_load(base_config.read_text(encoding="utf-8"))
         raw["project"] = self.name
+        for section, values in (overrides or {}).items():
+            raw.setdefault(section, {}).update(values)
         self.topology_path = self.workdir / "topology.yaml"
         self.topology_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
         self.topology: Topology = load_topology(self.topology_path)
@@ -180,11 +185,11 @@ class BenchProject:
             client.close()
         self._admins.clear()
         self._delete_kafka_state()
-        for region in self.topology.regions.values():
+        for config in self.topology.regions.values():
             try:
-                client = s3_client(region.s3)
+                s3 = s3_client(config.s3)
                 for key in (registry_key(self.name), manifest_key(self.name)):
-                    client.delete_object(Bucket=region.s3.bucket, Key=key)
+                    s3.delete_object(Bucket=config.s3.bucket, Key=key)
             except Exception as exc:  # boto3 raises several unrelated types
                 log.warning("cannot delete %s registry objects: %s", self.name, exc)
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -194,7 +199,9 @@ class BenchProject:
         try:
             prefix = f"{self.topology.kafka.topic_prefix}.{self.name}."
             topics = [t for t in admin.list_topics(timeout=30).topics if t.startswith(prefix)]
-            for future in admin.delete_topics(topics, operation_timeout=30).values() if topics else ():
+            for future in (
+                admin.delete_topics(topics, operation_timeout=30).values() if topics else ()
+            ):
                 future.result(timeout=60)
             listed = admin.list_consumer_groups().result(timeout=30)
             groups = [g.group_id for g in listed.valid if self.name in g.group_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -100,6 +101,7 @@ def machine(topology: Any) -> dict[str, Any]:
         "feast": _package_version("feast"),
         "kafka": _kafka_version(topology),
         "git_commit": _git_commit(),
+        **_apply_script(),
     }
     region = topology.region(topology.primary_region).redis
     try:
@@ -170,6 +172,27 @@ def _git_commit() -> str:
     except OSError:
         return "unknown"
     return out.stdout.strip() or "unknown"
+
+
+def _apply_script() -> dict[str, Any]:
+    """Which apply_rows.lua ran, and whether it is the committed one (the tree is shared)."""
+    path = "replicator/adapters/apply_rows.lua"
+    text = (ROOT / path).read_bytes()
+    try:
+        head = subprocess.run(
+            ["git", "show", f"HEAD:{path}"],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=5,
+            check=False,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+        ).stdout
+    except OSError:
+        head = b""
+    return {
+        "apply_rows_lua_sha256": hashlib.sha256(text).hexdigest()[:16],
+        "apply_rows_lua_is_head": text == head,
+    }
 
 
 def load_average() -> list[float]:
