@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import redis
 
-from replicator.adapters.redis_store import NAMESPACE, connect, worker_stats_key
+from replicator.adapters.redis_store import connect, feast_hashes, worker_stats_key
 from replicator.config import Topology
 from replicator.regional_config import feast_env, write_regional_repo
 from replicator.registry_sync import sync_once
@@ -205,17 +205,7 @@ class Demo:
         self.say("    (some region is still applying; reporting what is there)")
 
     def _feast_keys(self, region: str) -> dict[bytes, dict[bytes, bytes]]:
-        client = self._admin(region)
-        suffix = self.topology.project.encode()
-        keys = [
-            k
-            for k in client.scan_iter(match=b"*" + suffix, count=1000)
-            if not k.startswith(NAMESPACE)
-        ]
-        with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hgetall(key)
-            return dict(zip(keys, pipe.execute(), strict=True))
+        return feast_hashes(self._admin(region), self.topology.project)
 
     def _report(self, primary_store: Any) -> list[RegionReport]:
         from feast import FeatureStore

@@ -180,6 +180,19 @@ class RegionStore:
         return f"{self._endpoint.host}:{self._endpoint.port}"
 
 
+def feast_hashes(client: redis.Redis, project: str) -> dict[bytes, dict[bytes, bytes]]:
+    """Every Feast key of ``project`` in this Redis with its whole hash (``HGETALL``)."""
+    keys = [
+        key
+        for key in client.scan_iter(match=b"*" + project.encode(), count=1000)
+        if not key.startswith(NAMESPACE)
+    ]
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hgetall(key)
+        return dict(zip(keys, pipe.execute(), strict=True))
+
+
 def _chunks(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
     chunk: list[bytes] = []
     for item in items:

@@ -24,7 +24,7 @@ from typing import Any
 import redis
 import yaml
 
-from replicator.adapters.redis_store import NAMESPACE
+from replicator.adapters.redis_store import feast_hashes
 from replicator.assembly import build_worker
 from replicator.config import Topology, load_topology
 from replicator.registry_sync import sync_once
@@ -265,17 +265,7 @@ class ReplicatedProject:
 
     def feast_keys(self, client: redis.Redis) -> FeastKeys:
         """Every Feast key of this project with all its fields, as bytes."""
-        suffix = self.name.encode()
-        keys = [
-            k
-            for k in client.scan_iter(match=b"*" + suffix, count=1000)
-            if not k.startswith(NAMESPACE)
-        ]
-        with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hgetall(key)
-            values = pipe.execute()
-        return dict(zip(keys, values, strict=True))
+        return feast_hashes(client, self.name)
 
     def wait_converged(
         self, expected: FeastKeys, regions: list[str] | None = None, timeout: float = 120
