@@ -1,10 +1,10 @@
 """Measures every region against the primary's heartbeats and the reference region.
 
-``Checker`` only talks to ports (RegionData, LogAdmin, Manifest), so unit tests drive it
-with in-memory twins; ``wiring.build_checker`` connects it to Redis, Kafka and S3.
-It keeps a little state between rounds (previous committed offsets for the catch-up rate,
-newest event times seen, latest staleness for in-flight decisions) and is safe to call from
-one scheduler thread per job.
+``Checker`` only talks to ports (RegionData, LogAdmin, Manifest, LiveVersionSource), so unit
+tests drive it with in-memory twins; ``wiring.build_checker`` connects it to Redis, Kafka and
+S3. It keeps a little state between rounds (previous committed offsets for the catch-up rate,
+newest event times seen, latest staleness for in-flight decisions, the live versions read
+from the buckets) and is safe to call from one scheduler thread per job.
 """
 
 from __future__ import annotations
@@ -31,14 +31,26 @@ from consistency.core.report import (
     Violation,
 )
 from consistency.core.staleness import Emission, partition_staleness, view_of_topic, worst
+from consistency.core.versions import LiveVersions, compare
 from consistency.divergence import Findings
 from consistency.errors import ConsistencyError, SourceUnavailable
-from consistency.ports import LogAdmin, Manifest, RegionData, TopicPartition, ViewLayout
+from consistency.ports import (
+    LiveVersionSource,
+    LogAdmin,
+    Manifest,
+    RegionData,
+    TopicPartition,
+    ViewLayout,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_TIMED_POSITIONS = 256
 """Lagging partitions whose oldest unconsumed record is timed per round (one fetch each)."""
+
+VERSIONS_MAX_AGE = 30.0
+"""Seconds the live versions read from the buckets are reused; skew is recomputed every round
+against the clock, so it keeps growing between reads."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,7 @@ class Checker:
         log_admin: LogAdmin,
         manifest: Manifest,
         partition_of: Callable[[bytes, int], int],
+        versions: LiveVersionSource | None = None,
         clock: Callable[[], int] = time.time_ns,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -93,6 +106,7 @@ class Checker:
         self.log = log_admin
         self.manifest = manifest
         self.partition_of = partition_of
+        self.versions = versions
         self.clock = clock
         self.monotonic = monotonic
         self._lock = threading.Lock()
@@ -102,6 +116,7 @@ class Checker:
         self._progress: dict[str, tuple[float, int, float | None]] = {}
         self._retention: tuple[float, dict[str, int | None]] = (-math.inf, {})
         self._emission_seen: tuple[int, float] | None = None
+        self._live: tuple[float, dict[str, LiveVersions], dict[str, str]] = (-math.inf, {}, {})
 
     @property
     def bounds(self) -> Bounds:
@@ -141,6 +156,7 @@ class Checker:
         for region in self.scope.regions:
             reports[region] = self._region_staleness(region, emission, topics, ends, stall)
         self._add_freshness(reports)
+        self._add_versions(reports)
         return StalenessRound(heartbeat, reports, errors)
 
     def _emitter_stall(self, emission: Emission) -> float:
@@ -302,6 +318,40 @@ class Checker:
                     vr.newest_event_s = newest
                     vr.freshness_seconds = max(0.0, now_s - newest)
 
+    # Registry and model versions --------------------------------------------------------
+    def _add_versions(self, reports: Mapping[str, RegionReport]) -> None:
+        """Each region's live versions against the reference's, skew on the checker's clock.
+        An unreadable bucket is an error of its region (the reference's leaves every skew
+        unknown)."""
+        if self.versions is None:
+            return
+        live, failures = self._live_versions()
+        now_s = self.clock() / 1e9
+        reference = live.get(self.scope.reference_region)
+        for region, report in reports.items():
+            if region in failures:
+                report.errors.append(failures[region])
+            else:
+                report.versions = compare(reference, live[region], now_s)
+
+    def _live_versions(self) -> tuple[dict[str, LiveVersions], dict[str, str]]:
+        loaded_at, live, failures = self._live
+        if self.monotonic() - loaded_at < VERSIONS_MAX_AGE:
+            return live, failures
+        source = self.versions
+        assert source is not None
+        regions = self.scope.regions
+        with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="versions") as pool:
+            futures = {region: pool.submit(source.live, region) for region in regions}
+        live, failures = {}, {}
+        for region, future in futures.items():
+            try:
+                live[region] = future.result()
+            except SourceUnavailable as exc:
+                failures[region] = str(exc)
+        self._live = (self.monotonic(), live, failures)
+        return live, failures
+
     # Divergence ---------------------------------------------------------------------------
     def measure_divergence(
         self,
@@ -455,6 +505,14 @@ class Checker:
                 for measure, value, bound in checks:
                     if violates(value, bound):
                         report.violations.append(Violation(region, view, measure, value, bound))
+            skew_bound = self.bounds.max_version_skew(region)
+            for artifact, skew in rr.versions.artifacts() if rr.versions else ():
+                if violates(skew.skew_seconds, skew_bound):
+                    report.violations.append(
+                        Violation(
+                            region, artifact, Measure.VERSION_SKEW, skew.skew_seconds, skew_bound
+                        )
+                    )
             if any(v.region == region for v in report.violations):
                 rr.status = "violated"
         return report

@@ -26,6 +26,7 @@ from typing import Any
 
 from consistency.config import load_settings, topology_path
 from consistency.core.report import Report
+from consistency.core.versions import ArtifactSkew, VersionsReport
 from consistency.errors import ConsistencyError
 from replicator import logs
 from replicator.config import load_topology
@@ -179,6 +180,8 @@ def format_report(report: Report) -> str:
             f"lag {region.lag_offsets if region.lag_offsets is not None else 'n/a'} records "
             f"({_s(region.lag_seconds)})  catch-up {_s(region.catchup_seconds)}"
         )
+        if region.versions is not None:
+            lines.append(f"  {format_versions(region.versions)}")
         for view, vr in sorted(region.feature_views.items()):
             d = vr.divergence
             div = "divergence not checked"
@@ -207,6 +210,25 @@ def format_report(report: Report) -> str:
         lines.append("every bound holds")
     lines.extend(f"! {e}" for e in report.errors)
     return "\n".join(lines)
+
+
+def format_versions(versions: VersionsReport) -> str:
+    """``registry a7c8904e (reference a7c8904e)  models fraud-gbdt v7, ...``; a model on
+    another version than the reference names it and the skew."""
+    r = versions.registry
+    line = f"registry {r.version or 'none'} (reference {r.reference_version or 'none'}"
+    line += f", skew {_s(r.skew_seconds)})" if r.skew_seconds != 0 else ")"
+    models = [f"{name} {_model(m)}" for name, m in sorted(versions.models.items())]
+    return f"{line}  models {', '.join(models) or 'none'}"
+
+
+def _model(skew: ArtifactSkew) -> str:
+    if skew.skew_seconds == 0:
+        return skew.version or "none"
+    return (
+        f"{skew.version or 'none'} (reference {skew.reference_version or 'none'}, "
+        f"skew {_s(skew.skew_seconds)})"
+    )
 
 
 def _fmt(value: float | None) -> str:

@@ -5,6 +5,7 @@ The file is found in this order: ``--config``, ``$CONSISTENCY_CONFIG``, then
 defaults). Any field can be overridden from the environment with the prefix
 ``CONSISTENCY_`` and ``__`` between nested names, for example
 ``CONSISTENCY_BOUNDS__MAX_STALENESS_SECONDS=3``,
+``CONSISTENCY_BOUNDS__MAX_VERSION_SKEW_SECONDS=1800``,
 ``CONSISTENCY_WEBHOOK__URL=https://alerts.example.com/hook`` or
 ``CONSISTENCY_BOUNDS__REGIONS__EU_WEST_1__MAX_DIVERGENCE_RATIO=0.01`` (region names match
 with ``-`` and ``_`` alike, case-insensitively; the environment wins over the file).
@@ -45,6 +46,8 @@ class BoundValues(_Section):
 
 
 class RegionBounds(BoundValues):
+    max_version_skew_seconds: float | None = Field(default=None, gt=0)
+    """Per region only: versions are per region, not per feature view."""
     feature_views: dict[str, BoundValues] = Field(default_factory=dict)
 
 
@@ -65,6 +68,9 @@ class Bounds(_Section):
     max_staleness_seconds: float | None = Field(default=5.0, gt=0)
     max_divergence_ratio: float | None = Field(default=0.001, ge=0)
     max_freshness_seconds: float | None = Field(default=None, gt=0)
+    max_version_skew_seconds: float | None = Field(default=900.0, gt=0)
+    """How long a region may run another registry or model version than the reference
+    (per region, not per view); null switches it off."""
     feature_views: dict[str, BoundValues] = Field(default_factory=dict)
     regions: dict[str, RegionBounds] = Field(default_factory=dict)
 
@@ -75,11 +81,7 @@ class Bounds(_Section):
         layers: list[BoundValues] = []
         if feature_view in self.feature_views:
             layers.append(self.feature_views[feature_view])
-        # The file's spelling first, the environment's (underscores) last: it wins.
-        for name in sorted(self.regions, key=lambda n: (n != region, "-" not in n)):
-            if _norm(name) != _norm(region):
-                continue
-            region_bounds = self.regions[name]
+        for region_bounds in self._region_layers(region):
             layers.append(region_bounds)
             if feature_view in region_bounds.feature_views:
                 layers.append(region_bounds.feature_views[feature_view])
@@ -87,6 +89,18 @@ class Bounds(_Section):
             for name in layer.model_fields_set & set(values):
                 values[name] = getattr(layer, name)
         return ResolvedBounds(**values)
+
+    def max_version_skew(self, region: str) -> float | None:
+        value = self.max_version_skew_seconds
+        for layer in self._region_layers(region):
+            if "max_version_skew_seconds" in layer.model_fields_set:
+                value = layer.max_version_skew_seconds
+        return value
+
+    def _region_layers(self, region: str) -> list[RegionBounds]:
+        # The file's spelling first, the environment's (underscores) last: it wins.
+        names = sorted(self.regions, key=lambda n: (n != region, "-" not in n))
+        return [self.regions[n] for n in names if _norm(n) == _norm(region)]
 
 
 class HysteresisSettings(_Section):
@@ -139,6 +153,7 @@ class ConsistencySettings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        env_parse_none_str="null",
     )
 
     topology: Path | None = None

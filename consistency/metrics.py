@@ -2,7 +2,10 @@
 
 Names are part of the interface: ``infra/monitoring`` (Grafana dashboard, alert rules) uses
 them and a test checks that every name those files use is served. ``METRIC_NAMES`` lists
-them. Unmeasurable staleness is exported as +Inf, so it trips every threshold.
+them. Unmeasurable staleness is exported as +Inf, so it trips every threshold. Version series
+(``kind`` "registry" with the project as ``name``, or "model" with the model's name) of an
+artifact that is gone, or of a version no longer live, are removed, not left at their last
+value.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from prometheus_client.registry import Collector
 from consistency.config import Bounds
 from consistency.core.bounds import AlertBook, Measure, State
 from consistency.core.report import DivergenceReport, HeartbeatInfo, RegionReport
+from consistency.core.versions import MODEL_PREFIX, REGISTRY, ArtifactSkew
 
 RV = ["region", "feature_view"]
 
@@ -115,6 +119,19 @@ class Metrics:
             [*RV, "measure"],
             registry=r,
         )
+        self.live_version = Gauge(
+            "consistency_live_version_info",
+            "1 for the registry or model version live in the region",
+            ["region", "kind", "name", "version"],
+            registry=r,
+        )
+        self.version_skew = Gauge(
+            "consistency_version_skew_seconds",
+            "How long the region has run another version than the reference region (0: same)",
+            ["region", "kind", "name"],
+            registry=r,
+        )
+        self._version_series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
         self.alerts = Counter(
             "consistency_alerts",
             "Alerts raised (state VIOLATED or RECOVERED)",
@@ -191,6 +208,43 @@ class Metrics:
                     gauge = self.bound.labels(region, view, measure.value)
                     gauge.set(math.nan if value is None else value)
 
+    def versions(self, reports: Mapping[str, RegionReport], bounds: Bounds, project: str) -> None:
+        """Live versions and skew; a region whose bucket was not read keeps its last values."""
+        for region, report in reports.items():
+            if report.versions is None:
+                continue
+            artifacts: list[tuple[str, str, str, ArtifactSkew]] = [
+                (REGISTRY, "registry", project, report.versions.registry),
+                *(
+                    (MODEL_PREFIX + name, "model", name, skew)
+                    for name, skew in report.versions.models.items()
+                ),
+            ]
+            bound = bounds.max_version_skew(region)
+            info: set[tuple[str, ...]] = set()
+            skews: set[tuple[str, ...]] = set()
+            bounds_set: set[tuple[str, ...]] = set()
+            for artifact, kind, name, skew in artifacts:
+                self.version_skew.labels(region, kind, name).set(_value(skew.skew_seconds))
+                skews.add((region, kind, name))
+                if skew.version is not None:
+                    self.live_version.labels(region, kind, name, skew.version).set(1)
+                    info.add((region, kind, name, skew.version))
+                measure = Measure.VERSION_SKEW.value
+                self.bound.labels(region, artifact, measure).set(_value(bound))
+                bounds_set.add((region, artifact, measure))
+            self._keep_only(self.live_version, "info", region, info)
+            self._keep_only(self.version_skew, "skew", region, skews)
+            self._keep_only(self.bound, "bound", region, bounds_set)
+
+    def _keep_only(
+        self, gauge: Gauge, key: str, region: str, current: set[tuple[str, ...]]
+    ) -> None:
+        previous = self._version_series.get((key, region), set())
+        for labels in previous - current:
+            gauge.remove(*labels)
+        self._version_series[(key, region)] = current
+
     def divergence_of(self, region: str, view: str, report: DivergenceReport) -> None:
         self.divergence.labels(region, view, report.mode).set(report.ratio)
         low = report.ratio if report.ratio_low is None else report.ratio_low
@@ -248,6 +302,8 @@ METRIC_NAMES = frozenset(
         "consistency_keys_scanned_per_second",
         "consistency_bound",
         "consistency_violation",
+        "consistency_live_version_info",
+        "consistency_version_skew_seconds",
         "consistency_alerts_total",
         "consistency_heartbeat_emitter_up",
         "consistency_heartbeat_sequence",

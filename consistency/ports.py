@@ -3,6 +3,7 @@
     RegionData   one region's Redis as the checker reads it (heartbeats, keys, digests)
     LogAdmin     Kafka: committed offsets of the workers' groups, end offsets, record times
     Manifest     the feature views' Redis layout, from a region's schema manifest (S3)
+    LiveVersionSource  the registry and model versions live in each region's bucket (S3)
     AlertSink    where alerts go (webhook), without blocking the caller
 
 Every method may raise ``SourceUnavailable``; the checker records it in the report (the
@@ -19,6 +20,7 @@ from consistency.core.classify import Entry
 from consistency.core.digest import BucketDigests, entry_hash
 from consistency.core.feast_bytes import Version, decode_timestamp
 from consistency.core.staleness import AppliedHeartbeat, Emission
+from consistency.core.versions import LiveVersions
 
 TopicPartition = tuple[str, int]
 
@@ -124,6 +126,14 @@ class LogAdmin(Protocol):
 
 class Manifest(Protocol):
     def views(self) -> dict[str, ViewLayout]: ...
+
+
+class LiveVersionSource(Protocol):
+    def live(self, region: str) -> LiveVersions:
+        """The registry version live in the region's bucket and every model released there
+        (an absent one is left out, not an error)."""
+
+    def close(self) -> None: ...
 
 
 class AlertSink(Protocol):

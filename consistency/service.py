@@ -1,8 +1,9 @@
 """``consistency serve``: scheduled checks, hysteresis, alerts, and the state the web shows.
 
 Jobs (APScheduler 3.x, one thread each, never overlapping themselves):
-- staleness every ``schedule.staleness_seconds``: heartbeats, consumer lag, catch-up, and
-  freshness from the newest event times seen so far;
+- staleness every ``schedule.staleness_seconds``: heartbeats, consumer lag, catch-up,
+  freshness from the newest event times seen so far, and the skew of the registry and model
+  versions live per region (the buckets are read at most every 30 s, the skew every round);
 - sampled divergence every ``schedule.sampled_seconds``;
 - full divergence on ``schedule.full_cron``.
 Each evaluation feeds the ``AlertBook``; a transition becomes a structured log line and a
@@ -68,6 +69,7 @@ class ConsistencyService:
         measured = self.checker.measure_staleness()
         bounds = self.settings.bounds
         staleness_obs, freshness_obs = [], []
+        skew_obs = self._version_observations(measured)
         for region, report in measured.regions.items():
             for view, vr in report.feature_views.items():
                 resolved = bounds.resolve(region, view)
@@ -81,6 +83,7 @@ class ConsistencyService:
             self.staleness = measured
             alerts = self.book.observe(Measure.STALENESS, staleness_obs)
             alerts += self.book.observe(Measure.FRESHNESS, freshness_obs)
+            alerts += self.book.observe(Measure.VERSION_SKEW, skew_obs)
             self.history.append(
                 {
                     "t": self.clock() / 1e9,
@@ -92,9 +95,33 @@ class ConsistencyService:
             )
         self.metrics.heartbeat(measured.heartbeat)
         self.metrics.regions(measured.regions, bounds)
+        self.metrics.versions(measured.regions, bounds, self.checker.scope.project)
         self._finish("staleness", started, bool(measured.errors) or _region_errors(measured))
         self._dispatch(alerts)
         return measured
+
+    def _version_observations(
+        self, measured: StalenessRound
+    ) -> list[tuple[str, str, float | None, float | None]]:
+        """(region, artifact, skew, bound) per artifact; an artifact tracked before that is
+        gone now (a deleted model) is observed at 0 so its alert can recover."""
+        out: list[tuple[str, str, float | None, float | None]] = []
+        for region, report in measured.regions.items():
+            if report.versions is None:
+                continue  # bucket not read: no change
+            bound = self.settings.bounds.max_version_skew(region)
+            seen = set()
+            for artifact, skew in report.versions.artifacts():
+                out.append((region, artifact, skew.skew_seconds, bound))
+                seen.add(artifact)
+            with self._lock:
+                gone = [
+                    a
+                    for (r, a, m) in self.book.trackers
+                    if r == region and m is Measure.VERSION_SKEW and a not in seen
+                ]
+            out.extend((region, artifact, 0.0, bound) for artifact in gone)
+        return out
 
     def run_divergence(self, mode: str) -> dict[tuple[str, str], Findings]:
         started = time.monotonic()

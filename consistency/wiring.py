@@ -5,6 +5,7 @@ from __future__ import annotations
 from consistency.adapters.kafka_log import KafkaLog
 from consistency.adapters.manifest import S3Manifest
 from consistency.adapters.redis_region import RedisRegion
+from consistency.adapters.versions import S3Versions
 from consistency.adapters.webhook import WebhookSender
 from consistency.checker import Checker, Scope
 from consistency.config import ConsistencySettings
@@ -51,6 +52,9 @@ def build_checker(topology: Topology, settings: ConsistencySettings) -> Checker:
         log_admin=KafkaLog(topology.kafka.bootstrap_servers),
         manifest=S3Manifest(topology.region(scope.reference_region).s3, topology.project),
         partition_of=partition_for,
+        versions=S3Versions(
+            {name: region.s3 for name, region in topology.regions.items()}, topology.project
+        ),
     )
 
 
@@ -71,3 +75,5 @@ def close_checker(checker: Checker) -> None:
     for region in checker.regions.values():
         region.close()
     checker.log.close()
+    if checker.versions is not None:
+        checker.versions.close()

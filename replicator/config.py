@@ -112,6 +112,7 @@ class Topology(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        env_parse_none_str="null",
     )
 
     project: str = "global_fraud"

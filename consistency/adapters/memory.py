@@ -3,6 +3,7 @@
 ``MemoryRegion`` holds Feast-layout hashes and version hashes in dicts and answers like
 ``RedisRegion`` (its digests use ``core.digest``, the Python twin of ``digest.lua``; an
 integration test checks the two agree). ``MemoryLog`` holds committed and end offsets.
+``MemoryVersions`` holds the registry and model versions live per region.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from consistency.core.classify import Entry
 from consistency.core.digest import BucketDigests, bucket_of, entry_hash
@@ -20,6 +22,7 @@ from consistency.core.feast_bytes import (
     encode_version,
 )
 from consistency.core.staleness import AppliedHeartbeat, Emission
+from consistency.core.versions import LiveVersion, LiveVersions
 from consistency.errors import SourceUnavailable
 from consistency.ports import RawRow, ScanResult, TopicPartition, ViewLayout
 
@@ -176,3 +179,31 @@ class MemoryManifest:
 
     def views(self) -> dict[str, ViewLayout]:
         return dict(self.layouts)
+
+
+@dataclass
+class MemoryVersions:
+    registry: dict[str, LiveVersion] = field(default_factory=dict)
+    """Region -> live registry version."""
+    models: dict[str, dict[str, LiveVersion]] = field(default_factory=dict)
+    """Region -> model name -> live version."""
+    down: set[str] = field(default_factory=set)
+    reads: int = 0
+    """Regions read so far (to see the checker's cache)."""
+
+    # Test helpers -------------------------------------------------------------------------
+    def release_registry(self, region: str, version: str, at: datetime) -> None:
+        self.registry[region] = LiveVersion(version, at)
+
+    def release_model(self, region: str, name: str, version: str, at: datetime) -> None:
+        self.models.setdefault(region, {})[name] = LiveVersion(version, at)
+
+    # Port -----------------------------------------------------------------------------------
+    def live(self, region: str) -> LiveVersions:
+        if region in self.down:
+            raise SourceUnavailable(f"s3 {region}: connection refused", source=region)
+        self.reads += 1
+        return LiveVersions(self.registry.get(region), dict(self.models.get(region, {})))
+
+    def close(self) -> None:
+        pass

@@ -6,5 +6,6 @@
 - ``stats``: Wilson score interval for sampled ratios.
 - ``bounds``: bound evaluation with hysteresis and per-(region, measure) alert state.
 - ``backoff``: retry delays for the webhook.
+- ``versions``: registry and model versions live per region, and their skew.
 - ``report``: the report's value objects and their JSON form.
 """

@@ -13,7 +13,8 @@ not be measured" (treated as above any bound); ``None`` for "not measured this r
 Alerts are per (region, measure): ``AlertBook`` turns the trackers of a region's feature
 views into one VIOLATED alert when the first view violates and one RECOVERED alert when the
 last one recovers, so a region whose worker stops raises one staleness alert, not one per
-view and partition.
+view and partition. For ``Measure.VERSION_SKEW`` the view's place holds the artifact
+("registry" or "model:<name>").
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Measure(StrEnum):
     STALENESS = "staleness"
     FRESHNESS = "freshness"
     DIVERGENCE = "divergence"
+    VERSION_SKEW = "version_skew"
 
 
 class State(StrEnum):

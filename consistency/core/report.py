@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consistency.core.bounds import Measure
+from consistency.core.versions import VersionsReport
 
 
 @dataclass
@@ -69,6 +70,8 @@ class RegionReport:
     retention_seconds: float | None = None
     retention_headroom_seconds: float | None = None
     feature_views: dict[str, ViewReport] = field(default_factory=dict)
+    versions: VersionsReport | None = None
+    """Registry and models live in the region against the reference (None: not read)."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -76,6 +79,7 @@ class RegionReport:
 class Violation:
     region: str
     feature_view: str
+    """The feature view, or for version skew the artifact ("registry", "model:<name>")."""
     measure: Measure
     value: float | None
     bound: float | None
@@ -153,6 +157,7 @@ def _region(report: RegionReport) -> dict[str, Any]:
         "retention_seconds": _num(report.retention_seconds),
         "retention_headroom_seconds": _num(report.retention_headroom_seconds),
         "feature_views": {name: _view(v) for name, v in sorted(report.feature_views.items())},
+        "versions": None if report.versions is None else report.versions.to_dict(),
         "errors": list(report.errors),
     }
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 
 import pytest
 
-from consistency.adapters.memory import MemoryLog, MemoryManifest, MemoryRegion
+from consistency.adapters.memory import MemoryLog, MemoryManifest, MemoryRegion, MemoryVersions
 from consistency.checker import Checker, Scope
 from consistency.cli import EXIT_OK, EXIT_UNMEASURED, EXIT_VIOLATED, exit_code, format_report
 from consistency.config import ConsistencySettings
@@ -25,6 +26,9 @@ PROJECT = "proj"
 TOPIC = "feast.proj.v"
 VIEW = ViewLayout("v", b"\x02\x00pre", (b"\x01\x00\x00\x00", b"\x02\x00\x00\x00"))
 REGIONS = ["us", "eu", "ap"]
+REGISTRY_V1 = "a7c8904e1b2c3d4e"
+RELEASED = datetime.fromtimestamp(NOW_NS / S - 3600, UTC)
+"""Every region runs REGISTRY_V1 and fraud-gbdt v7, released an hour before NOW_NS."""
 
 
 class Clocks:
@@ -67,10 +71,24 @@ def make_world(
         log_admin=log,
         manifest=MemoryManifest({"v": VIEW}),
         partition_of=partition_for,
+        versions=same_versions(),
         clock=lambda: clocks.time_ns() + int(clock_offset_s * S),
         monotonic=clocks.monotonic,
     )
     return checker, regions, log, clocks
+
+
+def same_versions() -> MemoryVersions:
+    versions = MemoryVersions()
+    for name in REGIONS:
+        versions.release_registry(name, REGISTRY_V1, RELEASED)
+        versions.release_model(name, "fraud-gbdt", "v7", RELEASED)
+    return versions
+
+
+def versions_of(checker: Checker) -> MemoryVersions:
+    assert isinstance(checker.versions, MemoryVersions)
+    return checker.versions
 
 
 def caught_up(regions: dict[str, MemoryRegion], log: MemoryLog, emitted_ns: int) -> None:

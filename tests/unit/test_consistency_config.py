@@ -117,3 +117,32 @@ def test_bad_values_name_the_field(tmp_path: Path) -> None:
 def test_a_bad_cron_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="full_cron"):
         load_settings(write(tmp_path, "schedule: {full_cron: '* *'}\n"))
+
+
+def test_version_skew_bound_defaults_overrides_and_switches_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert ConsistencySettings().bounds.max_version_skew("eu-west-1") == 900
+    shipped = load_settings(ROOT / "infra" / "consistency.yaml").bounds
+    assert shipped.max_version_skew("eu-west-1") == 900
+    path = write(
+        tmp_path,
+        "bounds:\n  regions:\n    eu-west-1: {max_version_skew_seconds: 3600}\n"
+        "    ap-southeast-1: {max_version_skew_seconds: null}\n",
+    )
+    bounds = load_settings(path).bounds
+    assert bounds.max_version_skew("eu-west-1") == 3600
+    assert bounds.max_version_skew("ap-southeast-1") is None
+    assert bounds.max_version_skew("us-east-1") == 900
+    monkeypatch.setenv("CONSISTENCY_BOUNDS__MAX_VERSION_SKEW_SECONDS", "0.5")
+    monkeypatch.setenv("CONSISTENCY_BOUNDS__REGIONS__EU_WEST_1__MAX_VERSION_SKEW_SECONDS", "60")
+    bounds = load_settings(path).bounds
+    assert bounds.max_version_skew("us-east-1") == 0.5
+    assert bounds.max_version_skew("eu-west-1") == 60
+
+
+def test_version_skew_is_not_a_feature_view_bound(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"bounds\.feature_views\.v\.max_version_skew_seconds"):
+        load_settings(
+            write(tmp_path, "bounds:\n  feature_views:\n    v: {max_version_skew_seconds: 1}\n")
+        )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from replicator.config import load_topology
 from replicator.errors import ConfigError
-from replicator.rollout import Rollout, Rollouts, parse_duration
+from replicator.rollout import CheckerHealth, Rollout, Rollouts, parse_duration
 
 TOPOLOGY = load_topology(Path(__file__).resolve().parents[2] / "infra" / "topology.yaml")
 REGIONS = list(TOPOLOGY.regions)
@@ -140,3 +143,31 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_duration_says_how_to_write_one() -> None:
     with pytest.raises(ConfigError, match="10m"):
         parse_duration("ten minutes")
+
+
+def _report_command(report: dict[str, Any]) -> list[str]:
+    return [sys.executable, "-c", f"print({json.dumps(json.dumps(report))})"]
+
+
+def test_checker_health_ignores_the_version_skew_a_rollout_creates() -> None:
+    report = {
+        "regions": {"eu-west-1": {"status": "violated", "errors": []}},
+        "violations": [
+            {"region": "eu-west-1", "feature_view": "registry", "measure": "version_skew"}
+        ],
+    }
+    assert CheckerHealth(_report_command(report)).check("eu-west-1") == (True, "within bounds")
+
+
+def test_checker_health_reports_data_violations_and_unmeasurable_regions() -> None:
+    stale = {
+        "regions": {"eu-west-1": {"status": "violated", "errors": []}},
+        "violations": [{"region": "eu-west-1", "feature_view": "v", "measure": "staleness"}],
+    }
+    healthy, detail = CheckerHealth(_report_command(stale)).check("eu-west-1")
+    assert not healthy and "staleness" in detail
+    broken = {"regions": {"eu-west-1": {"status": "ok", "errors": ["redis: refused"]}}}
+    healthy, detail = CheckerHealth(_report_command(broken)).check("eu-west-1")
+    assert not healthy and "redis: refused" in detail
+    healthy, detail = CheckerHealth([sys.executable, "-c", "print('oops')"]).check("eu-west-1")
+    assert not healthy and "no status" in detail
