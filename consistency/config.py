@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from consistency.errors import SettingsError
+from replicator.config import read_yaml_mapping
 
 ENV_PREFIX = "CONSISTENCY_"
 CONFIG_ENV_VAR = "CONSISTENCY_CONFIG"
@@ -222,24 +222,13 @@ def load_settings(path: str | Path | None = None) -> ConsistencySettings:
 
 def _read_yaml(path: Path, *, required: bool) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_yaml_mapping(path, SettingsError)
     except FileNotFoundError:
         if not required:
             return {}
         raise SettingsError(
             f"{path}: settings file not found (pass --config PATH or set {CONFIG_ENV_VAR})"
         ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SettingsError(f"{path}: invalid YAML{where}: {problem}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise SettingsError(f"{path}: expected a mapping at the top level")
     section = data.get("consistency", data)
     if not isinstance(section, dict):
         raise SettingsError(f"{path}: 'consistency' must be a mapping")

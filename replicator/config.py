@@ -220,22 +220,28 @@ def load_topology(path: str | Path | None = None) -> Topology:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        return read_yaml_mapping(path, ConfigError)
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: config file not found (pass --config PATH or set {CONFIG_ENV_VAR})"
         ) from None
+
+
+def read_yaml_mapping(path: Path, error: type[Exception]) -> dict[str, Any]:
+    """A YAML file's top-level mapping (empty file: ``{}``). Raises ``FileNotFoundError``
+    when it is missing, and ``error`` with the line and column when it is not valid YAML."""
+    text = path.read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+        raise error(f"{path}: invalid YAML{where}: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        raise error(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
 
 
