@@ -113,7 +113,20 @@ def test_regional_reader_is_read_only_and_feast_sdk_reads_primary_values(
         for name, value in feast_env(project.topology, region).items():
             monkeypatch.setenv(name, value)
         regional = FeatureStore(repo_path=str(repo))
-        wait_for(lambda regional=regional: read(regional) == at_primary, 60, f"{region} reads")
+        try:
+            wait_for(lambda regional=regional: read(regional) == at_primary, 90, f"{region} reads")
+        except AssertionError:
+            got = read(regional)
+            differ = {
+                column: [
+                    (i, at_primary[column][i], v)
+                    for i, v in enumerate(values)
+                    if v != at_primary[column][i]
+                ][:3]
+                for column, values in got.items()
+                if values != at_primary.get(column)
+            }
+            raise AssertionError(f"{region} reads differ from the primary's: {differ}") from None
 
         reader = project.topology.region(region).redis
         client = redis.Redis(
