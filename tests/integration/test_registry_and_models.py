@@ -217,3 +217,39 @@ def test_model_versions_publish_release_status_and_rollback(
             hashlib.sha256((fetched / "model.bin").read_bytes()).hexdigest()
             == hashlib.sha256(b"weights one").hexdigest()
         )
+
+
+def test_registry_copied_mid_materialize_still_serves_in_the_regions(
+    project: ReplicatedProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feast refuses views in MATERIALIZING state; a region's copy must not inherit that."""
+    from feast import FeatureStore
+    from feast.feature_view import FeatureViewState
+    from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+
+    primary = project.primary_store()
+    primary.apply(project.feature_objects())
+    project.start_workers()
+    primary.write_to_online_store("card_spending_stats", _frame(project, 20))
+    registry_path = project.repo / "data" / "registry.db"
+    registry = RegistryProto()
+    registry.ParseFromString(registry_path.read_bytes())
+    for view in registry.feature_views:
+        view.meta.state = FeatureViewState.MATERIALIZING.value  # as the primary sees it mid-run
+    registry_path.write_bytes(registry.SerializeToString())
+    project.sync_registry()
+
+    region = project.topology.replica_regions[0]
+    repo = write_regional_repo(project.topology, region, tmp_path / region).parent
+    for name, value in feast_env(project.topology, region).items():
+        monkeypatch.setenv(name, value)
+    regional = FeatureStore(repo_path=str(repo))
+    card = int(_frame(project, 1)["card_id"].iloc[0])
+
+    def served() -> bool:
+        response = regional.get_online_features(
+            features=["card_spending_stats:txn_count_1h"], entity_rows=[{"card_id": card}]
+        ).to_dict()
+        return response["txn_count_1h"][0] is not None
+
+    wait_for(served, 60, f"{region} to serve a view the primary was materializing")
