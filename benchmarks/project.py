@@ -22,7 +22,7 @@ from confluent_kafka.admin import AdminClient
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.redis_store import NAMESPACE
 from replicator.adapters.s3 import s3_client
-from replicator.adapters.s3_catalog import manifest_key, registry_key
+from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import Topology, load_topology
 
 log = logging.getLogger(__name__)
@@ -185,11 +185,14 @@ class BenchProject:
             client.close()
         self._admins.clear()
         self._delete_kafka_state()
+        # Everything registry sync wrote for this project sits next to its manifest.
+        prefix = manifest_key(self.name).rsplit("/", 1)[0] + "/"
         for config in self.topology.regions.values():
             try:
                 s3 = s3_client(config.s3)
-                for key in (registry_key(self.name), manifest_key(self.name)):
-                    s3.delete_object(Bucket=config.s3.bucket, Key=key)
+                listed = s3.list_objects_v2(Bucket=config.s3.bucket, Prefix=prefix)
+                for item in listed.get("Contents", []):
+                    s3.delete_object(Bucket=config.s3.bucket, Key=item["Key"])
             except Exception as exc:  # boto3 raises several unrelated types
                 log.warning("cannot delete %s registry objects: %s", self.name, exc)
         shutil.rmtree(self.workdir, ignore_errors=True)

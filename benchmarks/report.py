@@ -96,7 +96,7 @@ def machine(topology: Any) -> dict[str, Any]:
         "redis_py": redis.__version__,
         "hiredis": _hiredis(),
         "msgpack": ".".join(map(str, msgpack.version)),
-        "confluent_kafka": confluent_kafka.version()[0],
+        "confluent_kafka": _package_version("confluent-kafka"),
         "librdkafka": confluent_kafka.libversion()[0],
         "feast": _package_version("feast"),
         "kafka": _kafka_version(topology),

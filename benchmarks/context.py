@@ -1,0 +1,111 @@
+"""What every benchmark receives from ``python -m benchmarks``."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from replicator.config import Topology
+
+
+@dataclass(frozen=True)
+class Context:
+    config_path: Path
+    """The base topology file; each benchmark copies it under its own project name."""
+    topology: Topology
+    quick: bool
+    progress: Callable[[str], None]
+
+    def size(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+
+def redis_server_stats(client: redis.Redis) -> dict[str, float]:
+    """Server CPU seconds and per-command totals, to diff around a timed section.
+
+    The stack's Redis is shared: other users' commands land in the same counters, so these
+    deltas are an upper bound for the benchmark's own share.
+    """
+    cpu = client.info("cpu")
+    out: dict[str, float] = {
+        "cpu_s": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
+    }
+    for name, stats in client.info("commandstats").items():
+        command = name.removeprefix("cmdstat_")
+        out[f"{command}.calls"] = float(stats["calls"])
+        out[f"{command}.usec"] = float(stats["usec"])
+    return out
+
+
+def diff_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after[k] - before.get(k, 0.0) for k in after if after[k] - before.get(k, 0.0)}
+
+
+class CpuMeter:
+    """CPU seconds spent by the stack's servers and by the whole machine between two reads.
+
+    Shows whether a run was CPU-bound: on a 2-core machine, ``machine_busy_pct`` near 100
+    means every process (ours, the stack's and other users') was queueing for a core.
+    """
+
+    def __init__(self, topology: Topology, root: Path) -> None:
+        from replicator.stack import LocalStack
+
+        stack = LocalStack(topology, cwd=root)
+        self._kafka_pid = stack.kafka.pid()
+        self._redis = {region: _admin(topology, region) for region in topology.regions}
+        self._ticks = os.sysconf("SC_CLK_TCK")
+
+    def read(self) -> dict[str, float]:
+        out: dict[str, float] = {"wall_s": time.monotonic()}
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        jiffies = [int(x) for x in fields]
+        out["machine_total_s"] = sum(jiffies[:8]) / self._ticks
+        out["machine_idle_s"] = (jiffies[3] + jiffies[4]) / self._ticks
+        if self._kafka_pid is not None:
+            try:
+                stat = Path(f"/proc/{self._kafka_pid}/stat").read_text().rsplit(")", 1)[1].split()
+                out["kafka_cpu_s"] = (int(stat[11]) + int(stat[12])) / self._ticks
+            except (OSError, IndexError, ValueError):
+                pass
+        for region, client in self._redis.items():
+            try:
+                cpu = client.info("cpu")
+                out[f"redis_cpu_s.{region}"] = float(cpu["used_cpu_user"]) + float(
+                    cpu["used_cpu_sys"]
+                )
+            except redis.RedisError:
+                pass
+        return out
+
+    @staticmethod
+    def diff(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        delta = {k: after[k] - before[k] for k in after if k in before}
+        wall = delta.pop("wall_s", 0.0)
+        total = delta.pop("machine_total_s", 0.0)
+        idle = delta.pop("machine_idle_s", 0.0)
+        out = {k: round(v, 2) for k, v in delta.items()}
+        out["redis_cpu_s"] = round(sum(v for k, v in delta.items() if k.startswith("redis_")), 2)
+        out["seconds"] = round(wall, 2)
+        out["machine_busy_pct"] = round(100 * (1 - idle / total), 1) if total else 0.0
+        return out
+
+    def close(self) -> None:
+        for client in self._redis.values():
+            client.close()
+
+
+def _admin(topology: Topology, region: str) -> redis.Redis:
+    endpoint = topology.region(region).redis
+    return redis.Redis(
+        host=endpoint.host,
+        port=endpoint.port,
+        username=endpoint.admin.username,
+        password=endpoint.admin.password.get_secret_value(),
+        socket_timeout=10,
+    )
