@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from replicator.adapters.kafka_source import drain
 from replicator.assembly import build_worker, region_pattern, worker_options
 from replicator.config import Topology
 from replicator.core.ports import Message, position
@@ -68,7 +69,7 @@ class LogReplaySource:
 
     def poll_batch(self, max_messages: int, timeout: float) -> Sequence[Message]:
         out = []
-        for message in self._consumer.consume(num_messages=max_messages, timeout=timeout):
+        for message in drain(self._consumer, max_messages, timeout):
             if message.error():
                 continue
             topic, partition, offset = position(message)

@@ -15,6 +15,18 @@ from replicator.errors import TransientError
 log = logging.getLogger(__name__)
 
 
+def drain(consumer: Consumer, max_messages: int, timeout: float) -> list[Message]:
+    """Wait up to ``timeout`` for one record, then take whatever else is already queued.
+
+    ``consume(n, timeout)`` alone returns early only once ``n`` records are queued, so every
+    quiet poll would cost the whole timeout in latency.
+    """
+    messages = consumer.consume(num_messages=1, timeout=timeout)
+    if messages and max_messages > 1:
+        messages += consumer.consume(num_messages=max_messages - 1, timeout=0)
+    return messages
+
+
 def subscription_pattern(topic_prefix: str, project: str, feature_views: Iterable[str]) -> str:
     """A librdkafka regex subscription: new views' topics are picked up as they appear."""
     base = re.escape(f"{topic_prefix}.{project}.")
@@ -51,6 +63,7 @@ class KafkaSource:
         self._consumer: Consumer | None = None
         self.assigned: set[tuple[str, int]] = set()
         self.paused: set[tuple[str, int]] = set()
+        self._committed: dict[tuple[str, int], int] = {}
         self.consumer_lag: dict[tuple[str, int], int] = {}
         """Offsets behind the log end per partition, from librdkafka's statistics."""
 
@@ -91,7 +104,7 @@ class KafkaSource:
         self.paused -= revoked
 
     def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
-        messages = self.consumer.consume(num_messages=max_messages, timeout=timeout)
+        messages = drain(self.consumer, max_messages, timeout)
         out = []
         for message in messages:
             err = message.error()
@@ -119,16 +132,27 @@ class KafkaSource:
         return (topic, partition) in self.paused
 
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
+        """Commit in the background: the caller applied everything before these offsets, so
+        a commit that is lost (crash, rebalance) only means harmless redelivery. ``close``
+        commits the last positions synchronously."""
         if not positions:
             return
+        self._committed.update(positions)
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            self.consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
-            # A failed commit only means redelivery later, which the apply path tolerates.
             raise TransientError(f"offset commit failed: {exc}") from exc
 
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        if self._consumer is None:
+            return
+        mine = {tp: o for tp, o in self._committed.items() if tp in self.assigned}
+        if mine:
+            try:
+                final = [TopicPartition(t, p, o) for (t, p), o in mine.items()]
+                self._consumer.commit(offsets=final, asynchronous=False)
+            except KafkaException as exc:
+                log.warning("final offset commit failed (records will be redelivered): %s", exc)
+        self._consumer.close()
+        self._consumer = None
