@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.context import Context, diff_stats, redis_server_stats
+from benchmarks.context import CallTimes, Context, diff_stats, redis_server_stats
 from benchmarks.dataset import feast_rows
 from benchmarks.project import BenchProject
 from benchmarks.report import Check, Result, median
@@ -175,7 +175,7 @@ class _Variants:
         self.options = dataclasses.replace(worker_options(topology), publish_stats=False)
         # Same grouping as the worker: up to max_messages records per Redis round trip.
         self.group = self.options.max_messages
-        self.split = _TimeSplit()
+        self.split = CallTimes()
         self.splits: list[dict[str, float]] = []
         self.worker_runs = 0
         self.store = RegionStore(
@@ -278,7 +278,7 @@ class _Variants:
         finally:
             source.close()
         if n >= self.rows:
-            self.splits.append(self.split.result(seconds))
+            self.splits.append(self.split.totals(seconds))
         return seconds
 
     # Checks ----------------------------------------------------------------------------
@@ -300,49 +300,6 @@ class _Variants:
         self.store.close()
         self.naive_client.close()
         self.publisher.close()
-
-
-class _TimeSplit:
-    """Wraps methods of the worker's ports to add up the seconds spent in each."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.calls: dict[str, int] = {}
-
-    def wrap(self, target: Any, *methods: str) -> Any:
-        split = self
-
-        class Timed:
-            def __getattr__(self, name: str) -> Any:
-                attribute = getattr(target, name)
-                if name not in methods:
-                    return attribute
-
-                def timed(*args: Any, **kwargs: Any) -> Any:
-                    began = time.perf_counter()
-                    try:
-                        return attribute(*args, **kwargs)
-                    finally:
-                        split.add(name, time.perf_counter() - began)
-
-                return timed
-
-        return Timed()
-
-    def add(self, name: str, seconds: float) -> None:
-        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-        self.calls[name] = self.calls.get(name, 0) + 1
-
-    def reset(self) -> None:
-        self.seconds.clear()
-        self.calls.clear()
-
-    def result(self, total: float) -> dict[str, float]:
-        out = {f"{name}_s": round(s, 3) for name, s in self.seconds.items()}
-        out.update({f"{name}_calls": float(c) for name, c in self.calls.items()})
-        out["other_s"] = round(total - sum(self.seconds.values()), 3)
-        out["total_s"] = round(total, 3)
-        return out
 
 
 def _with_offsets(batches: list[tuple[int, RowBatch]], view: str) -> list[EncodedBatch]:

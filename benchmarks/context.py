@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
+from benchmarks.report import quantile
 from replicator.config import Topology
 
 
@@ -109,3 +111,55 @@ def _admin(topology: Topology, region: str) -> redis.Redis:
         password=endpoint.admin.password.get_secret_value(),
         socket_timeout=10,
     )
+
+
+class CallTimes:
+    """Durations of the worker's calls to its ports: which one stalls when the tail grows."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, list[float]] = {}
+
+    def wrap(self, target: Any, *methods: str) -> Any:
+        times = self
+
+        class Timed:
+            def __getattr__(self, name: str) -> Any:
+                attribute = getattr(target, name)
+                if name not in methods:
+                    return attribute
+
+                def timed(*args: Any, **kwargs: Any) -> Any:
+                    began = time.perf_counter()
+                    try:
+                        return attribute(*args, **kwargs)
+                    finally:
+                        elapsed = (time.perf_counter() - began) * 1000
+                        times.ms.setdefault(name, []).append(elapsed)
+
+                return timed
+
+        return Timed()
+
+    def reset(self) -> None:
+        self.ms.clear()
+
+    def totals(self, total: float) -> dict[str, float]:
+        """Seconds and calls per method, and what the wrapped calls do not account for."""
+        out = {f"{name}_s": round(sum(ms) / 1000, 3) for name, ms in self.ms.items()}
+        out.update({f"{name}_calls": float(len(ms)) for name, ms in self.ms.items()})
+        out["other_s"] = round(total - sum(sum(ms) for ms in self.ms.values()) / 1000, 3)
+        out["total_s"] = round(total, 3)
+        return out
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {
+            name: {
+                "calls": len(ms),
+                "p50": round(quantile(ms, 0.5), 2),
+                "p99": round(quantile(ms, 0.99), 2),
+                "max": round(max(ms), 2),
+                "total_s": round(sum(ms) / 1000, 2),
+            }
+            for name, ms in self.ms.items()
+            if ms
+        }

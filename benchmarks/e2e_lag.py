@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.context import Context, CpuMeter
+from benchmarks.context import CallTimes, Context, CpuMeter
 from benchmarks.project import BenchProject
 from benchmarks.report import ROOT, Check, Result, quantile
 from replicator.core import wire
@@ -254,7 +254,7 @@ class _WorkerLoop:
             )
         self.received = _ReceiveStamps(self.worker.source)
         self.worker.source = self.received
-        self.calls = _CallTimes()
+        self.calls = CallTimes()
         self.worker.source = self.calls.wrap(self.worker.source, "poll_batch", "commit")
         self.worker.store = self.calls.wrap(self.worker.store, "apply")
         self.samples = _TimedSamples()
@@ -380,47 +380,6 @@ class _ProcessFleet:
                 proc.wait(10)
             out[region] = self._read(region)
         return out
-
-
-class _CallTimes:
-    """Durations of the worker's calls to its ports: which one stalls when the tail grows."""
-
-    def __init__(self) -> None:
-        self.ms: dict[str, list[float]] = {}
-
-    def wrap(self, target: Any, *methods: str) -> Any:
-        times = self
-
-        class Timed:
-            def __getattr__(self, name: str) -> Any:
-                attribute = getattr(target, name)
-                if name not in methods:
-                    return attribute
-
-                def timed(*args: Any, **kwargs: Any) -> Any:
-                    began = time.perf_counter()
-                    try:
-                        return attribute(*args, **kwargs)
-                    finally:
-                        elapsed = (time.perf_counter() - began) * 1000
-                        times.ms.setdefault(name, []).append(elapsed)
-
-                return timed
-
-        return Timed()
-
-    def summary(self) -> dict[str, dict[str, float]]:
-        return {
-            name: {
-                "calls": len(ms),
-                "p50": round(quantile(ms, 0.5), 2),
-                "p99": round(quantile(ms, 0.99), 2),
-                "max": round(max(ms), 2),
-                "total_s": round(sum(ms) / 1000, 2),
-            }
-            for name, ms in self.ms.items()
-            if ms
-        }
 
 
 class _ReceiveStamps:
