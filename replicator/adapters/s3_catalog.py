@@ -20,10 +20,6 @@ from replicator.config import S3Location
 log = logging.getLogger(__name__)
 
 
-def registry_key(project: str) -> str:  # TODO(lead): remove once benchmarks stop using it
-    return f"feast/{project}/registry.db"
-
-
 def manifest_key(project: str) -> str:
     return f"feast/{project}/manifest.json"
 
