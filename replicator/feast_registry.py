@@ -24,7 +24,7 @@ from feast.infra.registry.registry_store import RegistryStore
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.repo_config import RegistryConfig
 
-from replicator.adapters.s3 import s3_client
+from replicator.adapters.s3 import is_absent, read_object, s3_client
 from replicator.config import find_config_path, load_topology
 from replicator.errors import ConfigError, ReplicatorError
 
@@ -40,10 +40,6 @@ def _bucket_and_key(path: str) -> tuple[str, str]:
     return uri.netloc, uri.path.lstrip("/")
 
 
-def _missing(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket")
-
-
 class PrimaryRegistryStore(RegistryStore):
     """The primary's registry object; endpoint and keys of the region owning the bucket."""
 
@@ -57,11 +53,13 @@ class PrimaryRegistryStore(RegistryStore):
 
     def get_registry_proto(self) -> RegistryProto:
         try:
-            body = self._s3.get_object(Bucket=self._bucket, Key=self._key)["Body"].read()
+            body = read_object(self._s3, self._bucket, self._key)
         except ClientError as exc:
-            if _missing(exc):
-                raise FileNotFoundError(f"s3://{self._bucket}/{self._key}") from exc
-            raise
+            if not is_absent(exc):
+                raise
+            body = None
+        if body is None:  # Feast answers this by creating the registry: right at the primary
+            raise FileNotFoundError(f"s3://{self._bucket}/{self._key}")
         registry = RegistryProto()
         registry.ParseFromString(body)
         return registry
@@ -113,14 +111,17 @@ class RegionalRegistryStore(RegistryStore):
 
     def _read(self, key: str) -> bytes:
         try:
-            return bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
+            body = read_object(self._s3, self._bucket, key)
         except ClientError as exc:
-            if _missing(exc):
-                raise RegistryNotReplicated(
-                    f"no registry has been replicated to s3://{self._bucket}/{key} yet: run "
-                    "`replicator registry sync` at the primary (nothing was created here)"
-                ) from None
-            raise
+            if not is_absent(exc):
+                raise
+            body = None
+        if body is None:
+            raise RegistryNotReplicated(
+                f"no registry has been replicated to s3://{self._bucket}/{key} yet: run "
+                "`replicator registry sync` at the primary (nothing was created here)"
+            )
+        return body
 
     def _read_json(self, key: str) -> dict[str, Any]:
         try:

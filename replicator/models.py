@@ -24,9 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from replicator.adapters.s3 import s3_client
+from replicator.adapters.s3 import read_object, s3_client
 from replicator.config import Topology
 from replicator.errors import ConfigError, ReplicatorError
 
@@ -171,14 +169,7 @@ class ModelStore:
 
     # Storage helpers -----------------------------------------------------------------------
     def _get(self, region: str, key: str) -> bytes | None:
-        try:
-            return bytes(
-                self._s3(region).get_object(Bucket=self._bucket(region), Key=key)["Body"].read()
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise
+        return read_object(self._s3(region), self._bucket(region), key)
 
     def _get_json(self, region: str, key: str) -> dict[str, Any] | None:
         body = self._get(region, key)

@@ -25,13 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
 from feast import FeatureView
 from feast.feature_view import FeatureViewState
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 
 from replicator import feast_layout
-from replicator.adapters.s3 import s3_client
+from replicator.adapters.s3 import read_object, s3_client
 from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import Topology
 from replicator.errors import ConfigError
@@ -203,13 +202,7 @@ class RegistryReleaser:
             raise ConfigError(f"registry {version.version} did not store intact in {region}")
 
     def _get(self, region: str, key: str) -> bytes | None:
-        try:
-            body = self.s3(region).get_object(Bucket=self.bucket(region), Key=key)["Body"]
-            return bytes(body.read())
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise
+        return read_object(self.s3(region), self.bucket(region), key)
 
 
 def sync_once(topology: Topology, registry_path: Path | None = None) -> SyncResult:

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from consistency.errors import NoManifest, SourceUnavailable
 from consistency.ports import ViewLayout
-from replicator.adapters.s3 import s3_client
+from replicator.adapters.s3 import is_absent, s3_client
 from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import S3Location
 
@@ -42,8 +42,7 @@ class S3Manifest:
             body = self._client.get_object(Bucket=self._location.bucket, Key=self._key)
             manifest = json.loads(body["Body"].read())
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in ("NoSuchKey", "404", "NoSuchBucket"):
+            if is_absent(exc):
                 raise NoManifest(
                     f"s3://{self._location.bucket}/{self._key} does not exist: run "
                     "`replicator registry sync` after `feast apply`"

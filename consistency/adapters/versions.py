@@ -22,12 +22,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from consistency.core.versions import LiveVersion, LiveVersions
 from consistency.errors import SourceUnavailable
-from replicator.adapters.s3 import s3_client
+from replicator.adapters.s3 import read_object, s3_client
 from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import S3Location
 
 MODELS_PREFIX = "models/"
-_ABSENT = ("NoSuchKey", "404")
 
 
 def model_live_key(name: str) -> str:
@@ -101,12 +100,9 @@ class S3Versions:
 
     @staticmethod
     def _read(client: Any, bucket: str, key: str) -> LiveVersion | None:
-        try:
-            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _ABSENT:
-                return None
-            raise
+        body = read_object(client, bucket, key)
+        if body is None:
+            return None
         try:
             document = json.loads(body)
             if not isinstance(document, dict):

@@ -1,4 +1,4 @@
-"""The one place that makes boto3 S3 clients for a region's bucket."""
+"""The one place that makes boto3 S3 clients for a region's bucket, and reads objects."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from replicator.config import S3Location
 
@@ -25,3 +26,22 @@ def s3_client(location: S3Location, *, timeout: float = 10.0, attempts: int = 3)
             retries={"max_attempts": attempts, "mode": "standard"},
         ),
     )
+
+
+_NO_OBJECT = ("NoSuchKey", "404")
+
+
+def is_absent(exc: ClientError) -> bool:
+    """The object or its whole bucket does not exist, as opposed to S3 failing."""
+    return exc.response.get("Error", {}).get("Code") in (*_NO_OBJECT, "NoSuchBucket")
+
+
+def read_object(client: Any, bucket: str, key: str) -> bytes | None:
+    """The object's bytes, or None when the object does not exist; anything else (a missing
+    bucket included) is raised."""
+    try:
+        return bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _NO_OBJECT:
+            return None
+        raise

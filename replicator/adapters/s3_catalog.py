@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from replicator.adapters.s3 import s3_client
+from replicator.adapters.s3 import is_absent, s3_client
 from replicator.config import S3Location
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class S3ManifestCatalog:
             body = self._client.get_object(Bucket=self._location.bucket, Key=self._key)
             manifest = json.loads(body["Body"].read())
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+            if is_absent(exc):
                 return False
             log.warning("cannot read schema manifest: %s", exc)
             return bool(self._fingerprints)

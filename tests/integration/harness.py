@@ -222,24 +222,19 @@ class ReplicatedProject:
         return thread
 
     def start_worker_process(self, region: str, *options: str) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"worker-{region}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "replicator.cli",
-                "--config",
-                str(self.topology_path),
-                "--log-format",
-                "json",
-                "worker",
-                "--region",
-                region,
-                *options,
-            ],
-            stdout=log,
-            stderr=log,
+        return self._replicator(
+            f"worker-{region}", "--log-format", "json", "worker", "--region", region, *options
         )
+
+    def start_heartbeats(self, interval: float, *options: str) -> subprocess.Popen[bytes]:
+        """The primary's heartbeat emitter for this project (``replicator heartbeats``)."""
+        return self._replicator("heartbeats", "heartbeats", "--interval", str(interval), *options)
+
+    def _replicator(self, log_name: str, *args: str) -> subprocess.Popen[bytes]:
+        """A ``replicator`` command on this project's topology; stopped by ``stop()``."""
+        log = open(self.workdir / f"{log_name}.log", "ab")  # noqa: SIM115
+        command = [sys.executable, "-m", "replicator.cli", "--config", str(self.topology_path)]
+        proc = subprocess.Popen([*command, *args], stdout=log, stderr=log)
         self._processes.append(proc)
         return proc
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,53 +76,36 @@ def test_rollout_reaches_every_region_in_order_then_stops_and_rolls_back_on_a_ba
     primary.apply(project.feature_objects())
     project.sync_registry()
     project.start_workers()
-    heartbeats = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "replicator.cli",
-            "--config",
-            str(project.topology_path),
-            "heartbeats",
-            "--interval",
-            "0.5",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    project.start_heartbeats(0.5)  # stopped with the project
+    health = _checker(project, tmp_path)
+    canary = project.topology.replica_regions[0]
+    wait_for(lambda: health.check(canary)[0], 60, "the checker to see every region in bounds")
+    artifact = RegistryArtifact(RegistryReleaser(project.topology))
+    rollouts = Rollouts(
+        project.topology,
+        artifact,
+        health,
+        RolloutLog(project.topology),
+        say=lambda _: None,
+        check_interval=1,
     )
-    try:
-        health = _checker(project, tmp_path)
-        canary = project.topology.replica_regions[0]
-        wait_for(lambda: health.check(canary)[0], 60, "the checker to see every region in bounds")
-        artifact = RegistryArtifact(RegistryReleaser(project.topology))
-        rollouts = Rollouts(
-            project.topology,
-            artifact,
-            health,
-            RolloutLog(project.topology),
-            say=lambda _: None,
-            check_interval=1,
-        )
 
-        # A healthy rollout: canary first, watched, then every other region.
-        good = _new_version(project, primary, "good")
-        done = rollouts.start(good, canary, wait_seconds=3)
-        assert done.status == "completed", done.steps
-        assert done.reached == [canary, *(r for r in project.topology.regions if r != canary)]
-        assert {artifact.live_version(r) for r in project.topology.regions} == {good}
-        recorded = RolloutLog(project.topology).load(done.id)
-        assert recorded.status == "completed" and len(recorded.steps) == len(done.steps)
+    # A healthy rollout: canary first, watched, then every other region.
+    good = _new_version(project, primary, "good")
+    done = rollouts.start(good, canary, wait_seconds=3)
+    assert done.status == "completed", done.steps
+    assert done.reached == [canary, *(r for r in project.topology.regions if r != canary)]
+    assert {artifact.live_version(r) for r in project.topology.regions} == {good}
+    recorded = RolloutLog(project.topology).load(done.id)
+    assert recorded.status == "completed" and len(recorded.steps) == len(done.steps)
 
-        # The canary's worker dies: its staleness passes the bound while it is watched.
-        bad = _new_version(project, primary, "bad")
-        next(w for w in project.workers if w.worker.region == canary).stop()
-        failed = rollouts.start(bad, canary, wait_seconds=30)
-        assert failed.status == "rolled_back", failed.steps
-        assert failed.reached == [canary]
-        violated = [s for s in failed.steps if s["outcome"] == "violated"]
-        assert violated and "staleness" in violated[0]["detail"]
-        assert {artifact.live_version(r) for r in project.topology.regions} == {good}
-        assert RolloutLog(project.topology).load().status == "rolled_back"
-    finally:
-        heartbeats.terminate()
-        heartbeats.wait(10)
+    # The canary's worker dies: its staleness passes the bound while it is watched.
+    bad = _new_version(project, primary, "bad")
+    next(w for w in project.workers if w.worker.region == canary).stop()
+    failed = rollouts.start(bad, canary, wait_seconds=30)
+    assert failed.status == "rolled_back", failed.steps
+    assert failed.reached == [canary]
+    violated = [s for s in failed.steps if s["outcome"] == "violated"]
+    assert violated and "staleness" in violated[0]["detail"]
+    assert {artifact.live_version(r) for r in project.topology.regions} == {good}
+    assert RolloutLog(project.topology).load().status == "rolled_back"

@@ -92,23 +92,7 @@ class World:
 
 
 def _emitter(project: ReplicatedProject) -> subprocess.Popen[bytes]:
-    log = open(project.workdir / "heartbeats.log", "ab")  # noqa: SIM115
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "replicator.cli",
-            "--config",
-            str(project.topology_path),
-            "heartbeats",
-            "--interval",
-            str(INTERVAL),
-            "--relist",
-            "1",
-        ],
-        stdout=log,
-        stderr=log,
-    )
+    return project.start_heartbeats(INTERVAL, "--relist", "1")
 
 
 def _converged(project: ReplicatedProject) -> bool:

@@ -3,25 +3,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
+from test_boundaries import loaded_after
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def loaded_after(imports: list[str], watched: tuple[str, ...]) -> list[str]:
-    script = (
-        "import importlib, json, sys\n"
-        f"for name in {imports!r}: importlib.import_module(name)\n"
-        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({watched!r}))))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return list(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def test_the_core_does_no_io() -> None:
