@@ -24,6 +24,20 @@ PositionsFn = Callable[[], tuple[dict[int, Position], dict[int, Position]]]
 """Reads (reference positions, region positions) by partition, at call time."""
 
 
+@dataclass(frozen=True)
+class Pair:
+    """The reference and one region, compared for one project."""
+
+    project: str
+    reference: RegionData
+    region: RegionData
+    partitions: int
+    positions: PositionsFn
+    partition_of: Callable[[bytes, int], int]
+    """Key -> partition, as the publisher routes it (``replicator.core.wire.partition_for``)."""
+    monotonic: Callable[[], float] = time.monotonic
+
+
 @dataclass
 class Findings:
     report: DivergenceReport
@@ -34,21 +48,16 @@ class Findings:
 
 
 def classify_keys(
-    view: ViewLayout,
-    keys: Sequence[bytes],
-    reference: RegionData,
-    region: RegionData,
-    partitions: int,
-    positions: PositionsFn,
-    partition_of: Callable[[bytes, int], int],
+    view: ViewLayout, keys: Sequence[bytes], pair: Pair
 ) -> tuple[dict[bytes, KeyClass], list[Entry], list[Entry]]:
-    ref_positions, reg_positions = positions()  # before the values (see core.classify)
-    ref_entries = reference.read_entries(view, keys, partitions)
-    reg_entries = region.read_entries(view, keys, partitions)
+    """Class of every key that differs, and both sides' entries (in ``keys`` order)."""
+    ref_positions, reg_positions = pair.positions()  # before the values (see core.classify)
+    ref_entries = pair.reference.read_entries(view, keys, pair.partitions)
+    reg_entries = pair.region.read_entries(view, keys, pair.partitions)
     out: dict[bytes, KeyClass] = {}
     unknown = Position(committed=None, within_staleness_bound=False)
     for key, ref, reg in zip(keys, ref_entries, reg_entries, strict=True):
-        p = partition_of(key, partitions)
+        p = pair.partition_of(key, pair.partitions)
         found = classify(ref, reg, ref_positions.get(p, unknown), reg_positions.get(p, unknown))
         if found is not None:
             out[key] = found
@@ -61,24 +70,13 @@ def _count(report: DivergenceReport, classes: dict[bytes, KeyClass]) -> None:
 
 
 def sampled(
-    view: ViewLayout,
-    *,
-    project: str,
-    reference: RegionData,
-    region: RegionData,
-    partitions: int,
-    size: int,
-    confidence: float,
-    seed: int | None,
-    positions: PositionsFn,
-    partition_of: Callable[[bytes, int], int],
-    monotonic: Callable[[], float] = time.monotonic,
+    view: ViewLayout, pair: Pair, *, size: int, confidence: float, seed: int | None
 ) -> Findings:
-    started = monotonic()
-    keys = reference.sample_keys(view, project, partitions, size, seed)
-    classes, ref_entries, reg_entries = classify_keys(
-        view, keys, reference, region, partitions, positions, partition_of
-    )
+    """``size`` keys drawn from the reference, classified; the ratio with its Wilson
+    interval at ``confidence``."""
+    started = pair.monotonic()
+    keys = pair.reference.sample_keys(view, pair.project, pair.partitions, size, seed)
+    classes, ref_entries, reg_entries = classify_keys(view, keys, pair)
     checked = sum(
         1 for r, g in zip(ref_entries, reg_entries, strict=True) if r.present or g.present
     )
@@ -86,7 +84,7 @@ def sampled(
     _count(report, classes)
     report.ratio = report.diverged / checked if checked else 0.0
     report.ratio_low, report.ratio_high = wilson_interval(report.diverged, checked, confidence)
-    report.seconds = monotonic() - started
+    report.seconds = pair.monotonic() - started
     report.keys_per_second = 2 * len(keys) / report.seconds if report.seconds > 0 else 0.0
     return Findings(report, classes, _newest(reg_entries))
 
@@ -112,20 +110,17 @@ def _newest(entries: Sequence[Entry]) -> int | None:
 
 def full(
     view: ViewLayout,
+    pair: Pair,
     *,
-    project: str,
-    reference: RegionData,
-    region: RegionData,
-    partitions: int,
     hex_digits: int,
-    positions: PositionsFn,
-    partition_of: Callable[[bytes, int], int],
     reference_scan: Callable[[], ScanResult] | None = None,
-    monotonic: Callable[[], float] = time.monotonic,
 ) -> Findings:
-    """``reference_scan`` (waits for a scan running elsewhere) lets one reference scan serve
+    """Bucket digests of both sides, then the keys of mismatched buckets, classified.
+
+    ``reference_scan`` (waits for a scan running elsewhere) lets one reference scan serve
     every region; without it the reference is scanned here, alongside the region."""
-    started = monotonic()
+    project, reference, region = pair.project, pair.reference, pair.region
+    started = pair.monotonic()
     with ThreadPoolExecutor(max_workers=2) as pool:
         ref_future = (
             None
@@ -144,9 +139,7 @@ def full(
             ref_list_f = pool.submit(reference.scan_buckets, view, project, hex_digits, buckets)
             reg_list = region.scan_buckets(view, project, hex_digits, buckets)
             differing = [key for key, _, _ in diff_entries(ref_list_f.result(), reg_list)]
-            classes, _, _ = classify_keys(
-                view, differing, reference, region, partitions, positions, partition_of
-            )
+            classes, _, _ = classify_keys(view, differing, pair)
     report = DivergenceReport(
         mode="full",
         keys_checked=reg_scan.keys,
@@ -155,7 +148,7 @@ def full(
     )
     _count(report, classes)
     report.ratio = report.diverged / max(1, ref_scan.keys)
-    report.seconds = monotonic() - started
+    report.seconds = pair.monotonic() - started
     scanned = reg_scan.keys + (ref_scan.keys if reference_scan is None else 0)
     report.keys_per_second = scanned / report.seconds if report.seconds > 0 else 0.0
     return Findings(report, classes, reg_scan.newest_event_s)

@@ -25,7 +25,7 @@ from typing import Protocol
 from consistency.checker import Checker
 from consistency.core.classify import KeyClass
 from consistency.core.feast_bytes import decode_timestamp
-from consistency.divergence import classify_keys
+from consistency.divergence import Pair, classify_keys
 from consistency.ports import RawRow, ViewLayout
 from replicator.core import wire
 from replicator.core.records import ApplyOutcome, EncodedBatch, Row, RowBatch
@@ -139,15 +139,15 @@ def repair_region(
                     for outcome in applier.apply(batches[start : start + APPLY_CHUNK]):
                         if isinstance(outcome, MalformedRecord):
                             log.error("repair batch refused: %s", outcome)
-                still, _, _ = classify_keys(
-                    layout,
-                    keys,
+                pair = Pair(
+                    checker.scope.project,
                     reference,
                     target,
                     partitions,
                     functools.partial(checker.positions_for, region, view),
                     checker.partition_of,
                 )
+                still, _, _ = classify_keys(layout, keys, pair)
                 left = [k for k, c in still.items() if c is not KeyClass.IN_FLIGHT]
                 result.not_repaired = len(left)
                 result.repaired = len(keys) - len(left)

@@ -29,6 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from consistency.checker import Checker, StalenessRound
 from consistency.config import ConsistencySettings
 from consistency.core.bounds import Alert, AlertBook, Hysteresis, Measure, State
+from consistency.core.evaluate import Observation, skew_observations, view_observations
 from consistency.core.report import DivergenceReport, Violation
 from consistency.divergence import Findings
 from consistency.errors import ConsistencyError
@@ -68,21 +69,12 @@ class ConsistencyService:
         started = time.monotonic()
         measured = self.checker.measure_staleness()
         bounds = self.settings.bounds
-        staleness_obs, freshness_obs = [], []
+        per_view = view_observations(measured.regions, bounds)
         skew_obs = self._version_observations(measured)
-        for region, report in measured.regions.items():
-            for view, vr in report.feature_views.items():
-                resolved = bounds.resolve(region, view)
-                staleness_obs.append(
-                    (region, view, vr.staleness_seconds, resolved.max_staleness_seconds)
-                )
-                freshness_obs.append(
-                    (region, view, vr.freshness_seconds, resolved.max_freshness_seconds)
-                )
         with self._lock:
             self.staleness = measured
-            alerts = self.book.observe(Measure.STALENESS, staleness_obs)
-            alerts += self.book.observe(Measure.FRESHNESS, freshness_obs)
+            alerts = self.book.observe(Measure.STALENESS, per_view.get(Measure.STALENESS, []))
+            alerts += self.book.observe(Measure.FRESHNESS, per_view.get(Measure.FRESHNESS, []))
             alerts += self.book.observe(Measure.VERSION_SKEW, skew_obs)
             self.history.append(
                 {
@@ -100,20 +92,15 @@ class ConsistencyService:
         self._dispatch(alerts)
         return measured
 
-    def _version_observations(
-        self, measured: StalenessRound
-    ) -> list[tuple[str, str, float | None, float | None]]:
+    def _version_observations(self, measured: StalenessRound) -> list[Observation]:
         """(region, artifact, skew, bound) per artifact; an artifact tracked before that is
         gone now (a deleted model) is observed at 0 so its alert can recover."""
-        out: list[tuple[str, str, float | None, float | None]] = []
+        out = skew_observations(measured.regions, self.settings.bounds)
         for region, report in measured.regions.items():
             if report.versions is None:
                 continue  # bucket not read: no change
+            seen = {artifact for r, artifact, _, _ in out if r == region}
             bound = self.settings.bounds.max_version_skew(region)
-            seen = set()
-            for artifact, skew in report.versions.artifacts():
-                out.append((region, artifact, skew.skew_seconds, bound))
-                seen.add(artifact)
             with self._lock:
                 gone = [
                     a

@@ -7,9 +7,10 @@ from consistency.adapters.manifest import S3Manifest
 from consistency.adapters.redis_region import RedisRegion
 from consistency.adapters.versions import S3Versions
 from consistency.adapters.webhook import WebhookSender
-from consistency.checker import Checker, Scope
+from consistency.checker import Checker
 from consistency.config import ConsistencySettings
 from consistency.core.backoff import Backoff
+from consistency.core.scope import Scope
 from consistency.errors import SettingsError
 from replicator.adapters.redis_store import connect
 from replicator.config import Topology

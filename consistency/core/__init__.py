@@ -8,4 +8,8 @@
 - ``backoff``: retry delays for the webhook.
 - ``versions``: registry and model versions live per region, and their skew.
 - ``report``: the report's value objects and their JSON form.
+- ``scope``: what the topology says the checker looks at (regions, topics, groups).
+- ``lag``: consumer lag, catch-up time and retention headroom from offsets and rates.
+- ``region``: one region's staleness and lag report from the round's readings.
+- ``evaluate``: values against bounds (one-shot violations, observations for hysteresis).
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -26,6 +27,7 @@ from consistency.core.feast_bytes import (
     glob_escape,
     view_key_pattern,
 )
+from consistency.core.lag import Progress
 from consistency.core.staleness import (
     AppliedHeartbeat,
     Emission,
@@ -307,3 +309,37 @@ def test_measures_alert_independently() -> None:
     assert [x.measure for x in a + b] == [Measure.STALENESS, Measure.DIVERGENCE]
     assert b[0].to_dict()["state"] == "VIOLATED"
     assert b[0].to_dict()["feature_views"] == {"v": {"value": 0.5, "bound": 0.01}}
+
+
+# Lag and evaluation (pure) -----------------------------------------------------------------
+def test_catch_up_needs_two_readings_and_is_infinite_when_consumption_stops() -> None:
+    from consistency.core.lag import catch_up
+
+    first, seconds = catch_up(None, 1000, now=10.0, lag=50)
+    assert seconds is None
+    second, seconds = catch_up(first, 1050, now=20.0, lag=50)
+    assert second.rate == 5.0 and seconds == 10.0
+    _, seconds = catch_up(Progress(20.0, 1050, None), 1050, now=30.0, lag=50)
+    assert seconds == math.inf
+    _, seconds = catch_up(second, 1100, now=30.0, lag=0)
+    assert seconds == 0.0
+
+
+def test_retention_headroom_is_the_shortest_retention_minus_how_far_behind() -> None:
+    from consistency.core.lag import retention_headroom
+
+    assert retention_headroom([None, None], 5.0, 1.0) is None
+    assert retention_headroom([3_600_000, None, 7_200_000], 20.0, 10.0) == (3600.0, 3570.0)
+
+
+def test_one_shot_violations_per_view_then_version_skew() -> None:
+    from consistency.config import Bounds
+    from consistency.core.evaluate import one_shot_violations
+    from consistency.core.report import RegionReport, ViewReport
+
+    eu = RegionReport(feature_views={"v": ViewReport(staleness_seconds=6.0)})
+    ok = RegionReport(feature_views={"v": ViewReport(staleness_seconds=1.0)})
+    found = one_shot_violations({"eu": eu, "us": ok}, Bounds(max_staleness_seconds=5))
+    assert [(v.region, v.feature_view, v.measure.value, v.value) for v in found] == [
+        ("eu", "v", "staleness", 6.0)
+    ]

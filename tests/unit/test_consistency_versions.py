@@ -22,12 +22,13 @@ from test_consistency_checker import (
 from test_consistency_service import Sink
 
 from consistency.adapters.versions import live_version
-from consistency.checker import VERSIONS_MAX_AGE, Checker
+from consistency.checker import Checker
 from consistency.cli import EXIT_OK, EXIT_UNMEASURED, EXIT_VIOLATED, exit_code, format_report
 from consistency.config import ConsistencySettings
 from consistency.core.bounds import Measure
 from consistency.core.report import Report, Violation
 from consistency.core.versions import LiveVersion, LiveVersions, compare, skew
+from consistency.measure.versions import VERSIONS_MAX_AGE
 from consistency.service import ConsistencyService
 
 # Feast, imported by other unit tests, sets PROMETHEUS_MULTIPROC_DIR for the whole session;
