@@ -4,12 +4,14 @@
     consistency serve [--host H] [--port P]
     consistency repair --region R [--feature-view V] [--dry-run] [--json]
 
-Exit codes of ``check --once`` (for cron and CI):
-    0  every bound holds and everything was measured
-    1  at least one bound is violated by a measured value
-    2  usage or configuration error
+Exit codes (for cron and CI), decided by the error's class, never its message:
+    0  every bound holds and everything was measured (repair: every key equal afterwards)
+    1  at least one bound is violated by a measured value (repair: keys left unrepaired)
+    2  usage or configuration error (``UsageError``, ``SettingsError``, ``ConfigError``)
     3  something could not be measured (a region, Kafka or S3 unreachable, no heartbeat
-       emitter running, no manifest) and no measured value violates a bound
+       emitter running, no manifest: ``SourceUnavailable``, ``NoManifest``,
+       ``TransientError``) and no measured value violates a bound
+    4  the checker failed unexpectedly (a bug: the traceback is logged)
 """
 
 from __future__ import annotations
@@ -27,22 +29,39 @@ from typing import Any
 from consistency.config import load_settings, topology_path
 from consistency.core.report import Report
 from consistency.core.versions import ArtifactSkew, VersionsReport
-from consistency.errors import ConsistencyError
+from consistency.errors import ConsistencyError, NoManifest, SourceUnavailable, UsageError
 from replicator import logs
 from replicator.config import load_topology
-from replicator.errors import ReplicatorError
+from replicator.errors import ConfigError, ReplicatorError, TransientError
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_VIOLATED, EXIT_USAGE, EXIT_UNMEASURED = 0, 1, 2, 3
+EXIT_OK, EXIT_VIOLATED, EXIT_USAGE, EXIT_UNMEASURED, EXIT_INTERNAL = 0, 1, 2, 3, 4
+EXIT_CODES = (
+    "exit codes: 0 ok, 1 bound violated (repair: keys left unrepaired), 2 usage/config "
+    "error, 3 could not measure, 4 internal error"
+)
+
+_EXIT_BY_CLASS: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
+    ((UsageError, ConfigError), EXIT_USAGE),
+    ((SourceUnavailable, NoManifest, TransientError), EXIT_UNMEASURED),
+    ((ConsistencyError, ReplicatorError), EXIT_USAGE),
+)
+
+
+def exit_code_of(exc: Exception) -> int:
+    """The exit code an error ends the command with (by class)."""
+    for classes, code in _EXIT_BY_CLASS:
+        if isinstance(exc, classes):
+            return code
+    return EXIT_INTERNAL
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consistency",
         description="Staleness and divergence of every region against bounds, with alerts.",
-        epilog="exit codes of check --once: 0 ok, 1 bound violated, 2 usage/config error, "
-        "3 could not measure",
+        epilog=EXIT_CODES,
     )
     parser.add_argument(
         "--config",
@@ -58,11 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-format", choices=["text", "json"], default="text")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_check(commands)
+    _add_serve(commands)
+    _add_repair(commands)
+    return parser
 
+
+def _add_check(commands: Any) -> None:
     check = commands.add_parser(
         "check",
         help="measure once, print the report, exit non-zero when a bound is violated",
         description="One round of every measure; bounds evaluated without hysteresis.",
+        epilog=EXIT_CODES,
     )
     check.add_argument(
         "--once",
@@ -79,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=_check)
 
+
+def _add_serve(commands: Any) -> None:
     serve = commands.add_parser(
         "serve",
         help="scheduled checks, alerts, /metrics, /healthz, JSON API and status page",
@@ -87,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (default: settings' server.port)")
     serve.set_defaults(handler=_serve)
 
+
+def _add_repair(commands: Any) -> None:
     repair = commands.add_parser(
         "repair",
         help="re-apply diverged keys of a region from the reference (last writer wins)",
@@ -101,7 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--dry-run", action="store_true", help="report what would be repaired")
     repair.add_argument("--json", action="store_true")
     repair.set_defaults(handler=_repair)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,11 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(json_lines=args.log_format == "json", verbose=args.verbose)
     try:
         return int(args.handler(args))
-    except (ConsistencyError, ReplicatorError, ValueError) as exc:
-        print(f"consistency: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        code = exit_code_of(exc)
+        if code == EXIT_INTERNAL:
+            log.exception("consistency %s failed unexpectedly", args.command)
+        print(f"consistency: error: {exc}", file=sys.stderr)
+        return code
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -256,7 +288,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         server = StatusServer(service, host, port)
     except OSError as exc:
-        raise ConsistencyError(
+        raise UsageError(
             f"cannot listen on {host}:{port}: {exc.strerror} (pass --port or set "
             "CONSISTENCY_SERVER__PORT)"
         ) from None

@@ -26,6 +26,7 @@ from consistency.checker import Checker
 from consistency.core.classify import KeyClass
 from consistency.core.feast_bytes import decode_timestamp
 from consistency.divergence import Pair, classify_keys
+from consistency.errors import UsageError
 from consistency.ports import RawRow, ViewLayout
 from replicator.core import wire
 from replicator.core.records import ApplyOutcome, EncodedBatch, Row, RowBatch
@@ -115,7 +116,7 @@ def repair_region(
     dry_run: bool = False,
 ) -> list[ViewRepair]:
     if region == checker.scope.reference_region:
-        raise ValueError(f"{region} is the reference region: there is nothing to repair it from")
+        raise UsageError(f"{region} is the reference region: there is nothing to repair it from")
     layouts = checker.views()
     reference = checker.regions[checker.scope.reference_region]
     target = checker.regions[region]

@@ -2,15 +2,23 @@
 
 Nothing here joins a consumer group: committed offsets come from the admin API, and record
 timestamps are read by a consumer that is assigned partitions and never commits.
+
+Every call answers within about ``timeout_seconds`` or raises ``SourceUnavailable``: the
+admin requests carry that timeout, and their futures are awaited a little longer
+(``RESULT_GRACE``), so librdkafka's own timeout ends them and no
+``concurrent.futures.TimeoutError`` escapes. After a failure the clients are rebuilt on the
+next call, so the checker recovers by itself when the broker is back.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
+from typing import TypeVar
 
 from confluent_kafka import (
     Consumer,
@@ -25,6 +33,11 @@ from consistency.ports import TopicPartition as Position
 
 log = logging.getLogger(__name__)
 
+RESULT_GRACE = 5.0
+"""Seconds a future is awaited beyond the request timeout it carries."""
+
+T = TypeVar("T")
+
 
 class KafkaLog:
     def __init__(self, bootstrap_servers: str, *, timeout_seconds: float = 10.0) -> None:
@@ -36,7 +49,7 @@ class KafkaLog:
     @property
     def admin(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self._bootstrap})
+            self._admin = AdminClient({"bootstrap.servers": self._bootstrap, "logger": log})  # type: ignore[dict-item]
         return self._admin
 
     @property
@@ -49,6 +62,7 @@ class KafkaLog:
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,
                     "fetch.wait.max.ms": 10,
+                    "logger": log,
                 }
             )
         return self._probe
@@ -62,22 +76,39 @@ class KafkaLog:
         self.close()
 
     def close(self) -> None:
-        if self._probe is not None:
-            self._probe.close()
-            self._probe = None
-        self._admin = None
+        probe, self._probe, self._admin = self._probe, None, None
+        if probe is not None:
+            try:
+                probe.close()
+            except (KafkaException, RuntimeError) as exc:  # already closed, or broker gone
+                log.debug("closing the probe consumer: %s", exc)
+
+    def _guard(self, what: str, call: Callable[[], T]) -> T:
+        """Run ``call``; Kafka's and the futures' errors become ``SourceUnavailable`` and
+        drop the clients, so the next call starts afresh."""
+        try:
+            return call()
+        except (KafkaException, concurrent.futures.TimeoutError, RuntimeError) as exc:
+            self.close()
+            detail = str(exc) or f"no answer within {self._timeout + RESULT_GRACE:.0f} s"
+            raise SourceUnavailable(f"kafka: {what}: {detail}", source="kafka") from exc
+
+    @property
+    def _wait(self) -> float:
+        return self._timeout + RESULT_GRACE
 
     def committed(self, group: str, positions: Sequence[Position]) -> dict[Position, int | None]:
         if not positions:
             return {}
         request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in positions])
-        try:
+
+        def call() -> ConsumerGroupTopicPartitions:
             futures = self.admin.list_consumer_group_offsets(
                 [request], request_timeout=self._timeout
             )
-            result = futures[group].result(timeout=self._timeout)
-        except KafkaException as exc:
-            raise SourceUnavailable(f"kafka: committed offsets of {group}: {exc}") from exc
+            return futures[group].result(timeout=self._wait)
+
+        result = self._guard(f"committed offsets of {group}", call)
         out: dict[Position, int | None] = {pos: None for pos in positions}
         for tp in result.topic_partitions or []:
             out[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
@@ -87,66 +118,64 @@ class KafkaLog:
         if not positions:
             return {}
         request = {TopicPartition(t, p): OffsetSpec.latest() for t, p in positions}
-        try:
+
+        def call() -> dict[Position, int]:
             futures = self.admin.list_offsets(request, request_timeout=self._timeout)
             return {
-                (tp.topic, tp.partition): future.result(timeout=self._timeout).offset
+                (tp.topic, tp.partition): future.result(timeout=self._wait).offset
                 for tp, future in futures.items()
             }
-        except KafkaException as exc:
-            raise SourceUnavailable(f"kafka: end offsets: {exc}") from exc
+
+        return self._guard("end offsets", call)
 
     def record_times_ms(self, positions: Mapping[Position, int]) -> dict[Position, int]:
         """CreateTime of each record at the given offsets (the producer's, i.e. primary's,
         clock). Positions whose record cannot be read within the timeout are left out."""
         if not positions:
             return {}
+        return self._guard("record timestamps", lambda: self._record_times(dict(positions)))
+
+    def _record_times(self, wanted: dict[Position, int]) -> dict[Position, int]:
         consumer = self.probe
-        wanted = dict(positions)
         out: dict[Position, int] = {}
-        try:
-            consumer.assign([TopicPartition(t, p, o) for (t, p), o in wanted.items()])
-            deadline = time.monotonic() + self._timeout
-            while len(out) < len(wanted) and time.monotonic() < deadline:
-                for message in consumer.consume(num_messages=len(wanted), timeout=0.2):
-                    if message.error():
-                        continue
-                    topic, partition, offset = (
-                        message.topic(),
-                        message.partition(),
-                        message.offset(),
-                    )
-                    if topic is None or partition is None or offset is None:
-                        continue
-                    pos = (topic, partition)
-                    if pos in wanted and pos not in out and offset >= wanted[pos]:
-                        out[pos] = message.timestamp()[1]
-            consumer.unassign()
-        except KafkaException as exc:
-            raise SourceUnavailable(f"kafka: record timestamps: {exc}") from exc
+        consumer.assign([TopicPartition(t, p, o) for (t, p), o in wanted.items()])
+        deadline = time.monotonic() + self._timeout
+        while len(out) < len(wanted) and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=len(wanted), timeout=0.2):
+                if message.error():
+                    continue
+                topic, partition, offset = (
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                )
+                if topic is None or partition is None or offset is None:
+                    continue
+                pos = (topic, partition)
+                if pos in wanted and pos not in out and offset >= wanted[pos]:
+                    out[pos] = message.timestamp()[1]
+        consumer.unassign()
         return out
 
     def retention_ms(self, topics: Sequence[str]) -> dict[str, int | None]:
         if not topics:
             return {}
         resources = [ConfigResource(ResourceType.TOPIC, t) for t in topics]
-        out: dict[str, int | None] = {}
-        try:
+
+        def call() -> dict[str, int | None]:
+            out: dict[str, int | None] = {}
             futures = self.admin.describe_configs(resources, request_timeout=self._timeout)
             for resource, future in futures.items():
-                entry = future.result(timeout=self._timeout).get("retention.ms")
+                entry = future.result(timeout=self._wait).get("retention.ms")
                 value = int(entry.value) if entry is not None and entry.value else -1
                 out[resource.name] = None if value < 0 else value
-        except KafkaException as exc:
-            raise SourceUnavailable(f"kafka: topic configs: {exc}") from exc
-        return out
+            return out
+
+        return self._guard("topic configs", call)
 
     def topics(self, prefix: str) -> dict[str, int]:
         """Topics starting with ``prefix`` and their partition counts."""
-        try:
-            metadata = self.admin.list_topics(timeout=self._timeout)
-        except KafkaException as exc:
-            raise SourceUnavailable(f"kafka: list topics: {exc}") from exc
+        metadata = self._guard("list topics", lambda: self.admin.list_topics(timeout=self._timeout))
         return {
             name: len(meta.partitions)
             for name, meta in metadata.topics.items()

@@ -40,7 +40,7 @@ class S3Manifest:
             self._client = s3_client(self._location)
         try:
             body = self._client.get_object(Bucket=self._location.bucket, Key=self._key)
-            manifest = json.loads(body["Body"].read())
+            views = layouts(json.loads(body["Body"].read()))
         except ClientError as exc:
             if is_absent(exc):
                 raise NoManifest(
@@ -48,6 +48,6 @@ class S3Manifest:
                     "`replicator registry sync` after `feast apply`"
                 ) from None
             raise SourceUnavailable(f"s3: cannot read the manifest: {exc}") from exc
-        except (BotoCoreError, ValueError) as exc:
+        except (BotoCoreError, ValueError, AttributeError) as exc:
             raise SourceUnavailable(f"s3: cannot read the manifest: {exc}") from exc
-        return layouts(manifest)
+        return views

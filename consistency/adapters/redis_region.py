@@ -82,18 +82,10 @@ class RedisRegion:
             raise self._fail("read the heartbeat emission record", exc) from exc
         if not raw:
             return None
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
-        topics = {}
-        for name, value in fields.items():
-            if name.startswith(TOPIC_FIELD_PREFIX):
-                partitions, _, first = value.partition(":")
-                topics[name[len(TOPIC_FIELD_PREFIX) :]] = TopicEmission(int(partitions), int(first))
-        return Emission(
-            sequence=int(fields.get(F_SEQUENCE, 0)),
-            emitted_ns=int(fields.get(F_EMITTED_NS, 0)),
-            interval_ns=int(fields.get(F_INTERVAL_NS, 0)),
-            topics=topics,
-        )
+        try:
+            return _emission(raw)
+        except ValueError as exc:
+            raise self._fail("parse the heartbeat emission record", exc) from exc
 
     def applied_heartbeats(
         self, positions: Sequence[TopicPartition]
@@ -106,9 +98,12 @@ class RedisRegion:
         except redis.RedisError as exc:
             raise self._fail("read applied heartbeats", exc) from exc
         out = {}
-        for position, (sequence, emitted) in zip(positions, replies, strict=True):
-            if sequence is not None and emitted is not None:
-                out[position] = AppliedHeartbeat(int(sequence), int(emitted))
+        try:
+            for position, (sequence, emitted) in zip(positions, replies, strict=True):
+                if sequence is not None and emitted is not None:
+                    out[position] = AppliedHeartbeat(int(sequence), int(emitted))
+        except ValueError as exc:
+            raise self._fail("parse applied heartbeats", exc) from exc
         return out
 
     # Keys ---------------------------------------------------------------------------------
@@ -236,6 +231,22 @@ class RedisRegion:
         except redis.exceptions.NoScriptError:
             self._sha = str(self.client.script_load(DIGEST_LUA))
             return list(self.client.evalsha_ro(self._sha, 0, *args))
+
+
+def _emission(raw: dict[bytes, bytes]) -> Emission:
+    """The emission hash's fields; ``ValueError`` when one is not what the emitter writes."""
+    fields = {k.decode(): v.decode() for k, v in raw.items()}
+    topics = {}
+    for name, value in fields.items():
+        if name.startswith(TOPIC_FIELD_PREFIX):
+            partitions, _, first = value.partition(":")
+            topics[name[len(TOPIC_FIELD_PREFIX) :]] = TopicEmission(int(partitions), int(first))
+    return Emission(
+        sequence=int(fields.get(F_SEQUENCE, 0)),
+        emitted_ns=int(fields.get(F_EMITTED_NS, 0)),
+        interval_ns=int(fields.get(F_INTERVAL_NS, 0)),
+        topics=topics,
+    )
 
 
 def _chunks(items: Sequence[bytes], size: int) -> Iterator[Sequence[bytes]]:

@@ -18,7 +18,7 @@ from consistency.config import ConsistencySettings
 from consistency.core.classify import Position
 from consistency.core.scope import Scope
 from consistency.divergence import Findings, Pair
-from consistency.errors import SourceUnavailable
+from consistency.errors import SourceUnavailable, UsageError
 from consistency.measure.freshness import NewestEvents
 from consistency.ports import LogAdmin, RegionData, ScanResult, ViewLayout
 
@@ -64,10 +64,10 @@ class DivergenceMeter:
         views: Sequence[str] | None = None,
     ) -> dict[tuple[str, str], Findings]:
         """Findings per (region, view): every subscribing region but the reference, for
-        every view the reference subscribes to. Raises ``ValueError`` for an unknown mode
+        every view the reference subscribes to. Raises ``UsageError`` for an unknown mode
         and ``SourceUnavailable`` when a region or the reference cannot be read."""
         if mode not in MODES:
-            raise ValueError(f"unknown divergence mode {mode!r}")
+            raise UsageError(f"unknown divergence mode {mode!r}")
         ref = self.scope.reference_region
         chosen_regions = [r for r in (regions or self.scope.regions) if r != ref]
         out: dict[tuple[str, str], Findings] = {}
