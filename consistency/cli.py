@@ -30,9 +30,9 @@ from consistency.config import load_settings, topology_path
 from consistency.core.report import Report
 from consistency.core.versions import ArtifactSkew, VersionsReport
 from consistency.errors import ConsistencyError, NoManifest, SourceUnavailable, UsageError
-from replicator import logs
 from replicator.config import load_topology
 from replicator.errors import ConfigError, ReplicatorError, TransientError
+from replicator.logs import configure as configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _add_repair(commands: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logs.configure(json_lines=args.log_format == "json", verbose=args.verbose)
+    configure_logging(json_lines=args.log_format == "json", verbose=args.verbose)
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
@@ -309,9 +309,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 # repair -----------------------------------------------------------------------------------
 def _repair(args: argparse.Namespace) -> int:
+    from consistency.adapters.shared import RegionStore
     from consistency.repair import repair_region
     from consistency.wiring import build_checker, close_checker
-    from replicator.adapters.redis_store import RegionStore
 
     settings, topology = _load(args)
     region = topology.region(args.region)

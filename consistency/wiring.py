@@ -5,6 +5,7 @@ from __future__ import annotations
 from consistency.adapters.kafka_log import KafkaLog
 from consistency.adapters.manifest import S3Manifest
 from consistency.adapters.redis_region import RedisRegion
+from consistency.adapters.shared import connect, partition_for
 from consistency.adapters.versions import S3Versions
 from consistency.adapters.webhook import WebhookSender
 from consistency.checker import Checker
@@ -12,9 +13,7 @@ from consistency.config import ConsistencySettings
 from consistency.core.backoff import Backoff
 from consistency.core.scope import Scope
 from consistency.errors import SettingsError
-from replicator.adapters.redis_store import connect
 from replicator.config import Topology
-from replicator.core.wire import partition_for
 
 
 def scope_of(topology: Topology, settings: ConsistencySettings) -> Scope:

@@ -12,10 +12,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from consistency.adapters.shared import is_absent, manifest_key, s3_client
 from consistency.errors import NoManifest, SourceUnavailable
 from consistency.ports import ViewLayout
-from replicator.adapters.s3 import is_absent, s3_client
-from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import S3Location
 
 log = logging.getLogger(__name__)

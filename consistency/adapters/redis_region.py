@@ -17,22 +17,22 @@ from typing import Any
 
 import redis
 
-from consistency.core.classify import Entry
-from consistency.core.digest import LANES, BucketDigests
-from consistency.core.feast_bytes import decode_version, view_key_pattern
-from consistency.core.staleness import AppliedHeartbeat, Emission, TopicEmission
-from consistency.errors import SourceUnavailable
-from consistency.ports import RawRow, ScanResult, TopicPartition, ViewLayout
-from replicator.adapters.redis_store import version_key
-from replicator.core.wire import partition_for
-from replicator.heartbeat import (
+from consistency.adapters.shared import (
     F_EMITTED_NS,
     F_INTERVAL_NS,
     F_SEQUENCE,
     TOPIC_FIELD_PREFIX,
     applied_key,
     emission_key,
+    partition_for,
+    version_key,
 )
+from consistency.core.classify import Entry
+from consistency.core.digest import LANES, BucketDigests
+from consistency.core.feast_bytes import decode_version, view_key_pattern
+from consistency.core.staleness import AppliedHeartbeat, Emission, TopicEmission
+from consistency.errors import SourceUnavailable
+from consistency.ports import RawRow, ScanResult, TopicPartition, ViewLayout
 
 log = logging.getLogger(__name__)
 

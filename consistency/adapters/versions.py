@@ -20,10 +20,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from consistency.adapters.shared import manifest_key, read_object, s3_client
 from consistency.core.versions import LiveVersion, LiveVersions
 from consistency.errors import SourceUnavailable
-from replicator.adapters.s3 import read_object, s3_client
-from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import S3Location
 
 MODELS_PREFIX = "models/"
