@@ -27,7 +27,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from consistency.config import load_settings, topology_path
+from consistency.core.bounds import Measure
 from consistency.core.report import Report
+from consistency.core.units import duration
 from consistency.core.versions import ArtifactSkew, VersionsReport
 from consistency.errors import ConsistencyError, NoManifest, SourceUnavailable, UsageError
 from replicator.config import load_topology
@@ -188,29 +190,21 @@ def exit_code(report: Report) -> int:
     return EXIT_OK
 
 
-def _s(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if math.isinf(value):
-        return "unmeasurable"
-    return f"{value:.2f}s" if value < 120 else f"{value / 60:.1f}min"
-
-
 def format_report(report: Report) -> str:
     hb = report.heartbeat
     lines = [
         f"project {report.project}, reference {report.reference_region}, "
         + (
-            f"heartbeat #{hb.sequence} every {hb.interval_seconds}s"
+            f"heartbeat #{hb.sequence} every {duration(hb.interval_seconds)}"
             if hb.emitter_up
             else "heartbeat emitter NOT RUNNING"
         )
     ]
     for name, region in report.regions.items():
         lines.append(
-            f"\n{name}: {region.status.upper()}  staleness {_s(region.staleness_seconds)}  "
+            f"\n{name}: {region.status.upper()}  staleness {duration(region.staleness_seconds)}  "
             f"lag {region.lag_offsets if region.lag_offsets is not None else 'n/a'} records "
-            f"({_s(region.lag_seconds)})  catch-up {_s(region.catchup_seconds)}"
+            f"({duration(region.lag_seconds)})  catch-up {duration(region.catchup_seconds)}"
         )
         if region.versions is not None:
             lines.append(f"  {format_versions(region.versions)}")
@@ -227,15 +221,16 @@ def format_report(report: Report) -> str:
                     f"{d.behind} behind, {d.in_flight} in flight)"
                 )
             lines.append(
-                f"  {view:<28} staleness {_s(vr.staleness_seconds):>9}  "
-                f"freshness {_s(vr.freshness_seconds):>9}  {div}"
+                f"  {view:<28} staleness {duration(vr.staleness_seconds):>9}  "
+                f"freshness {duration(vr.freshness_seconds):>9}  {div}"
             )
         lines.extend(f"  ! {e}" for e in region.errors)
     lines.append("")
     if report.violations:
         lines.append(f"{len(report.violations)} violation(s):")
         lines.extend(
-            f"  {v.region} / {v.feature_view}: {v.measure.value} {_fmt(v.value)} > {v.bound}"
+            f"  {v.region} / {v.feature_view}: {v.measure.value} {_figure(v.measure, v.value)} "
+            f"> {_figure(v.measure, v.bound)}"
             for v in report.violations
         )
     else:
@@ -249,7 +244,7 @@ def format_versions(versions: VersionsReport) -> str:
     another version than the reference names it and the skew."""
     r = versions.registry
     line = f"registry {r.version or 'none'} (reference {r.reference_version or 'none'}"
-    line += f", skew {_s(r.skew_seconds)})" if r.skew_seconds != 0 else ")"
+    line += f", skew {duration(r.skew_seconds)})" if r.skew_seconds != 0 else ")"
     models = [f"{name} {_model(m)}" for name, m in sorted(versions.models.items())]
     return f"{line}  models {', '.join(models) or 'none'}"
 
@@ -259,11 +254,14 @@ def _model(skew: ArtifactSkew) -> str:
         return skew.version or "none"
     return (
         f"{skew.version or 'none'} (reference {skew.reference_version or 'none'}, "
-        f"skew {_s(skew.skew_seconds)})"
+        f"skew {duration(skew.skew_seconds)})"
     )
 
 
-def _fmt(value: float | None) -> str:
+def _figure(measure: Measure, value: float | None) -> str:
+    """A ratio as a number, every other measure as a duration."""
+    if measure is not Measure.DIVERGENCE:
+        return duration(value)
     if value is None or math.isinf(value):
         return "unmeasurable"
     return f"{value:.4g}"

@@ -2,7 +2,8 @@
 external asset).
 
 The server embeds the current status and history as JSON, so the first paint needs no
-request; the page then refreshes itself from ``/api/status`` and ``/api/history``.
+request, and the unit tables of ``core.units``, so the page formats durations with the same
+rule as the CLI; the page then refreshes itself from ``/api/status`` and ``/api/history``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 from importlib import resources
 from typing import Any
+
+from consistency.core import units
 
 _PAGE = (resources.files("consistency") / "status_page.html").read_text(encoding="utf-8")
 
@@ -26,4 +29,5 @@ def render(status: dict[str, Any], history: list[dict[str, Any]]) -> str:
         _PAGE.replace("__PROJECT__", safe_project)
         .replace("__STATUS__", _embed(status))
         .replace("__HISTORY__", _embed(history))
+        .replace("__UNITS__", _embed(units.tables()))
     )
