@@ -151,8 +151,6 @@ class Checker:
         )
         report = region_report(emission, stall, RegionReadings(mine, applied, lag, timed))
         report.errors.extend(errors)
-        for view, vr in report.feature_views.items():
-            self._divergence.note_staleness(region, view, vr.staleness_seconds)
         self._log.add_catch_up(region, committed, report)
         self._log.add_retention([t for t, _ in mine.values()], report)
         return report

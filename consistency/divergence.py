@@ -55,7 +55,7 @@ def classify_keys(
     ref_entries = pair.reference.read_entries(view, keys, pair.partitions)
     reg_entries = pair.region.read_entries(view, keys, pair.partitions)
     out: dict[bytes, KeyClass] = {}
-    unknown = Position(committed=None, within_staleness_bound=False)
+    unknown = Position(committed=None, known=False)
     for key, ref, reg in zip(keys, ref_entries, reg_entries, strict=True):
         p = pair.partition_of(key, pair.partitions)
         found = classify(ref, reg, ref_positions.get(p, unknown), reg_positions.get(p, unknown))

@@ -2,8 +2,8 @@
 
     missing      the reference holds the key, the region does not, and the row is not in flight
     extra        the region holds the key, the reference does not (and nothing explains it)
-    in_flight    the region (or the reference) is behind, the newer row is still in its Kafka
-                 queue and its staleness is within the bound: not counted as divergence
+    in_flight    the region (or the reference) lacks the newer row and has not consumed it from
+                 Kafka yet: lag, not divergence (the staleness bound reports lag, however long)
     behind       the region holds an older version although it already consumed the newer row
                  (a lost update): counted as divergence
     conflicting  same or newer version in the region, different bytes: counted
@@ -51,16 +51,18 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where a region's consumer stands in the key's partition, and whether it may lag."""
+    """Where a region's consumer stands in the key's partition."""
 
     committed: int | None
     """Next offset to consume (None: the group never committed in this partition)."""
-    within_staleness_bound: bool
+    known: bool = True
+    """False when Kafka did not say: nothing is then taken to be in flight."""
 
     def still_queued(self, offset: int) -> bool:
-        """Whether the record at ``offset`` may not have been applied yet."""
-        waiting = self.committed is None or self.committed <= offset
-        return waiting and self.within_staleness_bound
+        """Whether the record at ``offset`` may not have been applied yet. Only offsets
+        decide: a region over its staleness bound is lagging (the staleness measure says so),
+        and its queued rows are not lost updates."""
+        return self.known and (self.committed is None or self.committed <= offset)
 
 
 def _order(entry: Entry) -> tuple[int, ...] | None:

@@ -9,7 +9,6 @@ notes the newest event times seen (for freshness).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -46,14 +45,6 @@ class DivergenceMeter:
         self.partition_of = partition_of
         self.newest = newest
         self.monotonic = monotonic
-        self._staleness: dict[tuple[str, str], float] = {}
-        self._lock = threading.Lock()
-
-    def note_staleness(self, region: str, view: str, seconds: float | None) -> None:
-        """The latest staleness of a view, which decides whether its lag may be in flight."""
-        if seconds is not None:
-            with self._lock:
-                self._staleness[(region, view)] = seconds
 
     def measure(
         self,
@@ -151,7 +142,6 @@ class DivergenceMeter:
         positions = [(topic, p) for p in range(self.scope.partitions)]
         out: list[dict[int, Position]] = []
         for side in (self.scope.reference_region, region):
-            within = self._within_staleness(side, view)
             try:
                 committed = self.log.committed(self.scope.groups[side], positions)
             except SourceUnavailable as exc:
@@ -159,20 +149,9 @@ class DivergenceMeter:
                 out.append({})
                 continue
             out.append(
-                {
-                    p: Position(committed.get((topic, p)), within)
-                    for p in range(self.scope.partitions)
-                }
+                {p: Position(committed.get((topic, p))) for p in range(self.scope.partitions)}
             )
         return out[0], out[1]
-
-    def _within_staleness(self, region: str, view: str) -> bool:
-        bound = self.settings.bounds.resolve(region, view).max_staleness_seconds
-        with self._lock:
-            staleness = self._staleness.get((region, view))
-        if bound is None or staleness is None:
-            return True  # unknown: the log positions alone decide
-        return staleness <= bound
 
 
 def _scan(future: Future[ScanResult | int | None]) -> ScanResult:

@@ -172,9 +172,9 @@ def test_diff_entries_names_each_side() -> None:
 V = (100, 0, 100, 0, 50, 1)  # reference version: written at offset 50
 OLDER = (90, 0, 90, 0, 40, 1)
 NEWER = (110, 0, 110, 0, 60, 1)
-CAUGHT_UP = Position(committed=70, within_staleness_bound=True)
-QUEUED = Position(committed=45, within_staleness_bound=True)
-QUEUED_TOO_LONG = Position(committed=45, within_staleness_bound=False)
+CAUGHT_UP = Position(committed=70)
+QUEUED = Position(committed=45)
+UNKNOWN = Position(committed=None, known=False)
 
 
 @pytest.mark.parametrize(
@@ -184,7 +184,8 @@ QUEUED_TOO_LONG = Position(committed=45, within_staleness_bound=False)
         (Entry(None), Entry(None), CAUGHT_UP, CAUGHT_UP, None),
         (Entry("a", V), Entry(None), CAUGHT_UP, CAUGHT_UP, KeyClass.MISSING),
         (Entry("a", V), Entry(None), CAUGHT_UP, QUEUED, KeyClass.IN_FLIGHT),
-        (Entry("a", V), Entry(None), CAUGHT_UP, QUEUED_TOO_LONG, KeyClass.MISSING),
+        (Entry("a", V), Entry(None), CAUGHT_UP, UNKNOWN, KeyClass.MISSING),
+        (Entry("a", V), Entry("b", OLDER), CAUGHT_UP, UNKNOWN, KeyClass.BEHIND),
         (Entry(None), Entry("b", V), CAUGHT_UP, CAUGHT_UP, KeyClass.EXTRA),
         (Entry(None), Entry("b", V), QUEUED, CAUGHT_UP, KeyClass.IN_FLIGHT),
         (Entry("a", V), Entry("b", V), CAUGHT_UP, CAUGHT_UP, KeyClass.CONFLICTING),
@@ -210,7 +211,7 @@ def test_classification(
 
 
 def test_a_group_that_never_committed_has_everything_in_flight() -> None:
-    never = Position(committed=None, within_staleness_bound=True)
+    never = Position(committed=None)
     assert classify(Entry("a", V), Entry(None), CAUGHT_UP, never) is KeyClass.IN_FLIGHT
 
 
