@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from consistency.config import Bounds, ConsistencySettings
 from consistency.core.classify import Position
-from consistency.core.evaluate import one_shot_violations
+from consistency.core.evaluate import one_shot_violations, region_status
 from consistency.core.lag import lag_offsets
 from consistency.core.region import RegionReadings, region_report
 from consistency.core.report import HeartbeatInfo, RegionReport, Report, ViewReport
@@ -81,6 +82,10 @@ class Checker:
             newest=self._newest,
             monotonic=monotonic,
         )
+        self._region_pools = {
+            r: ThreadPoolExecutor(1, thread_name_prefix=f"region-{r}") for r in scope.regions
+        }
+        self._pending: dict[str, Future[RegionReport]] = {}
         self._versions = (
             None
             if versions is None
@@ -109,14 +114,56 @@ class Checker:
         emission, heartbeat = self._heartbeats.read(errors)
         topics = self._topics(emission, errors)
         ends = self._log.end_offsets(topics, errors)
-        reports = {
-            region: self._region(region, emission, heartbeat.stalled_seconds, topics, ends)
-            for region in self.scope.regions
-        }
+        reports = self._regions_within_deadline(emission, heartbeat.stalled_seconds, topics, ends)
         self._newest.add_to(reports, self.clock() / 1e9)
         if self._versions is not None:
             self._versions.add_to(reports)
         return StalenessRound(heartbeat, reports, errors)
+
+    def _regions_within_deadline(
+        self,
+        emission: Emission | None,
+        stall: float,
+        topics: Mapping[str, int],
+        ends: Mapping[TopicPartition, int],
+    ) -> dict[str, RegionReport]:
+        """Each region measured in its own thread; one that does not answer within
+        ``schedule.read_timeout_seconds`` (or still hangs from an earlier round) is
+        unmeasurable this round, and the others are reported all the same."""
+        deadline = self.settings.schedule.read_timeout_seconds
+        futures: dict[str, Future[RegionReport]] = {}
+        reasons: dict[str, str] = {}
+        for region in self.scope.regions:
+            pending = self._pending.get(region)
+            if pending is not None and not pending.done():
+                reasons[region] = f"{region}: still no answer to an earlier round's reads"
+                continue
+            futures[region] = self._region_pools[region].submit(
+                self._region, region, emission, stall, topics, ends
+            )
+        wait(list(futures.values()), timeout=deadline)
+        reports: dict[str, RegionReport] = {}
+        for region in self.scope.regions:
+            future = futures.get(region)
+            if future is not None and future.done():
+                reports[region] = future.result()
+                continue
+            if future is not None:
+                self._pending[region] = future
+                reasons[region] = f"{region}: no answer within {deadline:g} s"
+            reports[region] = self._unmeasurable(region, topics, reasons[region])
+        return reports
+
+    def _unmeasurable(self, region: str, topics: Mapping[str, int], reason: str) -> RegionReport:
+        mine = self.scope.views_of_region(region, topics)
+        report = region_report(None, 0.0, RegionReadings(mine, None))
+        report.errors.append(reason)
+        return report
+
+    def close(self) -> None:
+        """Stop the region threads (a hung read is left to its socket timeout)."""
+        for pool in self._region_pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _topics(self, emission: Emission | None, errors: list[str]) -> dict[str, int]:
         if emission is not None and emission.topics:
@@ -191,7 +238,7 @@ class Checker:
             vr.divergence = found.report
         self._newest.add_to(report.regions, self.clock() / 1e9)
         report.violations = one_shot_violations(report.regions, self.bounds)
+        violated = {v.region for v in report.violations}
         for region, rr in report.regions.items():
-            if any(v.region == region for v in report.violations):
-                rr.status = "violated"
+            rr.status = region_status(rr, violated=region in violated, blind=bool(report.errors))
         return report

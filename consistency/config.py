@@ -116,6 +116,10 @@ class ScheduleSettings(_Section):
     sampled_seconds: float = Field(default=60.0, gt=0)
     full_cron: str | None = "17 3 * * *"
     """Crontab expression (5 fields, checker's local time zone); null disables it."""
+    read_timeout_seconds: float = Field(default=3.0, gt=0)
+    """Each region's reads, and each Kafka call, of a staleness round must answer within
+    this; a region that does not is unmeasurable this round (a violation), the others are
+    measured all the same."""
 
 
 class SampleSettings(_Section):

@@ -65,6 +65,13 @@ class Metrics:
             RV,
             registry=r,
         )
+        self.measured = Gauge(
+            "consistency_region_measured",
+            "1 when every measure of the region was read in the latest round, 0 when something "
+            "was not (its status is then unknown unless a bound is violated)",
+            ["region"],
+            registry=r,
+        )
         self.catchup = Gauge(
             "consistency_catchup_seconds",
             "Estimated time for the region to consume its lag at its current rate",
@@ -187,6 +194,9 @@ class Metrics:
     def regions(self, reports: Mapping[str, RegionReport], bounds: Bounds) -> None:
         for region, report in reports.items():
             self.region_staleness.labels(region).set(_value(report.staleness_seconds))
+            staleness = report.staleness_seconds
+            unmeasured = report.errors or staleness is None or math.isinf(staleness)
+            self.measured.labels(region).set(0 if unmeasured else 1)
             _set_optional(self.catchup.labels(region), report.catchup_seconds)
             if report.retention_headroom_seconds is not None:
                 self.headroom.labels(region).set(report.retention_headroom_seconds)
@@ -288,6 +298,7 @@ class _WebhookCollector(Collector):
 METRIC_NAMES = frozenset(
     {
         "consistency_region_staleness_seconds",
+        "consistency_region_measured",
         "consistency_staleness_seconds",
         "consistency_partition_staleness_seconds",
         "consistency_freshness_seconds",

@@ -48,12 +48,14 @@ class ConsistencyService:
         sink: AlertSink | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], int] = time.time_ns,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.checker = checker
         self.settings = settings
         self.sink = sink
         self.metrics = metrics or Metrics()
         self.clock = clock
+        self.monotonic = monotonic
         h = settings.hysteresis
         self.book = AlertBook(Hysteresis(h.violate_after, h.recover_after, h.recover_ratio))
         self._lock = threading.Lock()
@@ -142,7 +144,7 @@ class ConsistencyService:
     def _finish(self, job: str, started: float, failed: bool) -> None:
         self.metrics.duration.labels(job).set(time.monotonic() - started)
         self.metrics.last_run.labels(job).set(self.clock() / 1e9)
-        self.last_run[job] = time.monotonic()
+        self.last_run[job] = self.monotonic()
         self.metrics.states(self.book)
         if failed:
             self.metrics.errors.labels(job).inc()
@@ -194,9 +196,17 @@ class ConsistencyService:
         report = self.checker.report(measured, findings).to_dict()
         report["raw_violations"] = report.pop("violations")
         report["violations"] = violations
+        age = self.report_age()
+        report["age_seconds"] = None if age is None else round(age, 3)
+        report["stale"] = not self.healthy()[0]
         violated_regions = {v["region"] for v in violations}
         for name, region in report["regions"].items():
-            region["status"] = "violated" if name in violated_regions else "ok"
+            if name in violated_regions:
+                region["status"] = "violated"
+            elif region["status"] == "unknown" or report["stale"]:
+                region["status"] = "unknown"  # not measured (lately): never OK
+            else:
+                region["status"] = "ok"
         report["ready"] = True
         report["alerts"] = list(self.alerts)[:50]
         report["bounds"] = {
@@ -212,11 +222,15 @@ class ConsistencyService:
         with self._lock:
             return list(self.history)
 
-    def healthy(self) -> tuple[bool, str]:
+    def report_age(self) -> float | None:
+        """Seconds since the last staleness round completed (None: none yet)."""
         last = self.last_run.get("staleness")
-        if last is None:
+        return None if last is None else self.monotonic() - last
+
+    def healthy(self) -> tuple[bool, str]:
+        age = self.report_age()
+        if age is None:
             return False, "no staleness check has completed yet"
-        age = time.monotonic() - last
         limit = max(10.0, 5 * self.settings.schedule.staleness_seconds)
         if age > limit:
             return False, f"the last staleness check completed {age:.0f}s ago"

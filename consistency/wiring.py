@@ -49,7 +49,10 @@ def build_checker(topology: Topology, settings: ConsistencySettings) -> Checker:
         scope,
         settings,
         regions={name: region_reader(topology, name, settings) for name in topology.regions},
-        log_admin=KafkaLog(topology.kafka.bootstrap_servers),
+        log_admin=KafkaLog(
+            topology.kafka.bootstrap_servers,
+            timeout_seconds=settings.schedule.read_timeout_seconds,
+        ),
         manifest=S3Manifest(topology.region(scope.reference_region).s3, topology.project),
         partition_of=partition_for,
         versions=S3Versions(
@@ -72,6 +75,7 @@ def build_webhook(settings: ConsistencySettings) -> WebhookSender | None:
 
 
 def close_checker(checker: Checker) -> None:
+    checker.close()
     for region in checker.regions.values():
         region.close()
     checker.log.close()

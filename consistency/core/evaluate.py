@@ -3,6 +3,7 @@ hysteresis trackers (``core.bounds``). No I/O; bounds come through ``BoundLookup
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -28,6 +29,18 @@ class BoundLookup(Protocol):
     def resolve(self, region: str, feature_view: str) -> ViewBounds: ...
 
     def max_version_skew(self, region: str) -> float | None: ...
+
+
+def region_status(report: RegionReport, *, violated: bool, blind: bool) -> str:
+    """ "violated" when a bound is; else "unknown" when anything of the region (or of the
+    whole round: ``blind``) was not measured, or it has no staleness figure; else "ok".
+    Unmeasured never reads as OK."""
+    if violated:
+        return "violated"
+    staleness = report.staleness_seconds
+    if blind or report.errors or staleness is None or math.isinf(staleness):
+        return "unknown"
+    return "ok"
 
 
 def view_checks(

@@ -29,6 +29,9 @@ class LogMeter:
         self._lock = threading.Lock()
         self._progress: dict[str, Progress] = {}
         self._retention: tuple[float, dict[str, int | None]] = (-math.inf, {})
+        self._down: str | None = None
+        """Why Kafka failed this round (set by ``end_offsets``, the round's first call):
+        the other calls of the round report it instead of waiting out their timeouts."""
 
     def end_offsets(
         self, topics: Mapping[str, int], errors: list[str]
@@ -36,15 +39,20 @@ class LogMeter:
         """High watermark of every partition of ``topics``; {} (reason in ``errors``) when
         Kafka does not answer."""
         positions = [(t, p) for t, n in topics.items() for p in range(n)]
+        self._down = None
         try:
             return self.log.end_offsets(positions)
         except SourceUnavailable as exc:
-            errors.append(str(exc))
+            self._down = str(exc)
+            errors.append(self._down)
             return {}
 
     def committed(
         self, group: str, positions: Sequence[TopicPartition], errors: list[str]
     ) -> dict[TopicPartition, int | None]:
+        if self._down is not None:
+            errors.append(self._down)
+            return {}
         try:
             return self.log.committed(group, positions)
         except SourceUnavailable as exc:
@@ -61,7 +69,7 @@ class LogMeter:
         """Age of the oldest unconsumed record of the most lagging partitions (primary clock)."""
         lagging = {pos: committed.get(pos) or 0 for pos, n in lag.items() if n > 0}
         times: dict[TopicPartition, int] = {}
-        if emitted_ns is not None and lagging:
+        if emitted_ns is not None and lagging and self._down is None:
             chosen = sorted(lagging.items(), key=lambda i: -lag[i[0]])[:MAX_TIMED_POSITIONS]
             try:
                 times = self.log.record_times_ms(dict(chosen))
@@ -87,7 +95,8 @@ class LogMeter:
         """``report.retention_seconds`` and ``retention_headroom_seconds`` (None: unlimited)."""
         with self._lock:
             loaded_at, cache = self._retention
-        if self._monotonic() - loaded_at > RETENTION_MAX_AGE or any(t not in cache for t in topics):
+        stale = self._monotonic() - loaded_at > RETENTION_MAX_AGE
+        if (stale or any(t not in cache for t in topics)) and self._down is None:
             try:
                 cache = {**cache, **self.log.retention_ms(list(topics))}
             except SourceUnavailable as exc:
