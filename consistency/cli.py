@@ -233,8 +233,10 @@ def format_report(report: Report) -> str:
             f"> {_figure(v.measure, v.bound)}"
             for v in report.violations
         )
-    else:
+    elif report.complete:
         lines.append("every bound holds")
+    else:
+        lines.append("no measured value violates a bound, but not everything was measured")
     lines.extend(f"! {e}" for e in report.errors)
     return "\n".join(lines)
 
