@@ -66,6 +66,7 @@ class Checker:
         self.settings = settings
         self.regions = dict(regions)
         self.log = log_admin
+        self.manifest = manifest
         self.partition_of = partition_of
         self.versions = versions
         self.clock = clock
