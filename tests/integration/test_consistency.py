@@ -27,8 +27,9 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from harness import END, ReplicatedProject, free_port, recent_window, wait_for
+from harness import END, ReplicatedProject, free_port, recent_window
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import wait_until
 
 from consistency.checker import Checker
 from consistency.config import ConsistencySettings
@@ -118,9 +119,9 @@ def world(
     emitter = _emitter(project)
     try:
         primary.materialize(*recent_window())
-        wait_for(lambda: _converged(project), 90, "every region to hold the materialized rows")
+        wait_until(lambda: _converged(project), 90, "every region to hold the materialized rows")
         checker = w.checker()
-        wait_for(
+        wait_until(
             lambda: (
                 (r := checker.measure_staleness()).heartbeat.emitter_up
                 and all(
@@ -180,10 +181,10 @@ def test_stopped_worker_raises_one_alert_and_restarted_one_recovery(world: World
     service = ConsistencyService(checker, settings, sink=build_webhook(settings))
     service.start()
     try:
-        wait_for(lambda: service.staleness is not None, 20, "the first staleness check")
+        wait_until(lambda: service.staleness is not None, 20, "the first staleness check")
         world.stop_victim()
         stopped_at = time.monotonic()
-        wait_for(lambda: world_violated(hook), 30, "the VIOLATED webhook")
+        wait_until(lambda: world_violated(hook), 30, "the VIOLATED webhook")
         # The verdict of `check --once` agrees, with its documented exit code.
         done = world.cli(
             "check",
@@ -201,7 +202,7 @@ def test_stopped_worker_raises_one_alert_and_restarted_one_recovery(world: World
         time.sleep(max(0.0, 5 - (time.monotonic() - stopped_at)))  # let it grow a while
         grown = [p["regions"][VICTIM] for p in service.history_points()]
         world.start_victim()
-        wait_for(lambda: ("staleness", "RECOVERED") in hook.of(VICTIM), 60, "the RECOVERED webhook")
+        wait_until(lambda: ("staleness", "RECOVERED") in hook.of(VICTIM), 60, "the RECOVERED webhook")
         time.sleep(1.5)  # anything else would arrive now
     finally:
         service.stop()
@@ -225,7 +226,7 @@ def world_violated(hook: Webhook) -> bool:
 
 
 def test_clock_offsets_in_checker_or_worker_do_not_change_staleness(world: World) -> None:
-    wait_for(lambda: world.victim is not None and world.victim.poll() is None, 5, "the victim")
+    wait_until(lambda: world.victim is not None and world.victim.poll() is None, 5, "the victim")
     normal = world.checker()
     ahead = Checker(
         normal.scope,
@@ -296,7 +297,7 @@ def test_full_check_finds_corruption_repair_fixes_it_and_in_flight_rows_do_not_c
     ts = encode_timestamp(int((END + timedelta(hours=5)).timestamp()))
     ts_field = b"_ts:" + view.encode()
     for region in (PRIMARY, SKEWED):
-        wait_for(
+        wait_until(
             lambda r=region: (
                 sum(v[ts_field] == ts for v in _view_keys(world, r, view).values()) == 20
             ),
@@ -346,7 +347,7 @@ def test_full_check_finds_corruption_repair_fixes_it_and_in_flight_rows_do_not_c
     finally:
         world.start_victim()
         close_checker(checker)
-        wait_for(
+        wait_until(
             lambda: _view_keys(world, VICTIM, view).keys() >= set(keys), 60, "eu-west-1 to catch up"
         )
 
@@ -449,11 +450,11 @@ def test_serve_exposes_metrics_and_a_status_page_that_renders_in_chromium(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _get(base + "/healthz")[0] == 200, 60, "consistency serve to be healthy")
-        wait_for(
+        wait_until(lambda: _get(base + "/healthz")[0] == 200, 60, "consistency serve to be healthy")
+        wait_until(
             lambda: len(json.loads(_get(base + "/api/history")[1] or b"[]")) >= 4, 30, "history"
         )
-        wait_for(
+        wait_until(
             lambda: (
                 json.loads(_get(base + "/api/status")[1])["regions"][SKEWED]["feature_views"]
                 .get("merchant_risk", {})

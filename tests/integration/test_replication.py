@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 import redis
 from confluent_kafka import Consumer, Producer
-from harness import END, ReferenceRedis, ReplicatedProject, recent_window, wait_for
+from harness import END, ReferenceRedis, ReplicatedProject, recent_window
+from waiting import wait_until
 
 from replicator.config import Topology
 from replicator.core import wire
@@ -103,7 +104,7 @@ def test_regional_reader_is_read_only_and_feast_sdk_reads_primary_values(
     def read(store: FeatureStore) -> dict:
         return store.get_online_features(features=features, entity_rows=entity_rows).to_dict()
 
-    at_primary = wait_for(
+    at_primary = wait_until(
         lambda: (d := read(primary)) and all(v is not None for v in d["risk_score"]) and d,
         60,
         "the primary region's worker to apply the materialized rows",
@@ -114,7 +115,7 @@ def test_regional_reader_is_read_only_and_feast_sdk_reads_primary_values(
             monkeypatch.setenv(name, value)
         regional = FeatureStore(repo_path=str(repo))
         try:
-            wait_for(lambda regional=regional: read(regional) == at_primary, 90, f"{region} reads")
+            wait_until(lambda regional=regional: read(regional) == at_primary, 90, f"{region} reads")
         except AssertionError:
             got = read(regional)
             differ = {
@@ -156,7 +157,7 @@ def test_worker_killed_mid_stream_converges_without_loss(
         primary.write_to_online_store("card_spending_stats", frame)
         expected_store.write_to_online_store("card_spending_stats", frame)
         if i == 8:
-            wait_for(lambda: project.feast_keys(project.admin(victim)), 30, "the victim to start")
+            wait_until(lambda: project.feast_keys(project.admin(victim)), 30, "the victim to start")
             os.kill(process.pid, signal.SIGKILL)
             process.wait(10)
     project.start_worker_process(victim)
@@ -204,7 +205,7 @@ def test_same_event_time_correction_propagates_where_feast_drops_it(
         expected_store.get_online_features(features, entity_rows).to_dict()["risk_score"]
         != [0.999] * 5
     ), "Feast itself drops a same-time correction"
-    wait_for(
+    wait_until(
         lambda: (
             primary.get_online_features(features, entity_rows).to_dict()["risk_score"]
             == [0.999] * 5
@@ -361,7 +362,7 @@ def test_worker_metrics_count_rows_and_dead_letters(
         )
         return got if applied == 80 and dead == 1 else None
 
-    got = wait_for(settled, 60, "the worker's metrics to count 80 rows and 1 dead letter")
+    got = wait_until(settled, 60, "the worker's metrics to count 80 rows and 1 dead letter")
     assert got[("replicator_assigned_partitions", (("region", region),))] > 0
     assert (("replicator_lag_seconds", (("quantile", "0.99"), ("region", region)))) in got
 
