@@ -148,7 +148,7 @@ class Worker:
             log.info("stopped while retrying; uncommitted records will be redelivered")
         finally:
             if self.options.publish_stats:
-                self.store.write_stats(self.region, self.stats.summary())
+                self._publish_stats()
             self.source.close()
         log.info(
             "worker for %s stopped",
@@ -172,8 +172,13 @@ class Worker:
             and now - self._last_stats >= self.options.stats_interval_seconds
         ):
             self._last_stats = now
-            self.store.write_stats(self.region, self.stats.summary())
+            self._publish_stats()
         return len(messages)
+
+    def _publish_stats(self) -> None:
+        """The counters, and ``updated_ns`` (this worker's wall clock) so a reader can tell
+        a summary written after a moment it cares about from an older one."""
+        self.store.write_stats(self.region, {**self.stats.summary(), "updated_ns": self.clock()})
 
     # The pipeline ---------------------------------------------------------------------
     def _process(self, messages: Sequence[Message]) -> None:
