@@ -9,26 +9,32 @@ page. The checker runs as its own command (``consistency``): the replicator neve
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import redis
+import yaml
 
+from replicator import demo_repo
 from replicator.adapters.redis_store import connect, feast_hashes, worker_stats_key
 from replicator.config import Topology
+from replicator.heartbeat import F_EMITTED_NS, TOPIC_FIELD_PREFIX, applied_key, emission_key
 from replicator.regional_config import feast_env, write_regional_repo
 from replicator.registry_sync import sync_once
 from replicator.stack.local import LocalStack
 
 Say = Callable[[str], None]
+T = TypeVar("T")
+POLL_SECONDS = 0.2
 
 
 @dataclass
@@ -43,6 +49,11 @@ class RegionReport:
 
 
 class Demo:
+    """The demo's steps. It runs Feast in this process only with explicit configuration:
+    ``feast apply`` and every region's reads run as child processes with their own
+    environment and working directory, so this process's environment, working directory and
+    ``sys.path`` are never changed. Redis connections are opened once and closed at the end."""
+
     def __init__(self, topology: Topology, repo: Path, config_path: Path, say: Say = print) -> None:
         self.topology = topology
         self.repo = repo.resolve()
@@ -52,16 +63,31 @@ class Demo:
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         self.helpers: dict[str, subprocess.Popen[bytes]] = {}
         """Heartbeat emitter and checker server: stopped with the workers."""
+        self._admins: dict[str, redis.Redis] = {}
 
     # Steps --------------------------------------------------------------------------------
     def run(self, *, once: bool) -> list[RegionReport]:
+        try:
+            return self._run(once=once)
+        except BaseException:
+            self.stop_workers()  # a failed demo leaves no worker behind
+            raise
+        finally:
+            self.close()
+
+    def _run(self, *, once: bool) -> list[RegionReport]:
         started = time.monotonic()
         self.step("starting the local stack")
         LocalStack(self.topology, progress=lambda m: self.say(f"    {m}")).up()
         self.step("generating feature data")
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        _generator(self.repo).generate(self.repo / "data", end=end)
+        self._run_logged(
+            "generate-data",
+            [str(self.repo / "generate_data.py"), "--out", str(self.repo / "data")],
+            end=end.isoformat(),
+        )
         self.step("feast apply at the primary (importing Feast takes a few seconds)")
+        self._feast_apply()
         store = self._primary_store()
         self.step("copying the registry to every region's bucket")
         result = sync_once(self.topology)
@@ -74,12 +100,14 @@ class Demo:
             "heartbeats", ["-m", "replicator.cli", "--config", str(self.config_path), "heartbeats"]
         )
         self.step("materializing everything and pushing fresh rows through Feast at the primary")
+        views = store.list_feature_views()
         store.materialize(end - timedelta(days=400), end + timedelta(seconds=1))
-        fresh = self._fresh_rows(end)
-        store.push("card_spending_push", fresh)
-        self.say(f"    materialized 3 views and pushed {len(fresh)} fresh card aggregates")
+        push, fresh = demo_repo.fresh_rows(store, self.repo)
+        store.push(push, fresh)
+        written_ns = time.time_ns()
+        self.say(f"    materialized {len(views)} views and pushed {len(fresh)} fresh rows ({push})")
         self.step("waiting for every region to apply them")
-        self._wait_settled()
+        self._wait_applied(written_ns)
         self.step("reading the same entities through the Feast SDK in every region")
         reports = self._report(store)
         self._print_table(reports)
@@ -92,12 +120,17 @@ class Demo:
             self._serve_until_interrupted()
         return reports
 
+    def close(self) -> None:
+        for client in self._admins.values():
+            client.close()
+        self._admins.clear()
+
     def _consistency(self, *args: str) -> list[str]:
         return ["-m", "consistency.cli", "--topology", str(self.config_path), *args]
 
     def _consistency_report(self) -> None:
-        # Staleness needs a heartbeat round applied everywhere: give the emitter a moment.
-        time.sleep(2)
+        # _wait_applied waited for a heartbeat round applied in every region: staleness is
+        # measurable now.
         done = subprocess.run(
             [sys.executable, *self._consistency("check", "--once")],
             capture_output=True,
@@ -110,34 +143,42 @@ class Demo:
     def step(self, text: str) -> None:
         self.say(f"==> {text}")
 
+    def _child_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """A child's environment: ours, the demo's topology, and ``extra``."""
+        return {**os.environ, "REPLICATOR_CONFIG": str(self.config_path), **(extra or {})}
+
+    def _feast_apply(self) -> None:
+        """``feast apply`` in the repo, as a user runs it (the Feast CLI imports the repo's
+        definitions from its working directory)."""
+        self._run_logged(
+            "feast-apply", ["-m", "feast.cli.cli", "apply", "--skip-source-validation"]
+        )
+
+    def _run_logged(self, name: str, args: list[str], **options: str) -> None:
+        """A Python child in the repo with the demo's topology; output to ``<name>.log``."""
+        flags = [f"--{k}={v}" for k, v in options.items()]
+        log = self._log_dir() / f"{name}.log"
+        with log.open("ab") as out:
+            done = subprocess.run(
+                [sys.executable, *args, *flags],
+                cwd=self.repo,
+                env=self._child_env(),
+                stdout=out,
+                stderr=out,
+            )
+        if done.returncode != 0:
+            raise SystemExit(f"{name} failed (exit {done.returncode}); see {log}")
+
     def _primary_store(self) -> Any:
-        from feast import FeatureStore
-        from feast.repo_config import load_repo_config
-        from feast.repo_operations import apply_total
+        """The primary's FeatureStore, told the demo's topology explicitly."""
+        from feast import FeatureStore, RepoConfig
 
-        # The replicating store in feature_store.yaml must see the demo's topology.
-        os.environ["REPLICATOR_CONFIG"] = str(self.config_path)
-        config = load_repo_config(self.repo, self.repo / "feature_store.yaml")
-        cwd = Path.cwd()
-        os.chdir(self.repo)
-        sys.path.insert(0, str(self.repo))  # as the feast CLI does, to import the definitions
-        try:
-            apply_total(config, self.repo, skip_source_validation=True)
-        finally:
-            sys.path.remove(str(self.repo))
-            os.chdir(cwd)
-        return FeatureStore(repo_path=str(self.repo))
-
-    def _fresh_rows(self, end: datetime) -> Any:
-        import pandas as pd
-
-        frame = pd.read_parquet(self.repo / "data" / "card_spending_stats.parquet")
-        frame = frame.drop_duplicates("card_id").head(200).copy()
-        now = pd.Timestamp(datetime.now(UTC))
-        frame["event_timestamp"] = now
-        frame["created"] = now
-        frame["txn_count_1h"] = frame["txn_count_1h"] + 1
-        return frame
+        document = yaml.safe_load((self.repo / "feature_store.yaml").read_text())
+        document["online_store"] = {**document["online_store"], "topology": str(self.config_path)}
+        if isinstance(document.get("registry"), dict):
+            document["registry"] = {**document["registry"], "topology": str(self.config_path)}
+        config = RepoConfig(**document, repo_path=self.repo)
+        return FeatureStore(config=config, repo_path=str(self.repo))
 
     def _log_dir(self) -> Path:
         path = self.state_dir / "logs"
@@ -151,8 +192,8 @@ class Demo:
         )
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self._log_dir() / f"{name}.log", "ab")  # noqa: SIM115
-        return subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT)
+        with (self._log_dir() / f"{name}.log").open("ab") as log:  # the child keeps its copy
+            return subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT)
 
     def stop_workers(self) -> None:
         processes = [*self.workers.values(), *self.helpers.values()]
@@ -166,21 +207,36 @@ class Demo:
                 proc.kill()
 
     def _admin(self, region: str) -> redis.Redis:
-        config = self.topology.region(region).redis
-        return connect(config, config.admin)
+        """One admin connection per region for the whole demo (closed by ``close``)."""
+        if region not in self._admins:
+            config = self.topology.region(region).redis
+            self._admins[region] = connect(config, config.admin)
+        return self._admins[region]
 
     def _stats(self, region: str) -> dict[str, float]:
         raw = cast(dict[bytes, bytes], self._admin(region).hgetall(worker_stats_key(region)))
         return {k.decode(): float(v) for k, v in raw.items()}
 
+    def _poll(self, condition: Callable[[], T | None], timeout: float) -> T | None:
+        """``condition()`` every POLL_SECONDS until it returns a value (returned) or
+        ``timeout`` seconds pass (None); fails at once if a worker died."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_workers_alive()
+            found = condition()
+            if found is not None or time.monotonic() > deadline:
+                return found
+            time.sleep(POLL_SECONDS)
+
     def _wait_assigned(self, timeout: float = 60) -> None:
         """Until every worker holds its partitions, so the lag shown is replication's own."""
-        deadline = time.monotonic() + timeout
-        waiting = set(self.topology.regions)
-        while waiting and time.monotonic() < deadline:
-            self._check_workers_alive()
-            waiting = {r for r in waiting if not self._stats(r).get("assigned_partitions")}
-            time.sleep(0.2)
+
+        def assigned() -> bool | None:
+            stats = {r: self._stats(r) for r in self.topology.regions}
+            return True if all(s.get("assigned_partitions") for s in stats.values()) else None
+
+        if self._poll(assigned, timeout) is None:
+            self.say("    (some worker holds no partition yet; going on)")
 
     def _check_workers_alive(self) -> None:
         for region, proc in self.workers.items():
@@ -190,36 +246,58 @@ class Demo:
                     f"{self._log_dir() / f'worker-{region}.log'}"
                 )
 
-    def _wait_settled(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        last: dict[str, float] = {}
-        quiet_since = time.monotonic()
-        while time.monotonic() < deadline:
-            self._check_workers_alive()
-            now = {r: self._stats(r).get("rows_applied", 0.0) for r in self.topology.regions}
-            if now != last or not all(now.values()):
-                last, quiet_since = now, time.monotonic()
-            elif time.monotonic() - quiet_since > 2:
-                return
-            time.sleep(0.25)
-        self.say("    (some region is still applying; reporting what is there)")
+    def _wait_applied(self, written_ns: int, timeout: float = 120) -> None:
+        """Until a heartbeat round emitted after the writes is applied in every region (so
+        is every row before it, partition by partition) and every worker's counters were
+        published after that."""
+
+        def applied() -> bool | None:
+            fence = self._heartbeat_fence(written_ns)
+            if fence is None:
+                return None
+            stats_ns = [self._stats(r).get("updated_ns", 0) for r in self.topology.regions]
+            return True if all(ns > fence for ns in stats_ns) else None
+
+        if self._poll(applied, timeout) is None:
+            self.say("    (some region is still applying; reporting what is there)")
+
+    def _heartbeat_fence(self, after_ns: int) -> int | None:
+        """The newest heartbeat round's emission time if it is later than ``after_ns`` and
+        applied in every partition of every region; else None."""
+        primary = self._admin(self.topology.primary_region)
+        raw = cast(dict[bytes, bytes], primary.hgetall(emission_key(self.topology.project)))
+        record = {k.decode(): v.decode() for k, v in raw.items()}
+        emitted = int(record.get(F_EMITTED_NS, 0))
+        if emitted <= after_ns:
+            return None
+        positions = [
+            (name[len(TOPIC_FIELD_PREFIX) :], partition)
+            for name, value in record.items()
+            if name.startswith(TOPIC_FIELD_PREFIX)
+            for partition in range(int(value.partition(":")[0]))
+        ]
+        for region in self.topology.regions:
+            with self._admin(region).pipeline(transaction=False) as pipe:
+                for topic, partition in positions:
+                    pipe.hget(applied_key(topic, partition), F_EMITTED_NS)
+                seen = pipe.execute()
+            if not positions or any(v is None or int(v) < emitted for v in seen):
+                return None
+        return emitted
 
     def _feast_keys(self, region: str) -> dict[bytes, dict[bytes, bytes]]:
         return feast_hashes(self._admin(region), self.topology.project)
 
     def _report(self, primary_store: Any) -> list[RegionReport]:
-        from feast import FeatureStore
-
-        entity_rows = _sample_entities(self.repo)
-        service = primary_store.get_feature_service("fraud_model_v1")
-        expected = primary_store.get_online_features(service, entity_rows).to_dict()
+        service = demo_repo.feature_service(primary_store)
+        entity_rows = demo_repo.sample_entities(primary_store, service, self.repo)
+        expected = demo_repo.as_json(
+            primary_store.get_online_features(service, entity_rows).to_dict()
+        )
+        reads = dict(self._regional_reads(service.name, entity_rows))
         reference = self._feast_keys(self.topology.primary_region)
         reports = []
         for region in self.topology.regions:
-            repo = write_regional_repo(self.topology, region, self.state_dir / "regions" / region)
-            os.environ.update(feast_env(self.topology, region))
-            regional = FeatureStore(repo_path=str(repo.parent))
-            reads = regional.get_online_features(service, entity_rows).to_dict()
             stats = self._stats(region)
             keys = self._feast_keys(region)
             reports.append(
@@ -230,10 +308,33 @@ class Demo:
                     lag_p99_ms=stats.get("lag_p99_ms", 0.0),
                     keys=len(keys),
                     identical=keys == reference,
-                    reads_match=reads == expected,
+                    reads_match=reads.get(region) == expected,
                 )
             )
         return reports
+
+    def _regional_reads(
+        self, service: str, entity_rows: list[dict[str, Any]]
+    ) -> Iterator[tuple[str, Any]]:
+        """Each region's Feast SDK reads, from a child process configured as an inference
+        service there (its ``feature_store.yaml`` and ``feast.env``); all regions at once."""
+        rows = json.dumps(entity_rows)
+        children = {}
+        for region in self.topology.regions:
+            repo = write_regional_repo(self.topology, region, self.state_dir / "regions" / region)
+            children[region] = subprocess.Popen(
+                [sys.executable, "-m", "replicator.demo_repo", str(repo.parent), service, rows],
+                env=self._child_env(feast_env(self.topology, region)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        for region, child in children.items():
+            out, err = child.communicate(timeout=300)
+            if child.returncode != 0:
+                self.say(f"    {region}: Feast read failed: {err.decode()[-500:]}")
+                yield region, None
+            else:
+                yield region, json.loads(out)
 
     def _print_table(self, reports: list[RegionReport]) -> None:
         header = (
@@ -271,20 +372,3 @@ class Demo:
             self.say("\nstopping workers")
         finally:
             self.stop_workers()
-
-
-def _generator(repo: Path) -> Any:
-    sys.path.insert(0, str(repo))
-    try:
-        import generate_data
-    finally:
-        sys.path.remove(str(repo))
-    return generate_data
-
-
-def _sample_entities(repo: Path, count: int = 25) -> list[dict[str, Any]]:
-    import pandas as pd
-
-    pairs = pd.read_parquet(repo / "data" / "card_merchant_affinity.parquet")
-    pairs = pairs[["card_id", "merchant_id"]].drop_duplicates().head(count)
-    return [{"card_id": int(c), "merchant_id": str(m)} for c, m in pairs.itertuples(index=False)]

@@ -41,11 +41,15 @@ def _bucket_and_key(path: str) -> tuple[str, str]:
 
 
 class PrimaryRegistryStore(RegistryStore):
-    """The primary's registry object; endpoint and keys of the region owning the bucket."""
+    """The primary's registry object; endpoint and keys of the region owning the bucket.
+
+    The topology is the registry config's ``topology`` (like the replicating online store's),
+    else ``$REPLICATOR_CONFIG``, else the nearest ``infra/topology.yaml``.
+    """
 
     def __init__(self, registry_config: RegistryConfig, repo_path: Path | None) -> None:
         self._bucket, self._key = _bucket_and_key(registry_config.path)
-        topology = load_topology(find_config_path())
+        topology = load_topology(find_config_path(getattr(registry_config, "topology", None)))
         owners = [r for r in topology.regions.values() if r.s3.bucket == self._bucket]
         if not owners:
             raise ConfigError(f"no region of the topology has bucket {self._bucket!r}")

@@ -78,7 +78,7 @@ class Parked:
     fingerprint: str
     offset: int
     since: float
-    """time.monotonic() when parked."""
+    """The worker's monotonic clock (seconds) when parked."""
 
 
 def quantile(ordered: list[float], q: float) -> float:
@@ -112,7 +112,10 @@ class Worker:
         catalog: SchemaCatalog,
         options: WorkerOptions,
         clock: Callable[[], int] = time.time_ns,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: wall clock in ns (lag, future-skew limit, heartbeats applied);
+        ``monotonic``: seconds, for intervals only (stats cadence, schema wait)."""
         self.region = region
         self.source = source
         self.store = store
@@ -120,6 +123,7 @@ class Worker:
         self.catalog = catalog
         self.options = options
         self.clock = clock
+        self.monotonic = monotonic
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._last_stats = 0.0
@@ -144,7 +148,7 @@ class Worker:
             log.info("stopped while retrying; uncommitted records will be redelivered")
         finally:
             if self.options.publish_stats:
-                self.store.write_stats(self.region, self.stats.summary())
+                self._publish_stats()
             self.source.close()
         log.info(
             "worker for %s stopped",
@@ -162,14 +166,19 @@ class Worker:
         if messages:
             self._process(messages)
         self.stats.assigned_partitions = len(getattr(self.source, "assigned", ()))
-        now = time.monotonic()
+        now = self.monotonic()
         if (
             self.options.publish_stats
             and now - self._last_stats >= self.options.stats_interval_seconds
         ):
             self._last_stats = now
-            self.store.write_stats(self.region, self.stats.summary())
+            self._publish_stats()
         return len(messages)
+
+    def _publish_stats(self) -> None:
+        """The counters, and ``updated_ns`` (this worker's wall clock) so a reader can tell
+        a summary written after a moment it cares about from an older one."""
+        self.store.write_stats(self.region, {**self.stats.summary(), "updated_ns": self.clock()})
 
     # The pipeline ---------------------------------------------------------------------
     def _process(self, messages: Sequence[Message]) -> None:
@@ -220,7 +229,7 @@ class Worker:
     def _park(self, topic: str, partition: int, offset: int, header: wire.RecordHeader) -> None:
         self.source.pause(topic, partition, offset)
         self._parked[(topic, partition)] = Parked(
-            header.feature_view, header.schema_fingerprint, offset, time.monotonic()
+            header.feature_view, header.schema_fingerprint, offset, self.monotonic()
         )
         log.warning(
             "parked %s[%d] at offset %d: schema %s of %s is not in %s's registry yet",
@@ -239,7 +248,7 @@ class Worker:
                 del self._parked[(topic, partition)]  # revoked in a rebalance: start afresh
                 continue
             schema = (parked.feature_view, parked.fingerprint)
-            waited = time.monotonic() - parked.since
+            waited = self.monotonic() - parked.since
             if self.catalog.is_known(*schema):
                 outcome = "schema arrived"
             elif waited >= self.options.schema_wait_seconds:

@@ -16,7 +16,7 @@ from replicator.errors import PublishError
 log = logging.getLogger(__name__)
 
 TOPIC_CONFIG = {
-    # Rebuilding a region replays the whole log: keep it (see docs/operations.md).
+    # Rebuilding a region replays the whole log: keep it (docs/replication.md, "Rebuilding").
     "retention.ms": "-1",
     "cleanup.policy": "delete",
     "max.message.bytes": str(8 * 1024 * 1024),

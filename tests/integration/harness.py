@@ -14,15 +14,15 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import redis
 import yaml
+from waiting import wait_until
 
 from replicator.adapters.redis_store import feast_hashes
 from replicator.assembly import build_worker
@@ -68,7 +68,7 @@ class ReferenceRedis:
             stderr=subprocess.DEVNULL,
         )
         self.client = redis.Redis(port=self.port)
-        wait_for(lambda: _pings(self.client), 10, "reference redis-server")
+        wait_until(lambda: _pings(self.client), 10, "reference redis-server to answer PING")
 
     @property
     def connection_string(self) -> str:
@@ -86,15 +86,8 @@ def _pings(client: redis.Redis) -> bool:
         return False
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
+wait_for = wait_until
+"""The former name of ``waiting.wait_until``, for tests written before it; use ``wait_until``."""
 
 
 class WorkerThread:
@@ -265,23 +258,23 @@ class ReplicatedProject:
     def wait_converged(
         self, expected: FeastKeys, regions: list[str] | None = None, timeout: float = 120
     ) -> None:
+        """Until every region (default: all) holds exactly ``expected`` on this project's keys."""
         for region in regions or list(self.topology.regions):
             client = self.admin(region)
+            wait_until(
+                lambda client=client: self.feast_keys(client) == expected,
+                timeout,
+                f"{region} to hold exactly the reference's {len(expected)} keys",
+                observe=lambda client=client: difference(expected, self.feast_keys(client)),
+            )
 
-            def matches(client: redis.Redis = client) -> bool:
-                return self.feast_keys(client) == expected
 
-            try:
-                wait_for(matches, timeout, f"{region} to converge")
-            except AssertionError:
-                actual = self.feast_keys(client)
-                missing = len(expected.keys() - actual.keys())
-                extra = len(actual.keys() - expected.keys())
-                differ = sum(1 for k in expected.keys() & actual.keys() if expected[k] != actual[k])
-                raise AssertionError(
-                    f"{region} differs from the reference: {missing} keys missing, {extra} extra, "
-                    f"{differ} with other bytes (of {len(expected)})"
-                ) from None
+def difference(expected: FeastKeys, actual: FeastKeys) -> str:
+    """How ``actual`` differs from ``expected``, in counts of keys."""
+    missing = len(expected.keys() - actual.keys())
+    extra = len(actual.keys() - expected.keys())
+    differ = sum(1 for k in expected.keys() & actual.keys() if expected[k] != actual[k])
+    return f"{missing} keys missing, {extra} extra, {differ} with other bytes"
 
 
 def recent_window(days: int = 400) -> tuple[datetime, datetime]:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import ReplicatedProject, wait_for
+from harness import ReplicatedProject
+from waiting import wait_until
 
 from replicator.config import Topology
 from replicator.registry_sync import RegistryReleaser
@@ -79,7 +80,7 @@ def test_rollout_reaches_every_region_in_order_then_stops_and_rolls_back_on_a_ba
     project.start_heartbeats(0.5)  # stopped with the project
     health = _checker(project, tmp_path)
     canary = project.topology.replica_regions[0]
-    wait_for(lambda: health.check(canary)[0], 60, "the checker to see every region in bounds")
+    wait_until(lambda: health.check(canary)[0], 60, "the checker to see every region in bounds")
     artifact = RegistryArtifact(RegistryReleaser(project.topology))
     rollouts = Rollouts(
         project.topology,

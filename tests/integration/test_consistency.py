@@ -27,8 +27,9 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from harness import END, ReplicatedProject, free_port, recent_window, wait_for
+from harness import END, ReplicatedProject, free_port, recent_window
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import wait_until
 
 from consistency.checker import Checker
 from consistency.config import ConsistencySettings
@@ -118,9 +119,9 @@ def world(
     emitter = _emitter(project)
     try:
         primary.materialize(*recent_window())
-        wait_for(lambda: _converged(project), 90, "every region to hold the materialized rows")
+        wait_until(lambda: _converged(project), 90, "every region to hold the materialized rows")
         checker = w.checker()
-        wait_for(
+        wait_until(
             lambda: (
                 (r := checker.measure_staleness()).heartbeat.emitter_up
                 and all(
@@ -163,6 +164,9 @@ class Webhook:
     def of(self, region: str) -> list[tuple[str, str]]:
         return [(b["measure"], b["state"]) for b in self.bodies if b["region"] == region]
 
+    def of_all(self) -> list[tuple[str, str, str]]:
+        return [(b["region"], b["measure"], b["state"]) for b in self.bodies]
+
     def close(self) -> None:
         self.server.shutdown()
 
@@ -180,10 +184,10 @@ def test_stopped_worker_raises_one_alert_and_restarted_one_recovery(world: World
     service = ConsistencyService(checker, settings, sink=build_webhook(settings))
     service.start()
     try:
-        wait_for(lambda: service.staleness is not None, 20, "the first staleness check")
+        wait_until(lambda: service.staleness is not None, 20, "the first staleness check")
         world.stop_victim()
-        stopped_at = time.monotonic()
-        wait_for(lambda: world_violated(hook), 30, "the VIOLATED webhook")
+        wait_until(lambda: world_violated(hook), 30, "the VIOLATED webhook", observe=hook.of_all)
+        violated_at = service.history_points()[-1]["t"]
         # The verdict of `check --once` agrees, with its documented exit code.
         done = world.cli(
             "check",
@@ -198,19 +202,33 @@ def test_stopped_worker_raises_one_alert_and_restarted_one_recovery(world: World
         assert report["regions"][VICTIM]["status"] == "violated"
         assert report["regions"][PRIMARY]["status"] == "ok"
         assert {v["region"] for v in report["violations"]} == {VICTIM}
-        time.sleep(max(0.0, 5 - (time.monotonic() - stopped_at)))  # let it grow a while
-        grown = [p["regions"][VICTIM] for p in service.history_points()]
+        grown = wait_until(
+            lambda: (t := _victim_since(service, violated_at))[2:] and t[-1] >= 4.0 and t,
+            60,
+            f"{VICTIM}'s staleness to grow past 4 s while its worker is stopped",
+            observe=lambda: _victim_since(service, violated_at),
+        )
         world.start_victim()
-        wait_for(lambda: ("staleness", "RECOVERED") in hook.of(VICTIM), 60, "the RECOVERED webhook")
-        time.sleep(1.5)  # anything else would arrive now
+        wait_until(
+            lambda: ("staleness", "RECOVERED") in hook.of(VICTIM),
+            60,
+            "the RECOVERED webhook",
+            observe=hook.of_all,
+        )
+        recovered_at = service.history_points()[-1]["t"]
+        wait_until(
+            lambda: len(_victim_since(service, recovered_at)) >= 4,
+            30,
+            "four more staleness checks after the recovery (any further alert comes from them)",
+            observe=lambda: _victim_since(service, recovered_at),
+        )
     finally:
-        service.stop()
+        service.stop()  # the sink delivers what is queued before it stops
         close_checker(checker)
         hook.close()
     assert hook.of(VICTIM) == [("staleness", "VIOLATED"), ("staleness", "RECOVERED")]
     assert hook.of(PRIMARY) == [] and hook.of(SKEWED) == []
-    tail = [s for s in grown if s is not None][-10:]
-    assert tail == sorted(tail) and tail[-1] >= 4.0, f"staleness should grow while stopped: {tail}"
+    assert grown == sorted(grown), f"staleness should grow while stopped: {grown}"
     violated = hook.bodies[0]
     assert violated["state"] == "VIOLATED" and violated["project"] == world.project.name
     assert set(violated["feature_views"]) <= {
@@ -220,12 +238,20 @@ def test_stopped_worker_raises_one_alert_and_restarted_one_recovery(world: World
     }
 
 
+def _victim_since(service: ConsistencyService, since: float) -> list[float]:
+    """The victim's staleness in the service's checks recorded after ``since`` (seconds)."""
+    points = service.history_points()
+    return [
+        p["regions"][VICTIM] for p in points if p["t"] > since and p["regions"][VICTIM] is not None
+    ]
+
+
 def world_violated(hook: Webhook) -> bool:
     return ("staleness", "VIOLATED") in hook.of(VICTIM)
 
 
 def test_clock_offsets_in_checker_or_worker_do_not_change_staleness(world: World) -> None:
-    wait_for(lambda: world.victim is not None and world.victim.poll() is None, 5, "the victim")
+    wait_until(lambda: world.victim is not None and world.victim.poll() is None, 5, "the victim")
     normal = world.checker()
     ahead = Checker(
         normal.scope,
@@ -236,28 +262,29 @@ def test_clock_offsets_in_checker_or_worker_do_not_change_staleness(world: World
         partition_of=partition_for,
         clock=lambda: time.time_ns() + 3600 * 1_000_000_000,
     )
+
+    def both() -> dict[str, tuple[float, float]] | None:
+        a, b = normal.measure_staleness(), ahead.measure_staleness()
+        pairs = {
+            r: (a.regions[r].staleness_seconds, b.regions[r].staleness_seconds) for r in a.regions
+        }
+        measured = {r: p for r, p in pairs.items() if p[0] is not None and p[1] is not None}
+        return measured if len(measured) == len(pairs) else None  # type: ignore[return-value]
+
     try:
-        rounds = []
-        for _ in range(10):
-            a, b = normal.measure_staleness(), ahead.measure_staleness()
-            rounds.append(
-                {
-                    r: (a.regions[r].staleness_seconds, b.regions[r].staleness_seconds)
-                    for r in a.regions
-                }
-            )
-            time.sleep(0.1)
+        rounds = [
+            wait_until(both, 60, "both checkers to measure every region's staleness")
+            for _ in range(5)
+        ]
     finally:
         close_checker(normal)
-    # The two checkers read a moment apart: at most one heartbeat round (an interval, plus
-    # the emitter's scheduling jitter) between them. A caught-up region is at most a round or
-    # two behind, whatever the clocks say.
-    one_round = INTERVAL + 0.05
-    for sample in rounds[2:]:
+    # A checker that compared its clock with the primary's, or with the skewed worker's (an
+    # hour behind), would be off by about 3600 s. Measured end to end, both checkers read the
+    # same small figure; a minute of margin covers any load on the machine.
+    for sample in rounds:
         for region, (plain, skewed) in sample.items():
-            assert plain is not None and skewed is not None
-            assert abs(plain - skewed) <= one_round, (region, sample)
-            assert skewed <= 2 * one_round + 0.3, (region, sample)
+            assert abs(plain - skewed) < 60, (region, sample)
+            assert plain < 60 and skewed < 60, (region, sample)
     # The skewed worker really stamps its own clock an hour back: a checker comparing clocks
     # across machines would report ~3600 s here.
     topic = world.topology.topic_for("merchant_risk")
@@ -296,7 +323,7 @@ def test_full_check_finds_corruption_repair_fixes_it_and_in_flight_rows_do_not_c
     ts = encode_timestamp(int((END + timedelta(hours=5)).timestamp()))
     ts_field = b"_ts:" + view.encode()
     for region in (PRIMARY, SKEWED):
-        wait_for(
+        wait_until(
             lambda r=region: (
                 sum(v[ts_field] == ts for v in _view_keys(world, r, view).values()) == 20
             ),
@@ -346,7 +373,7 @@ def test_full_check_finds_corruption_repair_fixes_it_and_in_flight_rows_do_not_c
     finally:
         world.start_victim()
         close_checker(checker)
-        wait_for(
+        wait_until(
             lambda: _view_keys(world, VICTIM, view).keys() >= set(keys), 60, "eu-west-1 to catch up"
         )
 
@@ -411,6 +438,24 @@ def _get(url: str) -> tuple[int, bytes]:
         return 0, b""
 
 
+def _metrics(base: str) -> list[Any]:
+    status, body = _get(base + "/metrics")
+    return list(text_string_to_metric_families(body.decode())) if status == 200 else []
+
+
+def _staleness(families: list[Any]) -> dict[str, float]:
+    return {
+        s.labels["region"]: s.value
+        for f in families
+        if f.name == "consistency_region_staleness_seconds"
+        for s in f.samples
+    }
+
+
+def _caught_up(staleness: dict[str, float], topology: Any) -> bool:
+    return set(staleness) == set(topology.regions) and all(v < 2 for v in staleness.values())
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_serve_exposes_metrics_and_a_status_page_that_renders_in_chromium(
     world: World, tmp_path: Path
@@ -449,11 +494,11 @@ def test_serve_exposes_metrics_and_a_status_page_that_renders_in_chromium(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _get(base + "/healthz")[0] == 200, 60, "consistency serve to be healthy")
-        wait_for(
+        wait_until(lambda: _get(base + "/healthz")[0] == 200, 60, "consistency serve to be healthy")
+        wait_until(
             lambda: len(json.loads(_get(base + "/api/history")[1] or b"[]")) >= 4, 30, "history"
         )
-        wait_for(
+        wait_until(
             lambda: (
                 json.loads(_get(base + "/api/status")[1])["regions"][SKEWED]["feature_views"]
                 .get("merchant_risk", {})
@@ -463,20 +508,16 @@ def test_serve_exposes_metrics_and_a_status_page_that_renders_in_chromium(
             60,
             "the first sampled divergence check",
         )
-        status, body = _get(base + "/metrics")
-        assert status == 200
-        families = list(text_string_to_metric_families(body.decode()))
+        # Every region caught up, as /metrics shows it (a busy machine may take a few checks).
+        families = wait_until(
+            lambda: (f := _metrics(base)) and _caught_up(_staleness(f), world.topology) and f,
+            60,
+            "/metrics to show every region's staleness under 2 s",
+            observe=lambda: _staleness(_metrics(base)),
+        )
         served = {f.name for f in families} | {s.name for f in families for s in f.samples}
         served |= {f.name + "_total" for f in families if f.type == "counter"}
         assert _monitoring_names() - served == set()
-        staleness = {
-            s.labels["region"]: s.value
-            for f in families
-            if f.name == "consistency_region_staleness_seconds"
-            for s in f.samples
-        }
-        assert set(staleness) == set(world.topology.regions)
-        assert all(v < 2 for v in staleness.values())
 
         profile = tmp_path / "chromium-profile"
         flags = [

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import END, ReferenceRedis, ReplicatedProject, wait_for
+from harness import END, ReferenceRedis, ReplicatedProject
+from waiting import wait_until
 
 from replicator.adapters.s3 import s3_client
 from replicator.adapters.s3_catalog import manifest_key
@@ -66,6 +67,16 @@ def _frame(project: ReplicatedProject, rows: int):  # type: ignore[no-untyped-de
     return frame
 
 
+def _views_held(keys: dict[bytes, dict[bytes, bytes]]) -> dict[bytes, int]:
+    """How many of ``keys`` hold each feature view (by its ``_ts:`` field)."""
+    held: dict[bytes, int] = {}
+    for fields in keys.values():
+        for name in fields:
+            if name.startswith(b"_ts:"):
+                held[name] = held.get(name, 0) + 1
+    return held
+
+
 def test_rows_of_a_view_unknown_in_a_region_wait_for_its_registry_then_apply(
     project: ReplicatedProject, reference: ReferenceRedis
 ) -> None:
@@ -89,19 +100,25 @@ def test_rows_of_a_view_unknown_in_a_region_wait_for_its_registry_then_apply(
     expected = project.feast_keys(reference.client)
     project.wait_converged(expected, regions=others)
 
-    # The lagging region applied the known view, parked the new one.
+    # The lagging region parked the new view's rows and applied the view it knows.
+    worker = next(w.worker for w in project.workers if w.worker.region == lagging)
+    wait_until(
+        lambda: [p for p in worker.parked.values() if p.feature_view == "card_velocity"],
+        60,
+        f"{lagging}'s worker to park the card_velocity rows it has no schema for",
+        observe=lambda: worker.parked,
+    )
     admin = project.admin(lagging)
-    wait_for(
+    wait_until(
         lambda: (
-            all(b"_ts:card_spending_stats" in f for f in project.feast_keys(admin).values())
-            and len(project.feast_keys(admin)) >= 100
+            len(keys := project.feast_keys(admin)) == 100
+            and all(b"_ts:card_spending_stats" in f for f in keys.values())
         ),
         30,
-        "the lagging region to keep applying the views it knows",
+        f"{lagging} to apply the 100 card_spending_stats rows of the view it knows",
+        observe=lambda: _views_held(project.feast_keys(admin)),
     )
     assert not any(b"_ts:card_velocity" in f for f in project.feast_keys(admin).values())
-    worker = next(w.worker for w in project.workers if w.worker.region == lagging)
-    assert any(p.feature_view == "card_velocity" for p in worker.parked.values())
 
     sync_once(project.topology, project.repo / "data" / "registry.db")
     project.wait_converged(expected, regions=[lagging])
@@ -252,4 +269,4 @@ def test_registry_copied_mid_materialize_still_serves_in_the_regions(
         ).to_dict()
         return response["txn_count_1h"][0] is not None
 
-    wait_for(served, 60, f"{region} to serve a view the primary was materializing")
+    wait_until(served, 60, f"{region} to serve a view the primary was materializing")

@@ -17,8 +17,10 @@ import pandas as pd
 import pytest
 import redis
 from confluent_kafka import Consumer, Producer
-from harness import END, ReferenceRedis, ReplicatedProject, recent_window, wait_for
+from harness import END, ReferenceRedis, ReplicatedProject, recent_window
+from waiting import wait_until
 
+from replicator.adapters.redis_store import version_key
 from replicator.config import Topology
 from replicator.core import wire
 from replicator.core.records import Row, RowBatch
@@ -98,12 +100,11 @@ def test_regional_reader_is_read_only_and_feast_sdk_reads_primary_values(
         .itertuples(index=False)
     ]
     features = primary.get_feature_service("fraud_model_v1")
-    primary_region = project.topology.primary_region
 
     def read(store: FeatureStore) -> dict:
         return store.get_online_features(features=features, entity_rows=entity_rows).to_dict()
 
-    at_primary = wait_for(
+    at_primary = wait_until(
         lambda: (d := read(primary)) and all(v is not None for v in d["risk_score"]) and d,
         60,
         "the primary region's worker to apply the materialized rows",
@@ -113,32 +114,42 @@ def test_regional_reader_is_read_only_and_feast_sdk_reads_primary_values(
         for name, value in feast_env(project.topology, region).items():
             monkeypatch.setenv(name, value)
         regional = FeatureStore(repo_path=str(repo))
-        try:
-            wait_for(lambda regional=regional: read(regional) == at_primary, 90, f"{region} reads")
-        except AssertionError:
-            got = read(regional)
-            differ = {
-                column: [
-                    (i, at_primary[column][i], v)
-                    for i, v in enumerate(values)
-                    if v != at_primary[column][i]
-                ][:3]
-                for column, values in got.items()
-                if values != at_primary.get(column)
-            }
-            raise AssertionError(f"{region} reads differ from the primary's: {differ}") from None
-
-        reader = project.topology.region(region).redis
-        client = redis.Redis(
-            host=reader.host,
-            port=reader.port,
-            username=reader.reader.username,
-            password=reader.reader.password.get_secret_value(),
+        wait_until(
+            lambda regional=regional: read(regional) == at_primary,
+            90,
+            f"{region}'s Feast SDK reads to equal the primary's",
+            observe=lambda regional=regional: _differing(read(regional), at_primary),
         )
-        key = next(iter(project.feast_keys(project.admin(region))))
-        with pytest.raises(redis.exceptions.NoPermissionError):
-            client.hset(key, b"_ts:card_spending_stats", b"tampered")
-    assert primary_region not in project.topology.replica_regions
+
+        # The region's reader user reads the replicated bytes and cannot change them.
+        admin = project.admin(region)
+        key = next(iter(project.feast_keys(admin)))
+        held = admin.hgetall(key)
+        endpoint = project.topology.region(region).redis
+        client = redis.Redis(
+            host=endpoint.host,
+            port=endpoint.port,
+            username=endpoint.reader.username,
+            password=endpoint.reader.password.get_secret_value(),
+        )
+        try:
+            assert client.hgetall(key) == held
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                client.hset(key, b"_ts:card_spending_stats", b"tampered")
+            assert admin.hgetall(key) == held, "a refused write must leave the key unchanged"
+        finally:
+            client.close()
+
+
+def _differing(got: dict, expected: dict) -> dict:  # type: ignore[type-arg]
+    """Up to three (row, expected, got) per column where two Feast reads differ."""
+    return {
+        column: [
+            (i, expected[column][i], v) for i, v in enumerate(values) if v != expected[column][i]
+        ][:3]
+        for column, values in got.items()
+        if values != expected.get(column)
+    }
 
 
 def test_worker_killed_mid_stream_converges_without_loss(
@@ -156,7 +167,7 @@ def test_worker_killed_mid_stream_converges_without_loss(
         primary.write_to_online_store("card_spending_stats", frame)
         expected_store.write_to_online_store("card_spending_stats", frame)
         if i == 8:
-            wait_for(lambda: project.feast_keys(project.admin(victim)), 30, "the victim to start")
+            wait_until(lambda: project.feast_keys(project.admin(victim)), 30, "the victim to start")
             os.kill(process.pid, signal.SIGKILL)
             process.wait(10)
     project.start_worker_process(victim)
@@ -177,9 +188,21 @@ def test_duplicates_and_older_rows_never_change_state(
         store.write_to_online_store("merchant_risk", newer)  # duplicate delivery
         store.write_to_online_store("merchant_risk", older)  # late, older rows
     expected = project.feast_keys(reference.client)
-    project.wait_converged(expected)
-    time.sleep(1)  # nothing may move afterwards
-    project.wait_converged(expected, timeout=1)
+    # Every worker has seen all 150 rows (50 newer, 50 duplicates, 50 older): only then is a
+    # state equal to the reference proof that duplicates and older rows changed nothing.
+    workers = [w.worker for w in project.workers]
+    wait_until(
+        lambda: all(w.stats.rows_applied + w.stats.rows_skipped_older >= 150 for w in workers),
+        120,
+        "every region's worker to apply or skip all 150 rows",
+        observe=lambda: {
+            w.region: (w.stats.rows_applied, w.stats.rows_skipped_older) for w in workers
+        },
+    )
+    for region in project.topology.regions:
+        assert project.feast_keys(project.admin(region)) == expected, region
+    refused = {w.region: w.stats.rows_skipped_older >= 50 for w in workers}
+    assert all(refused.values()), f"every region refuses the 50 older rows: {refused}"
 
 
 def test_same_event_time_correction_propagates_where_feast_drops_it(
@@ -204,7 +227,7 @@ def test_same_event_time_correction_propagates_where_feast_drops_it(
         expected_store.get_online_features(features, entity_rows).to_dict()["risk_score"]
         != [0.999] * 5
     ), "Feast itself drops a same-time correction"
-    wait_for(
+    wait_until(
         lambda: (
             primary.get_online_features(features, entity_rows).to_dict()["risk_score"]
             == [0.999] * 5
@@ -287,7 +310,7 @@ def test_rebuild_after_backfill_of_older_rows_matches_live_regions(
     admin = project.admin(damaged)
     keys = list(project.feast_keys(admin))
     admin.delete(*keys)
-    admin.delete(*admin.keys(b"_replicator:v:*"))
+    _forget_versions(admin, project, [v.name for v in primary.list_feature_views()])
     assert not project.feast_keys(admin)
 
     report = rebuild_region(project.topology, damaged, progress=lambda line: None)
@@ -361,12 +384,26 @@ def test_worker_metrics_count_rows_and_dead_letters(
         )
         return got if applied == 80 and dead == 1 else None
 
-    got = wait_for(settled, 60, "the worker's metrics to count 80 rows and 1 dead letter")
+    got = wait_until(settled, 60, "the worker's metrics to count 80 rows and 1 dead letter")
     assert got[("replicator_assigned_partitions", (("region", region),))] > 0
     assert (("replicator_lag_seconds", (("quantile", "0.99"), ("region", region)))) in got
 
 
 # Helpers --------------------------------------------------------------------------------------
+def _forget_versions(admin: redis.Redis, project: ReplicatedProject, views: list[str]) -> None:
+    """Drop this project's entries from a region's version hashes, and nobody else's.
+
+    Version hashes are per (view, partition) and shared by every project on the stack (their
+    fields are Feast keys, which end with the project name).
+    """
+    for view in views:
+        for partition in range(project.topology.kafka.partitions):
+            key = version_key(view, partition)
+            mine = [f for f, _ in admin.hscan_iter(key, match=b"*" + project.name.encode())]
+            if mine:
+                admin.hdel(key, *mine)
+
+
 def primary_fingerprint(store, view: str) -> str:  # type: ignore[no-untyped-def]
     from replicator.feast_layout import schema_fingerprint
 
@@ -383,15 +420,18 @@ def dead_letter_reasons(topology: Topology, source_topic: str, expect: int) -> d
     )
     consumer.subscribe([topology.kafka.dead_letter_topic])
     found: dict[str, list[str]] = {r: [] for r in topology.regions}
-    deadline = time.monotonic() + 30
-    try:
-        while sum(map(len, found.values())) < expect and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
+
+    def collected() -> dict[str, list[str]] | None:
+        message = consumer.poll(0.5)
+        if message is not None and not message.error():
             headers = {k: (v or b"").decode() for k, v in message.headers() or []}
             if headers.get(wire.H_SOURCE, "").startswith(source_topic + ":"):
                 found[headers["dlq_region"]].append(headers[wire.H_REASON])
+        return found if sum(map(len, found.values())) >= expect else None
+
+    try:
+        return wait_until(
+            collected, 60, f"{expect} dead letters from {source_topic}", observe=lambda: found
+        )
     finally:
         consumer.close()
-    return found

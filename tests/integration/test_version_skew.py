@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 from harness import ReplicatedProject
+from waiting import wait_until
 
 from consistency.config import ConsistencySettings
 from consistency.core.report import Report
@@ -88,6 +88,14 @@ def mine(report: Report, model: str) -> set[tuple[str, str]]:
     return {(v.region, v.feature_view) for v in report.violations if v.feature_view in ours}
 
 
+def _once_skewed(report: Report, region: str, model: str) -> Report | None:
+    """``report`` if ``region``'s registry and ``model`` are both skewed past the bound."""
+    found = versions(report, region)
+    model_skew = found.models[model].skew_seconds if model in found.models else None
+    past = (found.registry.skew_seconds or 0) > BOUND and (model_skew or 0) > BOUND
+    return report if past else None
+
+
 def cli(project: ReplicatedProject, *args: str, env: dict[str, str]) -> Any:
     return subprocess.run(
         [
@@ -131,9 +139,12 @@ def test_a_region_left_out_of_a_release_reports_skew_until_it_gets_the_version(
     model = store.publish(tmp_path / "model.bin", model_name, "v1")
     store.release(model, [reference, ahead])
     store.publish(tmp_path / "model.bin", model_name + "-unreleased", "v1")  # no live.json
-    time.sleep(BOUND + 0.5)
-
-    report = check(topology)
+    report = wait_until(
+        lambda: _once_skewed(check(topology), lagging, model_name),
+        30,
+        f"{lagging}'s registry and model skew to pass the {BOUND} s bound",
+        observe=lambda: versions(check(topology), lagging),
+    )
     left_out = versions(report, lagging)
     assert (left_out.registry.version, left_out.registry.reference_version) == (
         version_a,

@@ -80,6 +80,21 @@ def feast_hash(batch: RowBatch, row: Row) -> dict[bytes, bytes]:
     return {batch.ts_field: row.ts, **dict(zip(batch.fields, row.values, strict=True))}
 
 
+class FakeClock:
+    """A monotonic clock in seconds that moves only when told (``sleep`` or ``advance``)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    advance = sleep
+
+
 @dataclass
 class FakeMessage:
     """The subset of ``confluent_kafka.Message`` the worker uses (``core.ports.Message``)."""

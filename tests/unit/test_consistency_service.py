@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from test_consistency_checker import TOPIC, S, caught_up, damage, fill, make_world
+from waiting import wait_until
 
 from consistency.adapters.webhook import WebhookSender
 from consistency.config import ConsistencySettings
@@ -87,14 +87,18 @@ def test_divergence_alerts_come_from_the_divergence_job() -> None:
 
 # Webhook ------------------------------------------------------------------------------------
 class Receiver:
-    def __init__(self, statuses: list[int], delay: float = 0.0) -> None:
+    def __init__(self, statuses: list[int], hold: threading.Event | None = None) -> None:
         self.statuses = statuses
-        self.delay = delay
+        self.hold = hold
+        """While set is pending, every POST hangs (as a receiver that stopped answering)."""
+        self.entered = threading.Event()
         self.bodies: list[dict[str, Any]] = []
         self.done = threading.Event()
 
     def post(self, url: str, body: bytes, timeout: float) -> int:
-        time.sleep(self.delay)
+        self.entered.set()
+        if self.hold is not None:
+            self.hold.wait(30)
         self.bodies.append(json.loads(body))
         status = self.statuses.pop(0) if self.statuses else 200
         if not self.statuses:
@@ -131,14 +135,27 @@ def test_webhook_gives_up_after_max_attempts() -> None:
 
 
 def test_sending_never_blocks_the_check_even_when_the_receiver_hangs() -> None:
-    receiver = Receiver([200] * 5, delay=0.5)
+    hold = threading.Event()
+    receiver = Receiver([200] * 5, hold=hold)
     sender = WebhookSender("http://hook", backoff=FAST, queue_size=2, post=receiver.post)
-    started = time.monotonic()
-    for i in range(5):
-        sender.send({"id": i})
-    assert time.monotonic() - started < 0.1
-    sender.close(timeout=5)
-    assert sender.dropped >= 2  # the oldest queued alerts went, with a log line each
+    sender.send({"id": 0})
+    wait_until(receiver.entered.is_set, 10, "the first alert to reach the receiver")
+    sent = threading.Event()
+
+    def send_more() -> None:
+        for i in range(1, 5):
+            sender.send({"id": i})
+        sent.set()
+
+    threading.Thread(target=send_more, daemon=True).start()
+    try:
+        assert sent.wait(30), "send() blocked while the receiver hangs"
+        assert receiver.bodies == [], "the receiver was still hanging when send() returned"
+        assert sender.dropped == 2  # queue of 2: the oldest queued alerts went, logged
+    finally:
+        hold.set()
+    sender.close(timeout=10)
+    assert [b["id"] for b in receiver.bodies] == [0, 3, 4]
 
 
 # Metrics and the monitoring files ---------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeClock
 
 from replicator.config import load_topology
 from replicator.errors import ConfigError
@@ -51,17 +52,6 @@ class MemoryLog:
 
     def save(self, rollout: Rollout) -> None:
         self.saved.append(rollout.status)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def _rollouts(artifact: FakeArtifact, health: FakeHealth, log: MemoryLog) -> Rollouts:

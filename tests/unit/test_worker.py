@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import msgpack
@@ -13,6 +12,7 @@ from fakes import (
     VIEW,
     Event,
     FakeCatalog,
+    FakeClock,
     FakeDeadLetters,
     FakeMessage,
     FakeSource,
@@ -48,6 +48,7 @@ class Rig:
     source: FakeSource
     store: FakeStore
     dead_letters: FakeDeadLetters
+    monotonic: FakeClock
     events: list[Event] = field(default_factory=list)
 
     def step(self) -> None:
@@ -65,6 +66,7 @@ def rig(
     source = FakeSource(messages, events=events)
     store = FakeStore(events=events)
     dead_letters = FakeDeadLetters(events=events)
+    monotonic = FakeClock()
     worker = Worker(
         "eu-west-1",
         source=source,
@@ -80,8 +82,9 @@ def rig(
             schema_wait_seconds=schema_wait_seconds,
         ),
         clock=lambda: NOW_NS,
+        monotonic=monotonic,
     )
-    return Rig(worker, source, store, dead_letters, events)
+    return Rig(worker, source, store, dead_letters, monotonic, events)
 
 
 def one_row(entity: bytes, event_s: int = NOW_S - 60, view: str = VIEW) -> tuple[RowBatch, Row]:
@@ -409,10 +412,13 @@ def test_rows_of_a_schema_not_yet_in_the_registry_wait_for_it() -> None:
 
 
 def test_rows_whose_schema_never_arrives_go_to_dead_letters_after_the_wait() -> None:
-    r = rig([rows_msg(b"new", 0, view=NEW_VIEW), rows_msg(b"b", 1)], schema_wait_seconds=0.01)
+    r = rig([rows_msg(b"new", 0, view=NEW_VIEW), rows_msg(b"b", 1)], schema_wait_seconds=60)
     r.step()
     assert r.store.hashes == {}
-    time.sleep(0.02)
+    r.monotonic.advance(59)
+    r.step()  # not yet: still waiting
+    assert r.store.hashes == {} and r.dead_letters.sent == []
+    r.monotonic.advance(1)
 
     r.step()
 
