@@ -22,13 +22,13 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from benchmarks.dataset import FastRows
+from replicator.adapters.redis_store import script_source
 from replicator.core import wire
 
 UNPACK_ONLY = """
@@ -53,7 +53,7 @@ return {#rows, 0}
 
 
 def profile(rows: int, batch_sizes: list[int], repetitions: int = 3) -> dict[str, Any]:
-    script = (resources.files("replicator.adapters") / "apply_rows.lua").read_text("utf-8")
+    script = script_source("apply_rows.lua")
     scripts = {"unpack_only": UNPACK_ONLY, "unpack_hset": UNPACK_HSET, "apply_rows": script}
     fast = FastRows("luaprofile", "lua_fv")
     with _redis_server() as client:

@@ -5,9 +5,9 @@ from the reference (bytes and version) and sent through the replicator's own
 ``apply_rows.lua`` as wire-v1 batches carrying the reference's version (event time, created
 time, Kafka offset, row index). The script applies a row only if its version is at least
 the stored one, so a repair can never move a key back in time: a key the region holds in a
-newer version is left alone and reported. The script orders exact ties by the row's index
-in its batch, so each row is placed at its original index (earlier slots hold copies of
-it, which the script skips or re-applies with the same bytes).
+newer version is left alone and reported. Each batch names its rows' original indexes
+(``EncodedBatch.row_indexes``), so every row keeps its whole version, ties included
+(the order is ``replicator.core.version``).
 
 Extra keys (in the region, not in the reference) are reported, not deleted: the
 last-writer-wins path has no deletion; ``replicator region rebuild`` or an operator does it.
@@ -30,18 +30,20 @@ from consistency.errors import UsageError
 from consistency.ports import RawRow, ViewLayout
 from replicator.core import wire
 from replicator.core.records import ApplyOutcome, EncodedBatch, Row, RowBatch
-from replicator.errors import MalformedRecord
+from replicator.core.version import FIRST_ROW_INDEX, Version
+from replicator.errors import PermanentError
 
 log = logging.getLogger(__name__)
 
 REPAIRABLE = (KeyClass.MISSING, KeyClass.CONFLICTING, KeyClass.BEHIND)
 APPLY_CHUNK = 50
+REPAIR_BATCH_ROWS = 1000
 
 
 class RowApplier(Protocol):
     """The region's writer (``replicator.adapters.redis_store.RegionStore``)."""
 
-    def apply(self, batches: Sequence[EncodedBatch]) -> list[ApplyOutcome | MalformedRecord]: ...
+    def apply(self, batches: Sequence[EncodedBatch]) -> list[ApplyOutcome | PermanentError]: ...
 
 
 @dataclass
@@ -80,31 +82,33 @@ def plan_batches(
             (f, v) for f, v in zip(view.fields, raw.values[1:], strict=True) if v is not None
         ]
         fields = tuple(f for f, _ in present)
-        version = raw.version or (event[0], event[1], 0, 0, 0, 1)
-        es, en, cs, cn, offset, index = version
-        row = Row(raw.key, raw.values[0], es, en, cs, cn, tuple(v for _, v in present))
-        groups[(partition_of(raw.key, partitions), offset, fields)].append((max(1, index), row))
+        version = raw.version or Version(event[0], event[1], 0, 0, 0, FIRST_ROW_INDEX)
+        row = Row(
+            raw.key,
+            raw.values[0],
+            version.event_s,
+            version.event_nanos,
+            version.created_s,
+            version.created_nanos,
+            tuple(v for _, v in present),
+        )
+        groups[(partition_of(raw.key, partitions), version.offset, fields)].append(
+            (version.index, row)
+        )
     batches: list[EncodedBatch] = []
     for (partition, offset, fields), members in sorted(groups.items()):
-        members.sort(key=lambda m: m[0])
-        current: list[Row] = []
-        for index, row in members:
-            if index <= len(current):  # slot taken (should not happen): next batch
-                batches.append(_encode(view, fields, current, partition, offset))
-                current = []
-            while len(current) < index:
-                current.append(row)  # copies up to the row's own index
-        if current:
-            batches.append(_encode(view, fields, current, partition, offset))
+        for start in range(0, len(members), REPAIR_BATCH_ROWS):
+            chunk = members[start : start + REPAIR_BATCH_ROWS]
+            batch = RowBatch(
+                view.name,
+                fields,
+                tuple(r for _, r in chunk),
+                schema_fingerprint="consistency-repair",
+            )
+            _, payload = wire.encode_rows(batch)
+            indexes = tuple(i for i, _ in chunk)
+            batches.append(EncodedBatch(payload, view.name, partition, offset, None, indexes))
     return batches, unrepairable
-
-
-def _encode(
-    view: ViewLayout, fields: tuple[bytes, ...], rows: list[Row], partition: int, offset: int
-) -> EncodedBatch:
-    batch = RowBatch(view.name, fields, tuple(rows), schema_fingerprint="consistency-repair")
-    _, payload = wire.encode_rows(batch)
-    return EncodedBatch(payload, view.name, partition, offset)
 
 
 def repair_region(
@@ -138,7 +142,7 @@ def repair_region(
             if not dry_run:
                 for start in range(0, len(batches), APPLY_CHUNK):
                     for outcome in applier.apply(batches[start : start + APPLY_CHUNK]):
-                        if isinstance(outcome, MalformedRecord):
+                        if isinstance(outcome, PermanentError):
                             log.error("repair batch refused: %s", outcome)
                 pair = Pair(
                     checker.scope.project,

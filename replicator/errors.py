@@ -10,6 +10,9 @@
           +-- MalformedRecord   the record cannot be decoded
           +-- UnknownSchema     the record's schema fingerprint is not known in this region
           +-- FutureEventTime   the event time is further ahead than the allowed clock skew
+          +-- RejectedByStore   the region's store refused the record for a reason a retry
+          |                     cannot change (a script error, WRONGTYPE; see redis_store)
+          +-- RepeatedFailure   the same unexpected error, every attempt (worker's bound)
 
 Retry decisions look at the class, never at the message.
 """
@@ -59,3 +62,13 @@ class UnknownSchema(PermanentError):
 
 class FutureEventTime(PermanentError):
     reason = "future_event_time"
+
+
+class RejectedByStore(PermanentError):
+    reason = "rejected_by_store"
+
+
+class RepeatedFailure(PermanentError):
+    """An error of no known kind kept recurring for one record: ``attempts`` in a row."""
+
+    reason = "repeated_failure"

@@ -9,6 +9,14 @@ Rows of a view whose schema the region's registry does not list yet are parked, 
 that topic-partition is paused at the record (other partitions and views keep flowing) and
 resumes as soon as the region's manifest lists the schema. Only after
 ``schema_wait_seconds`` do such rows go to the dead-letter topic.
+
+Failures (docs/replication.md, "Errors"): a ``TransientError`` (Redis or Kafka unreachable,
+Redis busy, loading, out of memory...) is retried with backoff for as long as it lasts; a
+``PermanentError`` (the record is malformed, or the store refused it for a reason a retry
+cannot change) dead-letters the record at once; any other error is retried, and when the
+same error comes back ``max_attempts`` times in a row it counts as permanent too: a record
+that cannot be applied never holds its partition. Dead letters and commits have no record
+to blame: their repeated failure stops the worker, uncommitted.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from replicator.errors import (
     FutureEventTime,
     MalformedRecord,
     PermanentError,
+    RepeatedFailure,
     TransientError,
     UnknownSchema,
 )
@@ -95,6 +104,9 @@ class WorkerOptions:
     poll_timeout_seconds: float = 0.05
     stats_interval_seconds: float = 1.0
     max_backoff_seconds: float = 5.0
+    max_attempts: int = 5
+    """Attempts of one call failing with the same unexpected error (neither transient nor
+    permanent) before it counts as permanent: its record goes to the dead-letter topic."""
     schema_wait_seconds: float = 0.0
     """How long rows of an unknown schema wait for the region's registry (0: dead-letter now)."""
     publish_stats: bool = True
@@ -214,7 +226,10 @@ class Worker:
             record = functools.partial(
                 self.store.record_heartbeat, topic, partition, heartbeat, applied_ns
             )
-            self._retrying(record)
+            try:
+                self._retrying(record)
+            except PermanentError as exc:
+                self._dead_letter(message, exc)
         self._retrying(self.dead_letters.flush)
         # Offsets advance only now: Redis acknowledged, dead letters are durable.
         self._retrying(lambda: self.source.commit(positions))
@@ -297,11 +312,15 @@ class Worker:
         if not pending:
             return
         began = time.perf_counter()
-        outcomes = self._retrying(lambda: self.store.apply([batch for batch, _, _ in pending]))
+        batches = [batch for batch, _, _ in pending]
+        try:
+            outcomes = self._retrying(lambda: self.store.apply(batches))
+        except PermanentError as exc:  # the call failed for good: find the record(s) at fault
+            outcomes = [exc] if len(batches) == 1 else [self._apply_alone(b) for b in batches]
         self.stats.apply_ms.append((time.perf_counter() - began) * 1000)
         now = self.clock()
         for (_, header, message), outcome in zip(pending, outcomes, strict=True):
-            if isinstance(outcome, MalformedRecord):
+            if isinstance(outcome, PermanentError):
                 self._dead_letter(message, outcome)
                 continue
             assert isinstance(outcome, ApplyOutcome)
@@ -313,6 +332,13 @@ class Worker:
         if not self.stats.first_applied_ns:
             self.stats.first_applied_ns = now
             log.info("first batch applied", extra={"event": "first_batch_applied"})
+
+    def _apply_alone(self, batch: EncodedBatch) -> ApplyOutcome | PermanentError:
+        try:
+            [outcome] = self._retrying(lambda: self.store.apply([batch]))
+        except PermanentError as exc:
+            return exc
+        return outcome
 
     def _delete_view(self, message: Message, header: wire.RecordHeader) -> None:
         delete = wire.decode_delete_view(header, message.value() or b"")
@@ -338,15 +364,41 @@ class Worker:
         reasons[error.reason] = reasons.get(error.reason, 0) + 1
 
     def _retrying(self, action: Callable[[], T]) -> T:
+        """``action()``, retried with backoff: while it raises TransientError, and while an
+        unexpected error has not come back ``max_attempts`` times in a row (then
+        RepeatedFailure). A PermanentError passes through at once. Raises Stopped when the
+        worker is stopped while waiting."""
         delay = 0.1
+        last: tuple[type[Exception], str] | None = None
+        repeats = 0
         while True:
             try:
                 return action()
             except TransientError as exc:
+                last, repeats = None, 0
                 log.warning("%s; retrying in %.1fs", exc, delay, extra={"event": "transient_error"})
-                if self._stop.wait(delay):
-                    raise Stopped from exc
-                delay = min(delay * 2, self.options.max_backoff_seconds)
+            except (PermanentError, Stopped):
+                raise
+            except Exception as exc:  # of no known kind: bounded, then permanent
+                same = (type(exc), str(exc))
+                repeats = repeats + 1 if same == last else 1
+                last = same
+                if repeats >= self.options.max_attempts:
+                    raise RepeatedFailure(
+                        f"{type(exc).__name__}: {exc} ({repeats} attempts in a row)"
+                    ) from exc
+                log.warning(
+                    "unexpected %s: %s; attempt %d of %d",
+                    type(exc).__name__,
+                    exc,
+                    repeats,
+                    self.options.max_attempts,
+                    exc_info=True,
+                    extra={"event": "unexpected_error"},
+                )
+            if self._stop.wait(delay):
+                raise Stopped
+            delay = min(delay * 2, self.options.max_backoff_seconds)
 
 
 __all__ = ["MalformedRecord", "Worker", "WorkerOptions", "WorkerStats"]

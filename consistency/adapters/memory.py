@@ -15,16 +15,13 @@ from datetime import datetime
 
 from consistency.core.classify import Entry
 from consistency.core.digest import BucketDigests, bucket_of, entry_hash
-from consistency.core.feast_bytes import (
-    Version,
-    decode_timestamp,
-    decode_version,
-    encode_version,
-)
+from consistency.core.feast_bytes import decode_timestamp
 from consistency.core.staleness import AppliedHeartbeat, Emission
 from consistency.core.versions import LiveVersion, LiveVersions
 from consistency.errors import SourceUnavailable
 from consistency.ports import RawRow, ScanResult, TopicPartition, ViewLayout
+from replicator.core import version as version_layout
+from replicator.core.version import Version
 
 
 @dataclass
@@ -52,7 +49,9 @@ class MemoryRegion:
             else:
                 fields[name] = value
         if version is not None:
-            self.versions.setdefault((view.name, partition), {})[key] = encode_version(version)
+            self.versions.setdefault((view.name, partition), {})[key] = version_layout.encode(
+                version
+            )
 
     def _check(self) -> None:
         if self.down:
@@ -89,7 +88,7 @@ class MemoryRegion:
             version = None
             for (name, _), table in self.versions.items():
                 if name == view.name and key in table:
-                    version = decode_version(table[key])
+                    version = version_layout.decode(table[key])
             out.append(RawRow(key, tuple(fields.get(f) for f in view.read_fields), version))
         return out
 

@@ -29,10 +29,11 @@ from consistency.adapters.shared import (
 )
 from consistency.core.classify import Entry
 from consistency.core.digest import LANES, BucketDigests
-from consistency.core.feast_bytes import decode_version, view_key_pattern
+from consistency.core.feast_bytes import view_key_pattern
 from consistency.core.staleness import AppliedHeartbeat, Emission, TopicEmission
 from consistency.errors import SourceUnavailable
 from consistency.ports import RawRow, ScanResult, TopicPartition, ViewLayout
+from replicator.core import version
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class RedisRegion:
                     replies = pipe.execute()
                 for i, key in enumerate(chunk):
                     out.append(
-                        RawRow(key, tuple(replies[2 * i]), decode_version(replies[2 * i + 1]))
+                        RawRow(key, tuple(replies[2 * i]), version.decode(replies[2 * i + 1]))
                     )
         except redis.RedisError as exc:
             raise self._fail("read keys", exc) from exc

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from consistency.core.feast_bytes import Version
+from replicator.core.version import Version, unlogged
 
 
 class KeyClass(StrEnum):
@@ -65,16 +65,16 @@ class Position:
         return self.known and (self.committed is None or self.committed <= offset)
 
 
-def _order(entry: Entry) -> tuple[int, ...] | None:
+def _order(entry: Entry) -> Version | None:
     if entry.version is not None:
         return entry.version
     if entry.event is not None:
-        return (*entry.event, 0, 0, -1, 0)
+        return unlogged(*entry.event)
     return None
 
 
 def _offset(entry: Entry) -> int | None:
-    return entry.version[4] if entry.version is not None else None
+    return entry.version.offset if entry.version is not None else None
 
 
 def classify(

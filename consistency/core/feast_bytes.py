@@ -2,28 +2,11 @@
 
 - ``_ts:<view>``: a serialized ``google.protobuf.Timestamp`` (field 1 seconds, field 2 nanos,
   both varints, each omitted when 0).
-- the replicator's version hash values: struct ``>i8i4i8i4i8i4`` (see apply_rows.lua).
+- the replicator's version hash values: defined once, in ``replicator.core.version``.
 - SCAN patterns: Feast key prefixes are binary and may contain glob characters.
 """
 
 from __future__ import annotations
-
-import struct
-
-Version = tuple[int, int, int, int, int, int]
-"""(event s, event ns, created s, created ns, Kafka offset, row index): last writer wins."""
-
-_VERSION = struct.Struct(">qiqiqi")
-
-
-def decode_version(raw: bytes | None) -> Version | None:
-    if raw is None or len(raw) != _VERSION.size:
-        return None
-    return _VERSION.unpack(raw)
-
-
-def encode_version(version: Version) -> bytes:
-    return _VERSION.pack(*version)
 
 
 def decode_timestamp(raw: bytes | None) -> tuple[int, int] | None:

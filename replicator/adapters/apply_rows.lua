@@ -4,20 +4,26 @@
 --          created_s, created_nanos, value, ...}, ...}}
 -- ARGV[2]  Kafka offset of the record (log order breaks exact ties)
 -- ARGV[3]  key TTL in seconds, 0 for none (Feast's key_ttl_seconds: EXPIRE after a write)
--- ARGV[4]  the version hash of this (view, partition): field = Feast key, value = packed
---          {event s, event ns, created s, created ns, offset, row index}
+-- ARGV[4]  the version hash of this (view, partition): field = Feast key, value = the
+--          write's version, packed as replicator/core/version.py defines (VERSION_FORMAT)
 -- ARGV[5]  the view named in the record's headers (routing and schema checks used it)
 -- ARGV[6]  the record's max_ev header: no row may have a later event time (the worker's
 --          far-future check reads only the header, so a header that understates is refused);
 --          empty when there is no header to hold the rows to
+-- ARGV[7]  msgpack array of each row's index in its version (repair re-applies rows with the
+--          index they had in their original record); empty: the row's position in the batch
 -- Returns  {rows applied, rows skipped because an equal-or-newer version is stored}
 --
 -- The whole batch is checked before the first write, so a malformed record changes nothing.
 -- Feast's layout is written exactly: HSET key _ts:<view> <Timestamp> <mmh3 field> <Value> ...
 -- Versions live in their own hash, so HGETALL on a Feast key is byte-identical to what Feast
 -- itself writes; reading and writing them once per chunk of rows keeps the per-row cost low.
+-- The version layout and order (VERSION_FORMAT, version_supersedes, version_pack) come from
+-- replicator/core/version.py, prepended to this file when it is loaded: not defined here.
+-- Lua's unpack() takes about 8,000 values at most, so every variable-size argument list
+-- (version reads and writes, the fields of a wide row) goes to Redis in chunks.
 
-local call, spack, sunpack, unpack, type = redis.call, struct.pack, struct.unpack, unpack, type
+local call, unpack, type = redis.call, unpack, type
 
 local ok, batch = pcall(cmsgpack.unpack, ARGV[1])
 if not ok or type(batch) ~= 'table' or batch[1] ~= 1 or #batch ~= 4 then
@@ -61,13 +67,26 @@ for i = 1, n do
   end
 end
 
+local indexes = nil
+if ARGV[7] and ARGV[7] ~= '' then
+  local okx, given = pcall(cmsgpack.unpack, ARGV[7])
+  if not okx or type(given) ~= 'table' or #given ~= n then
+    return redis.error_reply('MALFORMED row indexes must be one integer per row')
+  end
+  for i = 1, n do
+    if type(given[i]) ~= 'number' or floor(given[i]) ~= given[i] then
+      return redis.error_reply('MALFORMED row index ' .. i .. ' is not an integer')
+    end
+  end
+  indexes = given
+end
+
 local offset = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 local vkey = ARGV[4]
 local ts_field = '_ts:' .. view
-local packfmt = '>i8i4i8i4i8i4'
--- Lua's unpack() takes a few thousand values at most: versions move in chunks.
-local CHUNK = 1000
+local CHUNK = 1000        -- versions read and written per call
+local FIELD_CHUNK = 1000  -- field/value pairs per HSET of a wide row
 
 local stored = {}
 for first = 1, n, CHUNK do
@@ -89,27 +108,32 @@ for i = 1, n do
   if cur and ttl > 0 and not latest[key] and call('EXISTS', key) == 0 then
     cur = nil  -- the Feast key expired: forget its version, as Feast would
   end
-  local newer = true
-  if cur then
-    local s, ns, cs, cn, off, idx = sunpack(packfmt, cur)
-    if r[3] ~= s then newer = r[3] > s
-    elseif r[4] ~= ns then newer = r[4] > ns
-    elseif r[5] ~= cs then newer = r[5] > cs
-    elseif r[6] ~= cn then newer = r[6] > cn
-    elseif offset ~= off then newer = offset > off
-    else newer = i >= idx end
-  end
+  local idx = indexes and indexes[i] or (i - 1 + VERSION_FIRST_ROW)
+  local newer = not cur or version_supersedes(r[3], r[4], r[5], r[6], offset, idx, cur)
   if newer then
-    args[1] = key
-    args[2] = ts_field
-    args[3] = r[2]
-    for j = 1, nf do
-      args[2 * j + 2] = fields[j]
-      args[2 * j + 3] = r[6 + j]
+    if nf <= FIELD_CHUNK then
+      args[1] = key
+      args[2] = ts_field
+      args[3] = r[2]
+      for j = 1, nf do
+        args[2 * j + 2] = fields[j]
+        args[2 * j + 3] = r[6 + j]
+      end
+      call('HSET', unpack(args, 1, 3 + 2 * nf))
+    else  -- a wide row: one HSET per chunk of fields, all inside this atomic script
+      call('HSET', key, ts_field, r[2])
+      for first = 1, nf, FIELD_CHUNK do
+        local m = 0
+        for j = first, math.min(first + FIELD_CHUNK - 1, nf) do
+          args[m + 1] = fields[j]
+          args[m + 2] = r[6 + j]
+          m = m + 2
+        end
+        call('HSET', key, unpack(args, 1, m))
+      end
     end
-    call('HSET', unpack(args, 1, 3 + 2 * nf))
     if ttl > 0 then call('EXPIRE', key, ttl) end
-    local v = spack(packfmt, r[3], r[4], r[5], r[6], offset, i)
+    local v = version_pack(r[3], r[4], r[5], r[6], offset, idx)
     latest[key] = v
     pending[np + 1] = key
     pending[np + 2] = v

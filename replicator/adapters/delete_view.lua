@@ -9,18 +9,22 @@
 -- ARGV[3]  Kafka offset of the deletion record
 -- ARGV[4..] the view's field keys
 -- Returns  the number of keys that lost the view
+--
+-- version_offset() comes from replicator/core/version.py, prepended when the script loads.
+-- Fields leave in chunks: Lua's unpack() takes about 8,000 values at most (wide views).
 
 local view, vkey, offset = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ts_field = '_ts:' .. view
+local FIELD_CHUNK = 1000
 local fields = {ts_field}
 for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+local nfields = #fields
 local touched = 0
 for _, key in ipairs(KEYS) do
   local version = redis.call('HGET', vkey, key)
   local written_after = false
   if version then
-    local _, _, _, _, written_at = struct.unpack('>i8i4i8i4i8i4', version)
-    written_after = written_at > offset
+    written_after = version_offset(version) > offset
   end
   if not written_after then
     local views, has_view = 0, false
@@ -34,7 +38,9 @@ for _, key in ipairs(KEYS) do
       if views == 1 then
         redis.call('DEL', key)
       else
-        redis.call('HDEL', key, unpack(fields))
+        for first = 1, nfields, FIELD_CHUNK do
+          redis.call('HDEL', key, unpack(fields, first, math.min(first + FIELD_CHUNK - 1, nfields)))
+        end
       end
       touched = touched + 1
     end

@@ -2,7 +2,14 @@
 
 Writes go through server-side Lua scripts so the last-writer-wins decision is atomic inside
 Redis (see apply_rows.lua). The Feast keys keep Feast's exact layout; replication metadata
-lives under its own prefix and never collides with them.
+lives under its own prefix and never collides with them. The scripts get the version layout
+and order from ``replicator.core.version`` (its Lua rendering is prepended when they load).
+
+Errors are sorted by what a retry can change (docs/replication.md, "Errors"): the server's
+state (unreachable, timeout, LOADING, BUSY, OOM, READONLY, MISCONF, ACL denials...) raises
+``TransientError`` and is retried; anything else Redis answers to one record's script call
+(our ``MALFORMED`` refusals, a Lua runtime error, WRONGTYPE...) is deterministic for that
+record and comes back as its outcome, a ``PermanentError``, for the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -12,12 +19,14 @@ from collections.abc import Iterator, Sequence
 from importlib import resources
 from types import TracebackType
 
+import msgpack
 import redis
 
 from replicator.config import RedisEndpoint, RedisUser
 from replicator.core.records import ApplyOutcome, DeleteView, EncodedBatch, Heartbeat
+from replicator.core.version import LUA_PRELUDE
 from replicator.core.wire import partition_for
-from replicator.errors import MalformedRecord, TransientError
+from replicator.errors import MalformedRecord, PermanentError, RejectedByStore, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +43,53 @@ def version_key(feature_view: str, partition: int) -> bytes:
     return NAMESPACE + b"v:" + feature_view.encode() + b":" + str(partition).encode()
 
 
-_SCRIPTS = resources.files("replicator.adapters")
-_APPLY_LUA = (_SCRIPTS / "apply_rows.lua").read_text(encoding="utf-8")
-_DELETE_LUA = (_SCRIPTS / "delete_view.lua").read_text(encoding="utf-8")
+def script_source(name: str) -> str:
+    """A script of this package as Redis runs it: the version prelude, then the file."""
+    body = (resources.files("replicator.adapters") / name).read_text(encoding="utf-8")
+    return LUA_PRELUDE + body
+
+
+_APPLY_LUA = script_source("apply_rows.lua")
+_DELETE_LUA = script_source("delete_view.lua")
 _HEARTBEAT_LUA = """
 local stored = redis.call('HGET', KEYS[1], 'emitted_ns')
 if stored and tonumber(stored) > tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'sequence', ARGV[1], 'emitted_ns', ARGV[2], 'applied_ns', ARGV[3])
 return 1
 """
+
+_TRANSIENT_CLASSES: tuple[type[redis.RedisError], ...] = (
+    redis.ConnectionError,  # unreachable, reset, AUTH refused, LOADING (BusyLoadingError)
+    redis.TimeoutError,
+    redis.exceptions.OutOfMemoryError,  # OOM: maxmemory reached
+    redis.exceptions.ReadOnlyError,  # READONLY: a replica, or a failover in progress
+    redis.exceptions.NoPermissionError,  # NOPERM: the writer user lacks a right (operator)
+    redis.exceptions.NoScriptError,  # NOSCRIPT: script cache flushed, loaded on next call
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,  # CLUSTERDOWN, MASTERDOWN
+)
+TRANSIENT_CODES = frozenset({"BUSY", "MISCONF", "NOREPLICAS", "LOADING", "OOM", "READONLY"})
+"""Redis error codes (first word of an error reply) redis-py has no class for that describe
+the server's state, not the record: BUSY (another script runs too long), MISCONF (persistence
+failing), NOREPLICAS. Every other error reply to a script call is deterministic for it."""
+
+
+def error_code(error: redis.RedisError) -> str:
+    """The Redis error code of an error reply: ``WRONGTYPE``, ``MALFORMED`` (ours), ``ERR``
+    (Lua runtime errors among them)..."""
+    known = getattr(error, "status_code", None)
+    if isinstance(known, str) and known:
+        return known
+    words = str(error).split(maxsplit=1)
+    first = words[0] if words else ""
+    return first if first.isupper() and first.isalpha() else "ERR"
+
+
+def is_transient(error: redis.RedisError) -> bool:
+    """Whether retrying the same call can succeed: by class, else by the Redis error code."""
+    if isinstance(error, _TRANSIENT_CLASSES):
+        return True
+    return isinstance(error, redis.ResponseError) and error_code(error) in TRANSIENT_CODES
 
 
 def connect(endpoint: RedisEndpoint, user: RedisUser, *, timeout: float = 30.0) -> redis.Redis:
@@ -93,12 +140,16 @@ class RegionStore:
             self._client.close()
             self._client = None
 
-    def apply(self, batches: Sequence[EncodedBatch]) -> list[ApplyOutcome | MalformedRecord]:
+    def apply(self, batches: Sequence[EncodedBatch]) -> list[ApplyOutcome | PermanentError]:
         """Apply encoded row batches in one round trip.
 
-        Returns one outcome per batch, in order: counts, or the reason Redis refused it.
-        Raises TransientError when Redis cannot be reached or refuses for another reason;
-        nothing should be committed then.
+        Returns one outcome per batch, in order: counts, or why Redis refused it for good
+        (``MalformedRecord`` for the script's own checks, ``RejectedByStore`` for any other
+        error deterministic for that record). Raises TransientError when Redis cannot be
+        reached or is in a state a retry can change (``is_transient``); nothing should be
+        committed then. Raises RejectedByStore when the call as a whole fails for good (an
+        argument redis-py refuses, say): the caller applies the batches one by one to find
+        the record it belongs to.
         """
         if not batches:
             return []
@@ -114,16 +165,18 @@ class RegionStore:
                         version_key(b.feature_view, b.partition),
                         b.feature_view,
                         "" if b.max_event_s is None else b.max_event_s,
+                        _row_indexes(b),
                     ]
                     self._apply(keys=[], args=args, client=pipe)
                 replies = pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:
-            raise TransientError(f"redis {self._where}: {exc}") from exc
+            raise self._error(exc) from exc
         return [self._outcome(reply) for reply in replies]
 
     def delete_view(self, delete: DeleteView, partition: int, partitions: int, offset: int) -> int:
         """Remove a view from the keys of one partition written before ``offset`` (the
-        deletion's place in the log); returns how many keys lost it."""
+        deletion's place in the log); returns how many keys lost it. Raises TransientError
+        (retry) or RejectedByStore (deterministic for this deletion), as ``apply`` does."""
         args: list[bytes | str | int] = [
             delete.feature_view,
             version_key(delete.feature_view, partition),
@@ -135,7 +188,7 @@ class RegionStore:
             for chunk in _chunks(self._keys_of(delete.scan_pattern, partition, partitions), 500):
                 touched += int(self._delete(keys=chunk, args=args))
         except redis.RedisError as exc:
-            raise TransientError(f"redis {self._where}: {exc}") from exc
+            raise self._error(exc) from exc
         return touched
 
     def record_heartbeat(
@@ -149,7 +202,7 @@ class RegionStore:
             client = self.client
             self._heartbeat(keys=[key], args=args, client=client)
         except redis.RedisError as exc:
-            raise TransientError(f"redis {self._where}: {exc}") from exc
+            raise self._error(exc) from exc
 
     def write_stats(self, region: str, stats: dict[str, float]) -> None:
         """Publish the worker's counters next to the data (read by the demo and checker)."""
@@ -163,17 +216,23 @@ class RegionStore:
             if partition_for(key, partitions) == partition:
                 yield key
 
-    def _outcome(self, reply: object) -> ApplyOutcome | MalformedRecord:
-        if isinstance(reply, redis.ResponseError):
-            text = str(reply)
-            if "MALFORMED" in text:
-                return MalformedRecord(text.split("MALFORMED", 1)[1].strip())
-            raise TransientError(f"redis {self._where} refused the batch: {text}")
+    def _outcome(self, reply: object) -> ApplyOutcome | PermanentError:
+        if isinstance(reply, redis.RedisError):
+            if is_transient(reply):
+                raise TransientError(f"redis {self._where}: {reply}") from reply
+            if error_code(reply) == "MALFORMED":  # the script's own checks (error_reply)
+                return MalformedRecord(str(reply).split(maxsplit=1)[-1])
+            return RejectedByStore(f"redis {self._where} refused the batch: {reply}")
         if isinstance(reply, Exception):
-            raise TransientError(f"redis {self._where}: {reply}")
+            raise TransientError(f"redis {self._where}: {reply}") from reply
         if not isinstance(reply, list) or len(reply) != 2:
-            raise TransientError(f"redis {self._where}: unexpected apply reply {reply!r}")
+            return RejectedByStore(f"redis {self._where}: unexpected apply reply {reply!r:.200}")
         return ApplyOutcome(int(reply[0]), int(reply[1]))
+
+    def _error(self, exc: redis.RedisError) -> TransientError | RejectedByStore:
+        if is_transient(exc):
+            return TransientError(f"redis {self._where}: {exc}")
+        return RejectedByStore(f"redis {self._where} refused the call: {exc}")
 
     @property
     def _where(self) -> str:
@@ -191,6 +250,13 @@ def feast_hashes(client: redis.Redis, project: str) -> dict[bytes, dict[bytes, b
         for key in keys:
             pipe.hgetall(key)
         return dict(zip(keys, pipe.execute(), strict=True))
+
+
+def _row_indexes(batch: EncodedBatch) -> bytes:
+    """ARGV[7] of apply_rows.lua: the rows' explicit indexes, empty for their positions."""
+    if batch.row_indexes is None:
+        return b""
+    return msgpack.packb(list(batch.row_indexes))
 
 
 def _chunks(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:

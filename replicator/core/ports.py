@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from replicator.core.records import ApplyOutcome, DeleteView, EncodedBatch, Heartbeat
-from replicator.errors import MalformedRecord
+from replicator.errors import PermanentError
 
 
 class Message(Protocol):
@@ -65,7 +65,11 @@ class SchemaCatalog(Protocol):
 class Store(Protocol):
     """The region's online store as the worker writes it (see adapters/redis_store.py)."""
 
-    def apply(self, batches: Sequence[EncodedBatch]) -> list[ApplyOutcome | MalformedRecord]: ...
+    def apply(self, batches: Sequence[EncodedBatch]) -> list[ApplyOutcome | PermanentError]:
+        """One outcome per batch: counts, or why the store refused that record for good.
+        Raises TransientError (retry the call) or PermanentError (the call as a whole failed
+        for good: apply the batches one by one to find the record)."""
+
     def delete_view(
         self, delete: DeleteView, partition: int, partitions: int, offset: int
     ) -> int: ...

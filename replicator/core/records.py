@@ -9,46 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from replicator.core.version import Version
+
 
 class Kind(StrEnum):
     ROWS = "rows"
     DELETE_VIEW = "delete_view"
     HEARTBEAT = "heartbeat"
-
-
-@dataclass(frozen=True, slots=True)
-class Version:
-    """Total order of writes to one (entity key, feature view): last writer wins.
-
-    Event time first, created time next, then the position in the log (Kafka offset of the
-    batch, index of the row inside it) so that a same-time correction still propagates.
-    The Lua script in ``adapters/apply_rows.lua`` implements exactly this comparison.
-    """
-
-    event_s: int
-    event_nanos: int
-    created_s: int = 0
-    created_nanos: int = 0
-    offset: int = 0
-    index: int = 0
-
-    def as_tuple(self) -> tuple[int, int, int, int, int, int]:
-        return (
-            self.event_s,
-            self.event_nanos,
-            self.created_s,
-            self.created_nanos,
-            self.offset,
-            self.index,
-        )
-
-    def supersedes(self, current: Version | None) -> bool:
-        """True when a write with this version must replace ``current``.
-
-        Equal versions mean the same log record delivered again: re-applying it writes the
-        same bytes, so it is allowed (and repairs a damaged copy).
-        """
-        return current is None or self.as_tuple() >= current.as_tuple()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +32,7 @@ class Row:
     """Serialized feast.types.Value, aligned with ``RowBatch.fields``."""
 
     def version(self, offset: int, index: int) -> Version:
+        """This row's version when it sits at ``index`` of the record at ``offset``."""
         return Version(
             self.event_s, self.event_nanos, self.created_s, self.created_nanos, offset, index
         )
@@ -133,6 +101,10 @@ class EncodedBatch:
     max_event_s: int | None = None
     """The record's ``max_ev`` header; the apply script refuses rows beyond it (None: no
     header to hold the rows to, as when re-applying rows read back from a region)."""
+    row_indexes: tuple[int, ...] | None = None
+    """Each row's index in its version (``core.version``), one per row; None: the row's
+    position in the batch, from ``version.FIRST_ROW_INDEX`` (repair re-applies rows with the
+    indexes they had in their original record)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ store runs as the region's writer user, on keys and views unique to the test, re
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +17,16 @@ from typing import Any
 import msgpack
 import pytest
 import redis
-from unit.fakes import FakeStore, encoded, feast_hash, make_batch, make_row  # tests/ is on sys.path
+from unit.fakes import (  # tests/ is on sys.path
+    FakeStore,
+    encoded,
+    feast_hash,
+    make_batch,
+    make_row,
+    newest_hashes,
+    random_writes,
+    shuffled_deliveries,
+)
 
 from replicator.adapters.redis_store import NAMESPACE, RegionStore, version_key
 from replicator.config import Topology
@@ -262,6 +272,58 @@ def test_a_later_batch_of_one_call_sees_the_earlier_one(backend: Backend) -> Non
     ]
     assert backend.read(backend.key("e1")) == feast_hash(second, second.rows[0])
     assert store.apply([encoded(first, offset=4)]) == [ApplyOutcome(0, 1)]
+
+
+def test_any_delivery_order_ends_with_the_newest_write_per_key(backend: Backend) -> None:
+    """Property: shuffled, duplicated, regrouped deliveries converge to max(version)'s bytes
+    (ties on every part of the version, pre-1970 seconds included)."""
+    rng = random.Random(20240611)
+    store = backend.open()
+    for trial in range(60):
+        view = f"{backend.view}_{trial}"  # a fresh version hash per trial
+        records = random_writes(rng, lambda i, t=trial: backend.key(f"p{t}-{i}"))
+        for group in shuffled_deliveries(rng, records, view=view):
+            store.apply(group)
+        expected = newest_hashes(records, view=view)
+        assert {k: backend.read(k) for k in expected} == expected, f"trial {trial}: {records}"
+        assert backend.scan(backend.key_prefix + b"p%d-*" % trial) == set(expected)
+
+
+def test_rows_keep_the_indexes_their_batch_names(backend: Backend) -> None:
+    store = backend.open()
+    first = rows_of(backend, row(backend, "e1", 10, 0, tag="index-7"))
+    second = rows_of(backend, row(backend, "e1", 10, 0, tag="index-3"))
+    record = EncodedBatch(wire.encode_rows(first)[1], backend.view, 0, 5, None, (7,))
+    assert store.apply([record]) == [ApplyOutcome(1, 0)]
+    # Same offset, lower index: an earlier row of the same record, whatever the order.
+    record = EncodedBatch(wire.encode_rows(second)[1], backend.view, 0, 5, None, (3,))
+    assert store.apply([record]) == [ApplyOutcome(0, 1)]
+    assert backend.read(backend.key("e1")) == feast_hash(first, first.rows[0])
+
+    wrong = EncodedBatch(wire.encode_rows(second)[1], backend.view, 0, 5, None, (3, 4))
+    [outcome] = store.apply([wrong])
+    assert isinstance(outcome, MalformedRecord)
+
+
+# Wide rows -------------------------------------------------------------------------------
+@pytest.mark.parametrize("width", [5_000, 20_000])
+def test_a_wide_row_applies_whole_and_its_view_deletes_whole(backend: Backend, width: int) -> None:
+    store = backend.open()
+    fields = tuple(b"f%07d" % i for i in range(width))
+    rows = [make_row(backend.key(e), 10, width=width) for e in ("e1", "e2")]
+    batch = make_batch(rows, view=backend.view, fields=fields)
+    assert store.apply([encoded(batch, offset=1)]) == [ApplyOutcome(2, 0)]
+    for r in rows:
+        assert backend.read(r.key) == feast_hash(batch, r)
+
+    kept_row = make_row(backend.key("e1"), 10, width=1)
+    kept = make_batch([kept_row], view=backend.view + "_kept", fields=(b"\x09\x00\x00\x00",))
+    store.apply([encoded(kept, offset=2)])
+    delete = DeleteView(backend.view, fields, backend.key_prefix, backend.project)
+    partitions = {wire.partition_for(r.key, PARTITIONS) for r in rows}
+    assert sum(store.delete_view(delete, p, PARTITIONS, offset=3) for p in partitions) == 2
+    assert backend.read(backend.key("e1")) == feast_hash(kept, kept.rows[0])
+    assert backend.read(backend.key("e2")) == {}
 
 
 # Refused batches -------------------------------------------------------------------------

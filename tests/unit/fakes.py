@@ -2,13 +2,15 @@
 
 ``FakeStore`` keeps the contract of ``adapters/redis_store.RegionStore`` (checked against the
 real one by ``tests/integration/test_store_contract.py``): it decodes the same wire-v1
-payloads, decides with ``Version.supersedes`` what ``apply_rows.lua`` decides in Redis, and
-lays hashes out the way Feast does. Every fake can append to a shared ``events`` list so a
+payloads, decides with ``core.version`` (the definition ``apply_rows.lua`` is rendered from)
+what the script decides in Redis, numbers rows as the script does, and lays hashes out the
+way Feast does. Every fake can append to a shared ``events`` list so a
 test can check the order of calls across ports (apply, dead letters, flush, commit).
 """
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,9 +27,9 @@ from replicator.core.records import (
     Kind,
     Row,
     RowBatch,
-    Version,
 )
-from replicator.errors import MalformedRecord
+from replicator.core.version import FIRST_ROW_INDEX, Version
+from replicator.errors import MalformedRecord, PermanentError
 
 TOPIC = "feast.test_project.driver_stats"
 VIEW = "driver_stats"
@@ -93,6 +95,55 @@ class FakeClock:
         self.now += seconds
 
     advance = sleep
+
+
+Record = tuple[int, list[Row]]
+"""(Kafka offset, rows) of one row batch."""
+
+
+def random_writes(rng: random.Random, key: Callable[[int], bytes]) -> list[Record]:
+    """Records for a few keys with many ties on every part of the version, negative (pre-1970)
+    seconds included; each write's ts and values are bytes unique to it."""
+    keys = [key(i) for i in range(rng.randint(1, 4))]
+    records = []
+    for offset in range(rng.randint(1, 25)):
+        rows = []
+        for index in range(rng.randint(1, 4)):
+            stamps = [rng.randint(-1, 1) for _ in range(4)]
+            stamps[1] = stamps[1] + 1  # nanos are never negative
+            stamps[3] = stamps[3] + 1
+            tag = b"o%d/i%d" % (offset, index)
+            values = (b"a" + tag, b"b" + tag)
+            rows.append(make_row(rng.choice(keys), *stamps, values=values, ts=b"t" + tag))
+        records.append((offset, rows))
+    return records
+
+
+def newest_hashes(records: Sequence[Record], view: str = VIEW) -> dict[bytes, dict[bytes, bytes]]:
+    """What every key must hold once all records are applied: its greatest version's row."""
+    newest: dict[bytes, tuple[Version, Row]] = {}
+    for offset, rows in records:
+        for index, row in enumerate(rows, start=FIRST_ROW_INDEX):
+            version = row.version(offset, index)
+            if row.key not in newest or version > newest[row.key][0]:
+                newest[row.key] = (version, row)
+    return {k: feast_hash(make_batch([r], view=view), r) for k, (_, r) in newest.items()}
+
+
+def shuffled_deliveries(
+    rng: random.Random, records: Sequence[Record], view: str = VIEW
+) -> list[list[EncodedBatch]]:
+    """The records shuffled, a third of them delivered twice, in groups of 1-5 per apply
+    call (several records per poll)."""
+    deliveries = [encoded(make_batch(rows, view=view), offset=o) for o, rows in records]
+    deliveries += rng.sample(deliveries, k=len(deliveries) // 3)
+    rng.shuffle(deliveries)
+    groups = []
+    while deliveries:
+        take = rng.randint(1, 5)
+        groups.append(deliveries[:take])
+        deliveries = deliveries[take:]
+    return groups
 
 
 @dataclass
@@ -189,15 +240,20 @@ class FakeStore(_Failures):
         self.calls: dict[str, int] = {}
         self._ttl = key_ttl_seconds or 0
         self.closed = False
+        self.poisoned: dict[int, BaseException] = {}
+        """Offset -> error raised by every ``apply`` call that includes that record."""
 
     def _called(self, method: str) -> None:
         self.calls[method] = self.calls.get(method, 0) + 1
         self.check(method)
 
     # Store port ----------------------------------------------------------------------------
-    def apply(self, batches: Sequence[EncodedBatch]) -> list[ApplyOutcome | MalformedRecord]:
+    def apply(self, batches: Sequence[EncodedBatch]) -> list[ApplyOutcome | PermanentError]:
         self._called("apply")
         self.events.append(("apply", tuple(b.offset for b in batches)))
+        for b in batches:
+            if b.offset in self.poisoned:
+                raise self.poisoned[b.offset]
         return [self._apply_one(b) for b in batches]
 
     def delete_view(self, delete: DeleteView, partition: int, partitions: int, offset: int) -> int:
@@ -253,14 +309,17 @@ class FakeStore(_Failures):
         self.hashes.pop(key, None)
         self.ttls.pop(key, None)
 
-    def _apply_one(self, b: EncodedBatch) -> ApplyOutcome | MalformedRecord:
+    def _apply_one(self, b: EncodedBatch) -> ApplyOutcome | PermanentError:
         try:
             batch = _decode_for_apply(b)
         except MalformedRecord as exc:
             return exc  # the whole batch is checked before the first write
         versions = self.versions.setdefault((b.feature_view, b.partition), {})
         applied = skipped = 0
-        for index, row in enumerate(batch.rows):
+        indexes = b.row_indexes or range(FIRST_ROW_INDEX, FIRST_ROW_INDEX + len(batch.rows))
+        if len(indexes) != len(batch.rows):
+            return MalformedRecord("row indexes must be one integer per row")
+        for index, row in zip(indexes, batch.rows, strict=True):
             version = row.version(b.offset, index)
             current = versions.get(row.key)
             if current is not None and self._ttl and row.key not in self.hashes:

@@ -18,6 +18,7 @@ from consistency.ports import ViewLayout
 from consistency.repair import plan_batches
 from replicator.core import wire
 from replicator.core.records import Kind
+from replicator.core.version import Version
 from replicator.core.wire import partition_for
 
 S = 1_000_000_000
@@ -109,7 +110,7 @@ def fill(regions: dict[str, MemoryRegion], n: int, names: list[str] | None = Non
         values = [encode_timestamp(1_790_000_000 + i), b"a%d" % i, b"b%d" % i]
         for name in names or REGIONS:
             regions[name].put(
-                VIEW, k, values, (1_790_000_000 + i, 0, 0, 0, 10 + i, 1), partition_for(k, 2)
+                VIEW, k, values, Version(1_790_000_000 + i, 0, 0, 0, 10 + i, 1), partition_for(k, 2)
             )
 
 
@@ -261,7 +262,7 @@ def damage(regions: dict[str, MemoryRegion], log: MemoryLog) -> None:
         VIEW,
         key(3),
         [encode_timestamp(1_790_000_100), b"n", b"n"],
-        (1_790_000_100, 0, 0, 0, 20, 1),
+        Version(1_790_000_100, 0, 0, 0, 20, 1),
         partition_for(key(3), 2),
     )
     # key 4: newer at the reference, written at offset 900: not consumed by eu yet
@@ -269,7 +270,7 @@ def damage(regions: dict[str, MemoryRegion], log: MemoryLog) -> None:
         VIEW,
         key(4),
         [encode_timestamp(1_790_000_200), b"m", b"m"],
-        (1_790_000_200, 0, 0, 0, 900, 1),
+        Version(1_790_000_200, 0, 0, 0, 900, 1),
         partition_for(key(4), 2),
     )
 
@@ -343,14 +344,15 @@ def test_freshness_is_the_newest_event_seen_against_the_checkers_clock() -> None
 
 
 # Repair planning ----------------------------------------------------------------------------
-def test_repair_batches_put_each_row_at_its_original_index_with_its_offset() -> None:
+def test_repair_batches_name_each_rows_original_index_and_offset() -> None:
     from consistency.ports import RawRow
 
     ts = encode_timestamp(1_790_000_000)
     rows = [
-        RawRow(key(1), (ts, b"a", b"b"), (1_790_000_000, 0, 0, 0, 77, 3)),
-        RawRow(key(2), (ts, b"c", None), (1_790_000_000, 0, 0, 0, 77, 1)),
-        RawRow(key(3), (None, b"d", b"e"), (1, 0, 0, 0, 5, 1)),
+        RawRow(key(1), (ts, b"a", b"b"), Version(1_790_000_000, 0, 0, 0, 77, 3)),
+        RawRow(key(4), (ts, b"f", b"g"), Version(1_790_000_000, 0, 0, 0, 77, 9)),
+        RawRow(key(2), (ts, b"c", None), Version(1_790_000_000, 0, 0, 0, 77, 1)),
+        RawRow(key(3), (None, b"d", b"e"), Version(1, 0, 0, 0, 5, 1)),
     ]
     batches, unrepairable = plan_batches(VIEW, rows, 1, lambda k, n: 0)
     assert unrepairable == [key(3)]
@@ -359,9 +361,11 @@ def test_repair_batches_put_each_row_at_its_original_index_with_its_offset() -> 
         assert (batch.offset, batch.partition, batch.feature_view) == (77, 0, "v")
         header = wire.RecordHeader(Kind.ROWS, "v", "", "", 0, 0, 0)
         decoded = wire.decode_rows(header, batch.payload)
-        by_fields[decoded.fields] = decoded
-    full = by_fields[VIEW.fields]
-    assert [r.key for r in full.rows] == [key(1)] * 3  # index 3: the last of three slots
-    assert full.rows[-1].values == (b"a", b"b")
-    partial = by_fields[VIEW.fields[:1]]
+        by_fields[decoded.fields] = (decoded, batch.row_indexes)
+    full, indexes = by_fields[VIEW.fields]
+    assert [r.key for r in full.rows] == [key(1), key(4)]  # no padding copies
+    assert indexes == (3, 9)
+    assert [r.values for r in full.rows] == [(b"a", b"b"), (b"f", b"g")]
+    partial, indexes = by_fields[VIEW.fields[:1]]
     assert [r.key for r in partial.rows] == [key(2)]
+    assert indexes == (1,)

@@ -21,9 +21,7 @@ from consistency.core.digest import (
 )
 from consistency.core.feast_bytes import (
     decode_timestamp,
-    decode_version,
     encode_timestamp,
-    encode_version,
     glob_escape,
     view_key_pattern,
 )
@@ -36,6 +34,7 @@ from consistency.core.staleness import (
     view_of_topic,
 )
 from consistency.core.stats import wilson_interval
+from replicator.core.version import Version
 
 S = 1_000_000_000
 
@@ -97,14 +96,6 @@ def test_garbage_is_not_a_timestamp() -> None:
     assert decode_timestamp(b"\x1a\x00") is None
     assert decode_timestamp(b"\x08\xff") is None
     assert decode_timestamp(None) is None
-
-
-def test_versions_round_trip_in_the_apply_scripts_layout() -> None:
-    version = (1_790_000_000, 5, 1_790_000_001, 6, 123_456, 42)
-    raw = encode_version(version)
-    assert len(raw) == 36  # struct '>i8i4i8i4i8i4' in apply_rows.lua
-    assert decode_version(raw) == version
-    assert decode_version(b"short") is None
 
 
 def test_scan_patterns_escape_glob_characters_in_binary_prefixes() -> None:
@@ -169,9 +160,9 @@ def test_diff_entries_names_each_side() -> None:
 
 
 # Classification ---------------------------------------------------------------------------
-V = (100, 0, 100, 0, 50, 1)  # reference version: written at offset 50
-OLDER = (90, 0, 90, 0, 40, 1)
-NEWER = (110, 0, 110, 0, 60, 1)
+V = Version(100, 0, 100, 0, 50, 1)  # reference version: written at offset 50
+OLDER = Version(90, 0, 90, 0, 40, 1)
+NEWER = Version(110, 0, 110, 0, 60, 1)
 CAUGHT_UP = Position(committed=70)
 QUEUED = Position(committed=45)
 UNKNOWN = Position(committed=None, known=False)

@@ -28,7 +28,7 @@ from fakes import (
 
 from replicator.core import wire
 from replicator.core.records import DeleteView, Heartbeat, Row, RowBatch
-from replicator.errors import TransientError
+from replicator.errors import RejectedByStore, RepeatedFailure, TransientError
 from replicator.worker import Worker, WorkerOptions
 
 NOW_S = 1_700_000_000
@@ -442,3 +442,60 @@ def test_replayed_old_delete_view_does_not_remove_newer_rows() -> None:
     rebuild.step()
 
     assert live.store.hashes == newest
+
+
+# Failures that a retry cannot fix --------------------------------------------------------
+def test_a_record_the_store_refuses_for_good_is_dead_lettered_at_once() -> None:
+    r = rig([rows_msg(b"before", 0), rows_msg(b"wedge", 1), rows_msg(b"after", 2)])
+    r.store.poisoned[1] = RejectedByStore("redis refused the batch: WRONGTYPE")
+
+    r.step()
+
+    assert [(d.offset, d.reason) for d in r.dead_letters.durable] == [(1, "rejected_by_store")]
+    assert stored(r.store, b"before") == expected_hash(b"before")
+    assert stored(r.store, b"after") == expected_hash(b"after")
+    assert r.source.commits == [{(TOPIC, 0): 3}]
+
+
+def test_the_same_unexpected_error_every_attempt_dead_letters_its_record() -> None:
+    r = rig([rows_msg(b"before", 0), rows_msg(b"wedge", 1), rows_msg(b"after", 2)])
+    r.store.poisoned[1] = RuntimeError("too many results to unpack")
+
+    r.step()
+
+    [dead] = r.dead_letters.durable
+    assert (dead.offset, dead.reason) == (1, "repeated_failure")
+    assert "too many results to unpack" in dead.detail
+    assert stored(r.store, b"before") == expected_hash(b"before")
+    assert stored(r.store, b"after") == expected_hash(b"after")
+    assert r.source.commits == [{(TOPIC, 0): 3}]  # the partition moves on
+
+
+def test_an_unexpected_error_that_goes_away_is_retried_not_dead_lettered() -> None:
+    r = rig([rows_msg(b"a", 0)])
+    r.store.fail("apply", RuntimeError("blip"), times=WorkerOptions.max_attempts - 1)
+
+    r.step()
+
+    assert r.dead_letters.durable == []
+    assert stored(r.store, b"a") == expected_hash(b"a")
+
+
+def test_a_heartbeat_the_store_refuses_for_good_is_dead_lettered() -> None:
+    r = rig([heartbeat_message(Heartbeat(1, NOW_NS), 0), rows_msg(b"a", 1)])
+    r.store.fail("record_heartbeat", RejectedByStore("WRONGTYPE"))
+
+    r.step()
+
+    assert [(d.offset, d.reason) for d in r.dead_letters.durable] == [(0, "rejected_by_store")]
+    assert r.source.commits == [{(TOPIC, 0): 2}]
+
+
+def test_dead_letters_that_keep_failing_stop_the_worker_uncommitted() -> None:
+    r = rig([FakeMessage(TOPIC, 0, 0, b"", None)])
+    r.dead_letters.fail("flush", RuntimeError("record too large"), times=1_000)
+
+    with pytest.raises(RepeatedFailure):
+        r.step()
+
+    assert r.source.commits == []
