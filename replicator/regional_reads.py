@@ -4,7 +4,8 @@
 call) from the best region and records how it was served:
 
 - without a ``max_staleness``: the active region of ``FailoverRedis`` (the local region unless
-  it is unreachable or above ``reads.max_staleness_seconds``, then its fallbacks nearest first);
+  it is unreachable or above ``reads.max_staleness_seconds``, then its fallbacks nearest
+  first); when every region is failed over from, the nearest reachable one, stale or not;
 - with one (per call with ``read_scope(max_staleness=...)``, or per feature service): the
   active region if its last measured staleness is within it, else the first region in read
   order that is; when none is, ``StaleRead`` is raised (``on_stale: refuse``) or the active
@@ -151,28 +152,37 @@ class RegionalReader:
         scope = _scope.get()
         bound = scope.max_staleness if scope else None
         within: bool | None = None
-        if bound is None:
-            region, replies = self.redis.hmget(commands)
-        else:
+        chosen: str | None = None
+        if bound is not None:
             self.redis.start()
             states = self.monitor.states()
             active = self.redis.active_region()
-            chosen = first_within([s for s in states if s.region == active], bound)
-            chosen = chosen or first_within(states, bound)
-            within = chosen is not None
-            if chosen is None:
+            best = first_within([s for s in states if s.region == active], bound)
+            best = best or first_within(states, bound)
+            within = best is not None
+            if best is None:
                 on_stale = (scope.on_stale if scope else None) or self.plan.reads.on_stale
                 if on_stale == "refuse":
-                    raise StaleRead(
-                        _stale_message(states, bound), max_staleness=bound, states=states
-                    )
-                region, replies = self.redis.hmget(commands)
-            elif chosen.region == active:
-                region, replies = self.redis.hmget(commands)
-            else:
-                region, replies = chosen.region, self.redis.hmget_on(chosen.region, commands)
+                    message = _stale_message(states, bound)
+                    raise StaleRead(message, max_staleness=bound, states=states)
+            elif best.region != active:
+                chosen = best.region
+        region, replies = self._serve(commands, chosen)
         self._record(region, bound, within, scope)
         return replies
+
+    def _serve(self, commands: HmgetCommands, region: str | None) -> tuple[str, list[Any]]:
+        if region is not None:
+            return region, self.redis.hmget_on(region, commands)
+        try:
+            return self.redis.hmget(commands)
+        except RegionUnavailable:
+            # Every circuit is open. Stale data beats no data: the nearest region that
+            # answered its last health check serves (the read reports its staleness).
+            for state in self.monitor.states():
+                if state.reachable:
+                    return state.region, self.redis.hmget_on(state.region, commands)
+            raise
 
     def _record(
         self, region: str, bound: float | None, within: bool | None, scope: ReadScope | None
