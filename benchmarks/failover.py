@@ -49,8 +49,10 @@ def _trial(workdir: Path) -> tuple[float, int]:
     topology = base.model_copy(update={"regions": {**base.regions, **regions}})
     (workdir / "users.acl").write_text(acl_file(local.redis))
     server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        + ["--dir", str(workdir), "--aclfile", str(workdir / "users.acl")],
+        [
+            *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""),
+            *("--dir", str(workdir), "--aclfile", str(workdir / "users.acl")),
+        ],
         stdout=subprocess.DEVNULL,
     )
     reader = None

@@ -118,7 +118,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     :: 1 if i % 2 else -1
                 ]:
                     ms = _timed(
-                        lambda s=store: s.get_online_features(features=refs, entity_rows=rows)
+                        lambda s=store, r=rows: s.get_online_features(features=refs, entity_rows=r)
                     )
                     if i >= 20:  # warm-up
                         times[label].append(ms)
