@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -77,6 +77,9 @@ class RegionConfig(_Section):
     """Brokers as seen from this region; defaults to ``kafka.bootstrap_servers``."""
     feature_views: list[str] = Field(default_factory=lambda: ["*"])
     """Feature views this region subscribes to; ``*`` means all."""
+    read_fallbacks: list[str] | None = None
+    """Regions inference reads here fail over to, nearest first (default: every other
+    region, in the file's order). See docs/regional-reads.md."""
 
     def subscribes_to(self, feature_view: str) -> bool:
         return "*" in self.feature_views or feature_view in self.feature_views
@@ -94,6 +97,31 @@ class WorkerSettings(_Section):
     key_ttl_seconds: int | None = Field(default=None, ge=1)
     """Same meaning as Feast's Redis ``key_ttl_seconds``: EXPIRE after an accepted write."""
     metrics_port: int | None = None
+
+
+class ReadSettings(_Section):
+    """Regional reads (``replicator.feast_reader``, ``replicator region health``)."""
+
+    max_staleness_seconds: float = Field(default=5.0, gt=0)
+    """A region whose replication staleness is above this is failed over from."""
+    recover_staleness_seconds: float | None = Field(default=None, gt=0)
+    """Hysteresis: a region failed over from for staleness counts as healthy again only at or
+    below this (default: half of ``max_staleness_seconds``)..."""
+    recover_checks: int = Field(default=3, ge=1)
+    """...for this many health checks in a row."""
+    health_interval_seconds: float = Field(default=1.0, gt=0)
+    failback_seconds: float = Field(default=10.0, gt=0)
+    """How often reads try to return to a healthier, nearer region."""
+    failures_to_failover: int = Field(default=2, ge=1)
+    """Failed commands on the active region that open its circuit (then reads fail over)."""
+    socket_timeout_seconds: float = Field(default=0.5, gt=0)
+    on_stale: Literal["refuse", "mark"] = "refuse"
+    """When no region meets a read's ``max_staleness``: raise ``StaleRead``, or serve the
+    nearest reachable region and mark the read (``within_bound: false``)."""
+
+    @property
+    def recover_below(self) -> float:
+        return self.recover_staleness_seconds or self.max_staleness_seconds / 2
 
 
 class StackSettings(_Section):
@@ -120,6 +148,7 @@ class Topology(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     regions: dict[str, RegionConfig]
     worker: WorkerSettings = WorkerSettings()
+    reads: ReadSettings = ReadSettings()
     stack: StackSettings = StackSettings()
 
     @model_validator(mode="after")
@@ -138,6 +167,11 @@ class Topology(BaseSettings):
                     f"{endpoint[0]}:{endpoint[1]}"
                 )
             seen[endpoint] = name
+            for fallback in region.read_fallbacks or []:
+                if fallback not in self.regions or fallback == name:
+                    raise ValueError(
+                        f"regions.{name}.read_fallbacks: {fallback!r} is not another region"
+                    )
         return self
 
     @classmethod
@@ -165,6 +199,13 @@ class Topology(BaseSettings):
             raise ConfigError(
                 f"unknown region {name!r}; configured regions: {', '.join(sorted(self.regions))}"
             ) from None
+
+    def read_order(self, region: str) -> list[str]:
+        """The region, then its read fallbacks nearest first."""
+        fallbacks = self.region(region).read_fallbacks
+        if fallbacks is None:
+            fallbacks = [r for r in self.regions if r != region]
+        return [region, *fallbacks]
 
     def bootstrap_servers_for(self, region: str) -> str:
         return self.region(region).kafka_bootstrap_servers or self.kafka.bootstrap_servers

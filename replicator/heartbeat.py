@@ -34,14 +34,10 @@ import redis
 from replicator.adapters.redis_store import NAMESPACE
 from replicator.core import wire
 from replicator.core.records import Heartbeat
+from replicator.core.staleness import F_EMITTED_NS, F_INTERVAL_NS, F_SEQUENCE, TOPIC_FIELD_PREFIX
 from replicator.errors import PublishError, TransientError
 
 log = logging.getLogger(__name__)
-
-F_SEQUENCE = "sequence"
-F_EMITTED_NS = "emitted_ns"
-F_INTERVAL_NS = "interval_ns"
-TOPIC_FIELD_PREFIX = "t:"
 
 
 def emission_key(project: str) -> str:

@@ -1,4 +1,4 @@
-"""``replicator region rebuild R`` and ``replicator region feast-config R``."""
+"""``replicator region rebuild R``, ``feast-config R`` and ``health R``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,20 @@ def register(subparsers: Any) -> None:
     )
     feast_config.set_defaults(handler=_feast_config)
 
+    health = commands.add_parser(
+        "health",
+        help="serve /health/live and /health/ready of a region for traffic managers and probes",
+        description=(
+            "Ready (200) when the region's Redis answers its reader user, its replication "
+            "staleness is within reads.max_staleness_seconds and it serves the reference "
+            "registry version; 503 with the reasons otherwise. See docs/regional-reads.md."
+        ),
+    )
+    health.add_argument("region")
+    health.add_argument("--host", default="0.0.0.0", help="bind address (default: 0.0.0.0)")
+    health.add_argument("--port", type=int, default=8081, help="port (default: 8081)")
+    health.set_defaults(handler=_health)
+
 
 def _rebuild(args: argparse.Namespace) -> int:
     from replicator.rebuild import rebuild_region
@@ -56,4 +70,13 @@ def _feast_config(args: argparse.Namespace) -> int:
     path = write_regional_repo(topology, args.region, out)
     print(f"wrote {path} and {out / 'feast.env'}")
     print(f"use it:  set -a; . {out / 'feast.env'}; set +a; feast -c {out} ...")
+    return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    from replicator.health_server import serve
+
+    topology = load_topology(args.config)
+    topology.region(args.region)
+    serve(topology, args.region, args.host, args.port)
     return 0

@@ -132,3 +132,23 @@ def test_local_stack_rejects_an_endpoint_off_the_s3_port(tmp_path: Path, topolog
     with pytest.raises(ConfigError) as info:
         shared_location(topology)
     assert "stack.s3_port" in str(info.value)
+
+
+def test_read_fallbacks_default_to_every_other_region_and_must_name_regions(
+    tmp_path: Path,
+) -> None:
+    raw = yaml.safe_load(DEFAULT.read_text())
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert load_topology(path).read_order("eu-west-1") == [
+        "eu-west-1",
+        "us-east-1",
+        "ap-southeast-1",
+    ]
+    raw["regions"]["eu-west-1"]["read_fallbacks"] = ["ap-southeast-1"]
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert load_topology(path).read_order("eu-west-1") == ["eu-west-1", "ap-southeast-1"]
+    raw["regions"]["eu-west-1"]["read_fallbacks"] = ["mars-1"]
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ConfigError, match="read_fallbacks"):
+        load_topology(path)

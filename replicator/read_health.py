@@ -1,0 +1,115 @@
+"""What a regional reader knows about each region: reachable as its reader user, and how stale.
+
+``StalenessMonitor.measure(region)`` pings the region's Redis as its reader user, reads the
+applied heartbeat stamps of every partition it subscribes to, and computes the staleness
+against the primary's newest emission (``replicator.core.staleness``). The emission record is
+read at most once per half health interval, whichever region asks. Readers are read-only:
+the reader ACL allows every command used here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import cast
+
+import redis
+
+from replicator.config import ReadSettings
+from replicator.core.staleness import (
+    Emission,
+    RegionState,
+    parse_emission,
+    region_staleness,
+    subscribed_positions,
+)
+from replicator.heartbeat import applied_key, emission_key
+from replicator.read_plan import ReadPlan, ReadRegion
+
+
+def reader_client(region: ReadRegion, settings: ReadSettings) -> redis.Redis:
+    timeout = settings.socket_timeout_seconds
+    return redis.Redis(
+        host=region.host,
+        port=region.port,
+        username=region.username,
+        password=region.password.get_secret_value(),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+
+
+class StalenessMonitor:
+    """Measures regions and keeps the last ``RegionState`` of each (thread-safe)."""
+
+    def __init__(self, plan: ReadPlan, *, monotonic: Callable[[], float] = time.monotonic):
+        self._plan = plan
+        self._monotonic = monotonic
+        self._clients = {r.name: reader_client(r, plan.reads) for r in plan.regions}
+        self._primary = reader_client(plan.primary, plan.reads)
+        self._lock = threading.Lock()
+        self._states: dict[str, RegionState] = {}
+        self._emission: tuple[float, Emission | None] | None = None
+
+    def measure(self, name: str) -> RegionState:
+        """One measurement of one region; never raises (unreachable is a state)."""
+        region = self._plan.region(name)
+        client = self._clients[name]
+        try:
+            client.ping()
+            emission = self._newest_emission()
+            staleness = None
+            if emission is not None:
+                positions = subscribed_positions(
+                    emission, self._plan.topic_prefix, self._plan.project, region.feature_views
+                )
+                staleness = region_staleness(emission, positions, _applied(client, positions))
+            state = RegionState(name, True, staleness, self._monotonic())
+        except redis.RedisError:
+            state = RegionState(name, False, None, self._monotonic())
+        with self._lock:
+            self._states[name] = state
+        return state
+
+    def state(self, name: str) -> RegionState | None:
+        with self._lock:
+            return self._states.get(name)
+
+    def states(self) -> list[RegionState]:
+        """Last states in read order; regions never measured are left out."""
+        with self._lock:
+            return [self._states[r.name] for r in self._plan.regions if r.name in self._states]
+
+    def _newest_emission(self) -> Emission | None:
+        """The primary's emission record; None when it is absent or the primary's Redis
+        cannot be read (staleness is then unmeasurable, not zero)."""
+        now = self._monotonic()
+        with self._lock:
+            cached = self._emission
+        if cached is not None and now - cached[0] < self._plan.reads.health_interval_seconds / 2:
+            return cached[1]
+        try:
+            raw = cast(dict[bytes, bytes], self._primary.hgetall(emission_key(self._plan.project)))
+            emission = parse_emission(raw)
+        except redis.RedisError:
+            emission = None
+        with self._lock:
+            self._emission = (now, emission)
+        return emission
+
+    def close(self) -> None:
+        for client in [*self._clients.values(), self._primary]:
+            client.close()
+
+
+def _applied(client: redis.Redis, positions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    with client.pipeline(transaction=False) as pipe:
+        for topic, partition in positions:
+            pipe.hget(applied_key(topic, partition), "emitted_ns")
+        replies = pipe.execute()
+    return {
+        position: int(stamp)
+        for position, stamp in zip(positions, replies, strict=True)
+        if stamp is not None
+    }
