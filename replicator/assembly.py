@@ -33,6 +33,13 @@ def worker_options(topology: Topology) -> WorkerOptions:
     )
 
 
+def consumer_options(topology: Topology) -> dict[str, object]:
+    """librdkafka settings of a region's live consumer: a crashed worker's partitions move
+    to a surviving one after ``worker.session_timeout_seconds`` (docs/replication.md)."""
+    session_ms = int(topology.worker.session_timeout_seconds * 1000)
+    return {"session.timeout.ms": session_ms, "heartbeat.interval.ms": max(100, session_ms // 6)}
+
+
 def build_worker(
     topology: Topology,
     region: str,
@@ -49,6 +56,7 @@ def build_worker(
             bootstrap,
             group_id=topology.consumer_group(region),
             pattern=region_pattern(topology, region),
+            options=consumer_options(topology),
         )
     if dead_letters is None:
         kafka_dead_letters = KafkaDeadLetters(

@@ -94,6 +94,11 @@ class WorkerSettings(_Section):
     key_ttl_seconds: int | None = Field(default=None, ge=1)
     """Same meaning as Feast's Redis ``key_ttl_seconds``: EXPIRE after an accepted write."""
     metrics_port: int | None = None
+    session_timeout_seconds: float = Field(default=6.0, ge=1)
+    """How long a worker that died without leaving (kill -9, lost host) holds its partitions
+    before the group hands them to the region's other workers. Kafka's consumer default is
+    45 s; 6 s is the lowest a stock broker accepts (its ``group.min.session.timeout.ms``).
+    Heartbeats go every sixth of it."""
 
 
 class StackSettings(_Section):

@@ -7,15 +7,20 @@ the one schema used here, so a test sets up in milliseconds.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from harness import ReplicatedProject, wait_for
 
 from replicator.assembly import build_worker
+from replicator.config import Topology
 from replicator.core import wire
 from replicator.core.records import Row, RowBatch
 from replicator.worker import Worker
@@ -76,11 +81,7 @@ class RegionLog:
         assert self._producer.flush(30) == 0
 
     def worker(self, **changes: object) -> Worker:
-        worker = build_worker(self.topology, self.region)
-        worker.catalog = AnySchema()
-        for name, value in changes.items():
-            setattr(worker, name, value)
-        return worker
+        return region_worker(self.topology, self.region, **changes)
 
     def committed(self) -> dict[int, int]:
         """Partition -> offset the region's group committed (absent: none yet)."""
@@ -130,3 +131,30 @@ class OffsetWatcher:
         self._stop.set()
         self._thread.join(10)
         self.check()  # the final commits, made as the last worker left
+
+
+def region_worker(topology: Topology, region: str, **changes: object) -> Worker:
+    """The region's live worker (its consumer group), admitting this module's schema;
+    ``changes`` replace its attributes (``clock=...``, ``options=...``)."""
+    worker = build_worker(topology, region)
+    worker.catalog = AnySchema()
+    for name, value in changes.items():
+        setattr(worker, name, value)
+    return worker
+
+
+def start_worker_process(project: ReplicatedProject, region: str) -> subprocess.Popen[bytes]:
+    """A worker in a process of its own (to be killed); its output goes to the test's dir."""
+    log = open(project.workdir / f"worker-{region}-{time.monotonic_ns()}.log", "ab")  # noqa: SIM115
+    command = [sys.executable, __file__, str(project.topology_path), region]
+    proc = subprocess.Popen(command, stdout=log, stderr=log, cwd=Path(__file__).parent)
+    project._processes.append(proc)
+    return proc
+
+
+if __name__ == "__main__":
+    from replicator.config import load_topology
+
+    process_worker = region_worker(load_topology(sys.argv[1]), sys.argv[2])
+    signal.signal(signal.SIGTERM, lambda *_: process_worker.stop())
+    process_worker.run()

@@ -5,12 +5,14 @@ Each test has its own project, hence its own topic, consumer group and Redis key
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import ReplicatedProject, WorkerThread, wait_for
-from region_log import OffsetWatcher, RegionLog
+from region_log import OffsetWatcher, RegionLog, start_worker_process
 
 from replicator.config import Topology
 
@@ -53,3 +55,24 @@ def test_committed_offsets_never_move_backwards_as_workers_join_and_leave(
     assert watcher.reads > 10, "the watcher should have seen the offsets many times"
     assert watcher.latest == log.written
     assert watcher.backwards == [], "committed offsets moved backwards (partition, from, to)"
+
+
+def test_a_killed_workers_partitions_are_applied_by_the_survivor_within_seconds(
+    project: ReplicatedProject, log: RegionLog
+) -> None:
+    log.write(rounds=3)
+    victim = start_worker_process(project, log.region)
+    wait_for(lambda: log.committed(), 60, "the first worker to apply")
+    survivor = project.run_worker(log.worker())
+    wait_for(
+        lambda: 0 < _assigned(survivor) < log.partitions, 60, "the two workers to share the log"
+    )
+    log.wait_committed_to_end()
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(10)
+    log.write(rounds=1)  # one record on every partition, the dead worker's included
+    # librdkafka's default session timeout would leave them idle for 45 s.
+    wait_for(
+        lambda: log.committed() == log.written, 20, "the survivor to apply the dead one's share"
+    )
+    assert _assigned(survivor) == log.partitions
