@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from harness import ReplicatedProject, WorkerThread, wait_for
+from private_redis import PrivateRedis
 from region_log import OffsetWatcher, RegionLog, start_worker_process
 
 from replicator.config import Topology
@@ -76,3 +77,20 @@ def test_a_killed_workers_partitions_are_applied_by_the_survivor_within_seconds(
         lambda: log.committed() == log.written, 20, "the survivor to apply the dead one's share"
     )
     assert _assigned(survivor) == log.partitions
+
+
+def test_redis_of_the_local_stack_keeps_what_it_acknowledged_through_kill_9(
+    project: ReplicatedProject, tmp_path: Path
+) -> None:
+    region = project.topology.replica_regions[0]
+    server = PrivateRedis(project, region, tmp_path / "stack")
+    try:
+        key = f"{project.name}:written-before-the-crash".encode()
+        server.admin.set(key, b"kept")
+        # appendfsync everysec: the write reaches the file within about a second.
+        wait_for(lambda: server.aof_holds(key), 10, "the write to reach the append-only file")
+        server.kill()
+        server.start()
+        assert server.admin.get(key) == b"kept"
+    finally:
+        server.stop()
