@@ -9,10 +9,12 @@ from __future__ import annotations
 from replicator.adapters.dead_letters import KafkaDeadLetters
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.kafka_source import KafkaSource, subscription_pattern
+from replicator.adapters.redis_marks import RedisAppliedMarks
 from replicator.adapters.redis_store import RegionStore
 from replicator.adapters.s3_catalog import S3ManifestCatalog
 from replicator.config import Topology
 from replicator.core.ports import ChangeSource, DeadLetters
+from replicator.healing import DataLossGuard, GroupPositions
 from replicator.worker import Worker, WorkerOptions
 
 
@@ -69,6 +71,15 @@ def build_worker(
     store = RegionStore(
         config.redis, config.redis.writer, key_ttl_seconds=topology.worker.key_ttl_seconds
     )
+    guard = None
+    if isinstance(source, GroupPositions):  # the live consumer, or a rebuild's replay
+        guard = DataLossGuard(
+            region,
+            RedisAppliedMarks(store),
+            source,
+            policy=topology.worker.on_data_loss,
+            check_seconds=topology.worker.data_loss_check_seconds,
+        )
     return Worker(
         region,
         source=source,
@@ -76,4 +87,5 @@ def build_worker(
         dead_letters=dead_letters,
         catalog=S3ManifestCatalog(config.s3, topology.project),
         options=options or worker_options(topology),
+        guard=guard,
     )

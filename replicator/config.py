@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -99,6 +99,12 @@ class WorkerSettings(_Section):
     before the group hands them to the region's other workers. Kafka's consumer default is
     45 s; 6 s is the lowest a stock broker accepts (its ``group.min.session.timeout.ms``).
     Heartbeats go every sixth of it."""
+    on_data_loss: Literal["replay", "alert"] = "replay"
+    """When the region's Redis lost rows the group had committed (restart from an old
+    snapshot, failover to an empty replica, FLUSHALL): ``replay`` them from the log at once,
+    or ``alert`` and stop committing until ``replicator region rebuild`` (docs/replication.md)."""
+    data_loss_check_seconds: float = Field(default=1.0, gt=0)
+    """How often idle partitions' applied marks are checked (busy ones: on every poll)."""
 
 
 class StackSettings(_Section):

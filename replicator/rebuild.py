@@ -82,6 +82,14 @@ class LogReplaySource:
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
         """Nothing to commit: the region's own consumer group keeps its offsets."""
 
+    @property
+    def committed(self) -> dict[tuple[str, int], int]:
+        """None: a replay raises the region's applied marks but never checks them."""
+        return {}
+
+    def rewind(self, topic: str, partition: int, offset: int) -> int:
+        raise NotImplementedError
+
     # A rebuild does not wait for schemas (schema_wait_seconds=0): it never pauses.
     def pause(self, topic: str, partition: int, offset: int) -> None:
         raise NotImplementedError

@@ -32,6 +32,7 @@ from replicator.errors import (
     TransientError,
     UnknownSchema,
 )
+from replicator.healing import DataLossGuard
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -112,6 +113,7 @@ class Worker:
         catalog: SchemaCatalog,
         options: WorkerOptions,
         clock: Callable[[], int] = time.time_ns,
+        guard: DataLossGuard | None = None,
     ) -> None:
         self.region = region
         self.source = source
@@ -120,6 +122,8 @@ class Worker:
         self.catalog = catalog
         self.options = options
         self.clock = clock
+        self.guard = guard
+        """Notices a Redis that lost committed rows (replicator/healing.py); None: no check."""
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._last_stats = 0.0
@@ -144,16 +148,22 @@ class Worker:
             log.info("stopped while retrying; uncommitted records will be redelivered")
         finally:
             if self.options.publish_stats:
-                self.store.write_stats(self.region, self.stats.summary())
+                self.store.write_stats(self.region, self.summary())
             self.source.close()
         log.info(
             "worker for %s stopped",
             self.region,
-            extra={"event": "worker_stopped", **self.stats.summary()},
+            extra={"event": "worker_stopped", **self.summary()},
         )
         return self.stats
 
+    def summary(self) -> dict[str, float]:
+        """The counters published next to the data and in the logs."""
+        return {**self.stats.summary(), **(self.guard.summary() if self.guard else {})}
+
     def step(self) -> int:
+        if self.guard is not None:
+            self._retrying(self.guard.poll)
         if self._parked:
             self._check_parked()
         messages = self.source.poll_batch(
@@ -168,7 +178,7 @@ class Worker:
             and now - self._last_stats >= self.options.stats_interval_seconds
         ):
             self._last_stats = now
-            self.store.write_stats(self.region, self.stats.summary())
+            self.store.write_stats(self.region, self.summary())
         return len(messages)
 
     # The pipeline ---------------------------------------------------------------------
@@ -202,11 +212,16 @@ class Worker:
         applied_ns = self.clock()
         for message, heartbeat in heartbeats:
             topic, partition, _ = position(message)
+            if self.guard is not None and self.guard.holds((topic, partition)):
+                continue  # a partition missing rows must not look fresh
             record = functools.partial(
                 self.store.record_heartbeat, topic, partition, heartbeat, applied_ns
             )
             self._retrying(record)
         self._retrying(self.dead_letters.flush)
+        if self.guard is not None:
+            guard = self.guard
+            positions = self._retrying(lambda: guard.marked(positions))
         # Offsets advance only now: Redis acknowledged, dead letters are durable.
         self._retrying(lambda: self.source.commit(positions))
 

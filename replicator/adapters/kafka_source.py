@@ -171,6 +171,18 @@ class KafkaSource:
         self.consumer.resume([TopicPartition(topic, partition)])
         self.paused.discard((topic, partition))
 
+    def rewind(self, topic: str, partition: int, offset: int) -> int:
+        """Deliver ``partition`` again from ``offset``, or from the log's start if retention
+        removed it; returns where delivery starts. Commits stay put until passed."""
+        tp = TopicPartition(topic, partition, offset)
+        try:
+            low, _ = self.consumer.get_watermark_offsets(tp, timeout=10)
+            tp.offset = max(offset, low)
+            self.consumer.seek(tp)
+        except KafkaException as exc:
+            raise TransientError(f"cannot rewind {topic}[{partition}]: {exc}") from exc
+        return int(tp.offset)
+
     def is_paused(self, topic: str, partition: int) -> bool:
         return (topic, partition) in self.paused
 

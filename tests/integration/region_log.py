@@ -1,24 +1,23 @@
 """A feature-view topic written directly in the wire format, and watchers of what a region's
 consumer group committed: for the region-lifecycle tests (offsets, takeover, data loss).
 
-No Feast: rows carry made-up keys of a unique project, and the workers' catalog admits
-the one schema used here, so a test sets up in milliseconds.
+No Feast: rows carry made-up keys of a unique project, and every region's manifest lists
+the one schema used here (as ``registry sync`` would), so a test sets up in milliseconds.
 """
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
+import json
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from harness import ReplicatedProject, wait_for
 
+from replicator.adapters.s3 import s3_client
+from replicator.adapters.s3_catalog import manifest_key
 from replicator.assembly import build_worker
 from replicator.config import Topology
 from replicator.core import wire
@@ -28,13 +27,6 @@ from replicator.worker import Worker
 VIEW = "lifecycle_stats"
 FIELDS = (b"\x01\x00\x00\x00",)
 FINGERPRINT = "fp-lifecycle"
-
-
-class AnySchema:
-    """The region's catalog for these tests: the one schema written here is known."""
-
-    def is_known(self, feature_view: str, fingerprint: str) -> bool:
-        return fingerprint == FINGERPRINT
 
 
 class RegionLog:
@@ -53,6 +45,13 @@ class RegionLog:
         futures[self.topic].result(30)
         self._producer = Producer({"bootstrap.servers": servers, "enable.idempotence": True})
         self.written: dict[int, int] = {p: 0 for p in range(self.partitions)}
+        manifest = {"version": "v-lifecycle", "feature_views": {VIEW: FINGERPRINT}}
+        for config in self.topology.regions.values():
+            s3_client(config.s3).put_object(
+                Bucket=config.s3.bucket,
+                Key=manifest_key(self.topology.project),
+                Body=json.dumps(manifest).encode(),
+            )
 
     def key(self, partition: int, entity: int) -> bytes:
         return b"p%d-e%d:%s" % (partition, entity, self.project.name.encode())
@@ -134,27 +133,9 @@ class OffsetWatcher:
 
 
 def region_worker(topology: Topology, region: str, **changes: object) -> Worker:
-    """The region's live worker (its consumer group), admitting this module's schema;
-    ``changes`` replace its attributes (``clock=...``, ``options=...``)."""
+    """The region's live worker (its consumer group); ``changes`` replace its attributes
+    (``clock=...``, ``options=...``)."""
     worker = build_worker(topology, region)
-    worker.catalog = AnySchema()
     for name, value in changes.items():
         setattr(worker, name, value)
     return worker
-
-
-def start_worker_process(project: ReplicatedProject, region: str) -> subprocess.Popen[bytes]:
-    """A worker in a process of its own (to be killed); its output goes to the test's dir."""
-    log = open(project.workdir / f"worker-{region}-{time.monotonic_ns()}.log", "ab")  # noqa: SIM115
-    command = [sys.executable, __file__, str(project.topology_path), region]
-    proc = subprocess.Popen(command, stdout=log, stderr=log, cwd=Path(__file__).parent)
-    project._processes.append(proc)
-    return proc
-
-
-if __name__ == "__main__":
-    from replicator.config import load_topology
-
-    process_worker = region_worker(load_topology(sys.argv[1]), sys.argv[2])
-    signal.signal(signal.SIGTERM, lambda *_: process_worker.stop())
-    process_worker.run()

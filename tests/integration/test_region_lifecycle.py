@@ -11,11 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from harness import ReplicatedProject, WorkerThread, wait_for
 from private_redis import PrivateRedis
-from region_log import OffsetWatcher, RegionLog, start_worker_process
+from region_log import FIELDS, OffsetWatcher, RegionLog
 
+from replicator.adapters.redis_store import worker_stats_key
 from replicator.config import Topology
+from replicator.rebuild import rebuild_region
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +65,7 @@ def test_a_killed_workers_partitions_are_applied_by_the_survivor_within_seconds(
     project: ReplicatedProject, log: RegionLog
 ) -> None:
     log.write(rounds=3)
-    victim = start_worker_process(project, log.region)
+    victim = project.start_worker_process(log.region)
     wait_for(lambda: log.committed(), 60, "the first worker to apply")
     survivor = project.run_worker(log.worker())
     wait_for(
@@ -94,3 +97,68 @@ def test_redis_of_the_local_stack_keeps_what_it_acknowledged_through_kill_9(
         assert server.admin.get(key) == b"kept"
     finally:
         server.stop()
+
+
+def _reported(client: redis.Redis, region: str, field: str) -> int | None:
+    """A counter the worker publishes next to the data (what `make demo` and the checker
+    read), or None before the worker wrote it."""
+    value = client.hget(worker_stats_key(region), field)
+    return None if value is None else int(float(value))
+
+
+@pytest.mark.parametrize("policy", ["replay", "alert"])
+def test_a_region_whose_redis_lost_committed_rows_replays_them_or_alerts(
+    topology: Topology, config_file: Path, tmp_path: Path, policy: str
+) -> None:
+    project = ReplicatedProject(
+        config_file, tmp_path, partitions=6, worker={"on_data_loss": policy}
+    )
+    region = project.topology.replica_regions[0]
+    server = PrivateRedis(project, region, tmp_path / "stack")
+    try:
+        log = RegionLog(project, region)
+        log.write(rounds=10)
+        project.run_worker(log.worker())
+        log.wait_committed_to_end()
+        admin = server.admin
+        before = project.feast_keys(admin)
+        assert len(before) == 5 * log.partitions
+        admin.flushall()  # as a restart from an old snapshot or an empty replica would
+        if policy == "replay":
+            wait_for(lambda: project.feast_keys(admin) == before, 60, "the region to heal")
+            assert _reported(admin, region, "data_loss_detected") == log.partitions
+            return
+        _alerts_and_waits_for_a_rebuild(project, log, admin)
+    finally:
+        project.stop()
+        server.stop()
+
+
+def _alerts_and_waits_for_a_rebuild(
+    project: ReplicatedProject, log: RegionLog, admin: redis.Redis
+) -> None:
+    region = log.region
+    wait_for(
+        lambda: _reported(admin, region, "data_lost_partitions") == log.partitions,
+        30,
+        "the worker to report every partition as missing rows",
+    )
+    committed = log.committed()
+    log.write(rounds=1)  # applied, but the lost partitions are not committed
+    wait_for(
+        lambda: all(h[FIELDS[0]] == b"v10" for h in project.feast_keys(admin).values()),
+        30,
+        "the new rows to be applied",
+    )
+    assert log.committed() == committed
+    rebuild_region(project.topology, region, progress=lambda _: None)
+    wait_for(
+        lambda: _reported(admin, region, "data_lost_partitions") == 0,
+        30,
+        "the worker to see the region whole again",
+    )
+    log.write(rounds=1)
+    log.wait_committed_to_end()
+    hashes = project.feast_keys(admin)
+    assert len(hashes) == 5 * log.partitions
+    assert {h[FIELDS[0]] for h in hashes.values()} == {b"v11"}
