@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,3 +164,20 @@ def _alerts_and_waits_for_a_rebuild(
     hashes = project.feast_keys(admin)
     assert len(hashes) == 5 * log.partitions
     assert {h[FIELDS[0]] for h in hashes.values()} == {b"v11"}
+
+
+def test_rebuild_over_a_truncated_log_fails_and_names_what_is_missing(
+    project: ReplicatedProject, log: RegionLog
+) -> None:
+    log.write(rounds=6)
+    log.delete_before(partition=2, offset=4)  # as retention would
+    command = [sys.executable, "-m", "replicator.cli", "--config", str(project.topology_path)]
+    done = subprocess.run(
+        [*command, "region", "rebuild", log.region], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0, done.stdout
+    assert f"{log.topic}[2]: offsets 0 to 3 (4 records)" in done.stderr
+    assert "INCOMPLETE" in done.stderr
+    # what the log still holds was applied: partition 2's newest rows are there
+    hashes = project.feast_keys(project.admin(log.region))
+    assert hashes[log.key(2, 0)][FIELDS[0]] == b"v5"
