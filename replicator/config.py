@@ -87,7 +87,8 @@ class WorkerSettings(_Section):
     max_batch_rows: int = Field(default=5000, ge=1)
     poll_timeout_seconds: float = Field(default=0.05, gt=0)
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
-    """Rows whose event time is further than this ahead of the worker's clock go to the DLQ."""
+    """Rows whose event time is further than this ahead of their publish time (the primary's
+    stamp on the record; the worker's clock for a record without one) go to the DLQ."""
     schema_wait_seconds: float = Field(default=600.0, ge=0)
     """Rows of a schema the region's registry does not list wait this long for it (their
     partition paused), then go to the dead-letter topic."""

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,3 +182,16 @@ def test_rebuild_over_a_truncated_log_fails_and_names_what_is_missing(
     # what the log still holds was applied: partition 2's newest rows are there
     hashes = project.feast_keys(project.admin(log.region))
     assert hashes[log.key(2, 0)][FIELDS[0]] == b"v5"
+
+
+def test_a_worker_whose_clock_runs_an_hour_slow_refuses_no_current_rows(
+    project: ReplicatedProject, log: RegionLog
+) -> None:
+    now_ns = time.time_ns()
+    log.write(rounds=2, event_s=now_ns // 1_000_000_000, published_ns=now_ns)
+    slow = project.run_worker(log.worker(clock=lambda: time.time_ns() - 3600 * 1_000_000_000))
+    log.wait_committed_to_end()
+    assert slow.worker.stats.dead_letters == 0
+    hashes = project.feast_keys(project.admin(log.region))
+    assert len(hashes) == 5 * log.partitions
+    assert {h[FIELDS[0]] for h in hashes.values()} == {b"v1"}
