@@ -170,11 +170,12 @@ class FastRows:
         max_rows: int,
         fingerprint: str,
         published_ns: int = 0,
+        first: int = 0,
     ) -> Iterator[tuple[int, RowBatch]]:
-        """Rows for entities ``0..count-1``, one per entity, grouped per partition."""
+        """Rows for entities ``first..first+count-1``, one per entity, grouped per partition."""
         pending: dict[int, list[Row]] = {}
         es, en = self._event
-        for i in range(count):
+        for i in range(first, first + count):
             key = self.key(i)
             row = Row(key, self._ts, es, en, es, en, self.values(i))
             partition = partition_for(key, partitions)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from replicator.adapters.dead_letters import KafkaDeadLetters
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.kafka_source import KafkaSource, subscription_pattern
+from replicator.adapters.redis_marks import RedisAppliedMarks
 from replicator.adapters.redis_store import RegionStore
 from replicator.adapters.s3_catalog import S3ManifestCatalog
 from replicator.config import Topology
 from replicator.core.ports import ChangeSource, DeadLetters
+from replicator.healing import DataLossGuard, GroupPositions
 from replicator.worker import Worker, WorkerOptions
 
 
@@ -33,6 +35,13 @@ def worker_options(topology: Topology) -> WorkerOptions:
     )
 
 
+def consumer_options(topology: Topology) -> dict[str, object]:
+    """librdkafka settings of a region's live consumer: a crashed worker's partitions move
+    to a surviving one after ``worker.session_timeout_seconds`` (docs/replication.md)."""
+    session_ms = int(topology.worker.session_timeout_seconds * 1000)
+    return {"session.timeout.ms": session_ms, "heartbeat.interval.ms": max(100, session_ms // 6)}
+
+
 def build_worker(
     topology: Topology,
     region: str,
@@ -49,6 +58,7 @@ def build_worker(
             bootstrap,
             group_id=topology.consumer_group(region),
             pattern=region_pattern(topology, region),
+            options=consumer_options(topology),
         )
     if dead_letters is None:
         kafka_dead_letters = KafkaDeadLetters(
@@ -61,6 +71,15 @@ def build_worker(
     store = RegionStore(
         config.redis, config.redis.writer, key_ttl_seconds=topology.worker.key_ttl_seconds
     )
+    guard = None
+    if isinstance(source, GroupPositions):  # the live consumer, or a rebuild's replay
+        guard = DataLossGuard(
+            region,
+            RedisAppliedMarks(store),
+            source,
+            policy=topology.worker.on_data_loss,
+            check_seconds=topology.worker.data_loss_check_seconds,
+        )
     return Worker(
         region,
         source=source,
@@ -68,4 +87,5 @@ def build_worker(
         dead_letters=dead_letters,
         catalog=S3ManifestCatalog(config.s3, topology.project),
         options=options or worker_options(topology),
+        guard=guard,
     )

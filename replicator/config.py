@@ -90,13 +90,25 @@ class WorkerSettings(_Section):
     max_batch_rows: int = Field(default=5000, ge=1)
     poll_timeout_seconds: float = Field(default=0.05, gt=0)
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
-    """Rows whose event time is further than this ahead of the worker's clock go to the DLQ."""
+    """Rows whose event time is further than this ahead of their publish time (the primary's
+    stamp on the record; the worker's clock for a record without one) go to the DLQ."""
     schema_wait_seconds: float = Field(default=600.0, ge=0)
     """Rows of a schema the region's registry does not list wait this long for it (their
     partition paused), then go to the dead-letter topic."""
     key_ttl_seconds: int | None = Field(default=None, ge=1)
     """Same meaning as Feast's Redis ``key_ttl_seconds``: EXPIRE after an accepted write."""
     metrics_port: int | None = None
+    session_timeout_seconds: float = Field(default=6.0, ge=1)
+    """How long a worker that died without leaving (kill -9, lost host) holds its partitions
+    before the group hands them to the region's other workers. Kafka's consumer default is
+    45 s; 6 s is the lowest a stock broker accepts (its ``group.min.session.timeout.ms``).
+    Heartbeats go every sixth of it."""
+    on_data_loss: Literal["replay", "alert"] = "replay"
+    """When the region's Redis lost rows the group had committed (restart from an old
+    snapshot, failover to an empty replica, FLUSHALL): ``replay`` them from the log at once,
+    or ``alert`` and stop committing until ``replicator region rebuild`` (docs/replication.md)."""
+    data_loss_check_seconds: float = Field(default=1.0, gt=0)
+    """How often idle partitions' applied marks are checked (busy ones: on every poll)."""
 
 
 class ReadSettings(_Section):

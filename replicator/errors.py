@@ -4,6 +4,7 @@
      +-- ConfigError            bad or missing configuration; names the file and the field
      +-- PrerequisiteError      a tool the local stack needs is missing; says how to install it
      +-- StackError             the local stack could not start or answer
+     +-- IncompleteRebuild      a rebuild could not read all the history it needs
      +-- TransientError         worth retrying with backoff (broker or Redis unreachable)
      |    +-- PublishError      the primary could not make rows durable in Kafka
      +-- PermanentError         retrying cannot help; the input goes to the dead-letter topic
@@ -34,6 +35,15 @@ class PrerequisiteError(ReplicatorError):
 
 class StackError(ReplicatorError):
     pass
+
+
+class IncompleteRebuild(ReplicatorError):
+    """A rebuild applied what it could but history was missing: ``missing`` maps
+    ``(topic, partition)`` to the ``(first, end)`` offsets it could not read."""
+
+    def __init__(self, message: str, missing: dict[tuple[str, int], tuple[int, int]]) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class TransientError(ReplicatorError):

@@ -3,7 +3,9 @@
 Safe while the region's worker keeps running: both go through the same last-writer-wins
 script, so whichever applies a row second changes nothing. Correct when a backfill published
 older rows after newer ones, because the script orders by event time, not by arrival.
-It needs the topics' full history (the publisher creates them with retention.ms=-1).
+It needs the topics' full history (the publisher creates them with retention.ms=-1): when a
+partition's log no longer starts at offset 0, it applies what is there and then raises
+``IncompleteRebuild`` naming the partitions and offsets that are gone.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from replicator.adapters.kafka_source import drain
 from replicator.assembly import build_worker, region_pattern, worker_options
 from replicator.config import Topology
 from replicator.core.ports import Message, position
+from replicator.errors import IncompleteRebuild
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,9 @@ class LogReplaySource:
         matcher = re.compile(pattern)
         metadata = admin.list_topics(timeout=30)
         self.end: dict[tuple[str, int], int] = {}
+        self.missing: dict[tuple[str, int], tuple[int, int]] = {}
+        """Partitions whose log no longer starts at 0 -> offsets gone (retention,
+        ``delete_records``)."""
         self.total = 0
         assignments = []
         for topic, meta in sorted(metadata.topics.items()):
@@ -52,6 +58,8 @@ class LogReplaySource:
                 low, high = self._consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), timeout=30
                 )
+                if low > 0:
+                    self.missing[(topic, partition)] = (0, low)
                 if high > low:
                     self.end[(topic, partition)] = high
                     self.total += high - low
@@ -81,6 +89,14 @@ class LogReplaySource:
 
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
         """Nothing to commit: the region's own consumer group keeps its offsets."""
+
+    @property
+    def committed(self) -> dict[tuple[str, int], int]:
+        """None: a replay raises the region's applied marks but never checks them."""
+        return {}
+
+    def rewind(self, topic: str, partition: int, offset: int) -> int:
+        raise NotImplementedError
 
     # A rebuild does not wait for schemas (schema_wait_seconds=0): it never pauses.
     def pause(self, topic: str, partition: int, offset: int) -> None:
@@ -176,4 +192,19 @@ def rebuild_region(
         f"{report.rows_skipped_older:,} older rows skipped, {report.skipped_bad:,} bad records "
         f"skipped, {elapsed:.1f}s ({report.rows_per_second:,.0f} rows/s)"
     )
+    if source.missing:
+        raise IncompleteRebuild(_describe_missing(region, source.missing), source.missing)
     return report
+
+
+def _describe_missing(region: str, missing: dict[tuple[str, int], tuple[int, int]]) -> str:
+    gone = "\n".join(
+        f"  {topic}[{partition}]: offsets {first} to {end - 1} ({end - first:,} records)"
+        for (topic, partition), (first, end) in sorted(missing.items())
+    )
+    return (
+        f"the rebuild of {region} is INCOMPLETE: the log no longer holds\n{gone}\n"
+        "(removed by retention or delete_records). Every record still in the log was applied; "
+        "rows written only in the missing records are absent from the region until the "
+        "primary writes those entities again (e.g. feast materialize over that period)."
+    )

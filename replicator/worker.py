@@ -41,6 +41,7 @@ from replicator.errors import (
     TransientError,
     UnknownSchema,
 )
+from replicator.healing import DataLossGuard
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -125,6 +126,7 @@ class Worker:
         options: WorkerOptions,
         clock: Callable[[], int] = time.time_ns,
         monotonic: Callable[[], float] = time.monotonic,
+        guard: DataLossGuard | None = None,
     ) -> None:
         """``clock``: wall clock in ns (lag, future-skew limit, heartbeats applied);
         ``monotonic``: seconds, for intervals only (stats cadence, schema wait)."""
@@ -136,6 +138,8 @@ class Worker:
         self.options = options
         self.clock = clock
         self.monotonic = monotonic
+        self.guard = guard
+        """Notices a Redis that lost committed rows (replicator/healing.py); None: no check."""
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._last_stats = 0.0
@@ -165,11 +169,17 @@ class Worker:
         log.info(
             "worker for %s stopped",
             self.region,
-            extra={"event": "worker_stopped", **self.stats.summary()},
+            extra={"event": "worker_stopped", **self.summary()},
         )
         return self.stats
 
+    def summary(self) -> dict[str, float]:
+        """The counters published next to the data and in the logs."""
+        return {**self.stats.summary(), **(self.guard.summary() if self.guard else {})}
+
     def step(self) -> int:
+        if self.guard is not None:
+            self._retrying(self.guard.poll)
         if self._parked:
             self._check_parked()
         messages = self.source.poll_batch(
@@ -190,7 +200,7 @@ class Worker:
     def _publish_stats(self) -> None:
         """The counters, and ``updated_ns`` (this worker's wall clock) so a reader can tell
         a summary written after a moment it cares about from an older one."""
-        self.store.write_stats(self.region, {**self.stats.summary(), "updated_ns": self.clock()})
+        self.store.write_stats(self.region, {**self.summary(), "updated_ns": self.clock()})
 
     # The pipeline ---------------------------------------------------------------------
     def _process(self, messages: Sequence[Message]) -> None:
@@ -223,6 +233,8 @@ class Worker:
         applied_ns = self.clock()
         for message, heartbeat in heartbeats:
             topic, partition, _ = position(message)
+            if self.guard is not None and self.guard.holds((topic, partition)):
+                continue  # a partition missing rows must not look fresh
             record = functools.partial(
                 self.store.record_heartbeat, topic, partition, heartbeat, applied_ns
             )
@@ -231,6 +243,9 @@ class Worker:
             except PermanentError as exc:
                 self._dead_letter(message, exc)
         self._retrying(self.dead_letters.flush)
+        if self.guard is not None:
+            guard = self.guard
+            positions = self._retrying(lambda: guard.marked(positions))
         # Offsets advance only now: Redis acknowledged, dead letters are durable.
         self._retrying(lambda: self.source.commit(positions))
 
@@ -289,7 +304,11 @@ class Worker:
                 f"is not in {self.region}'s registry"
             )
         payload = message.value() or b""
-        limit_s = self.clock() // 1_000_000_000 + int(self.options.max_future_skew_seconds)
+        # Judged against the primary's publish stamp, not this region's clock: a worker whose
+        # clock runs slow must not refuse rows, and every region (and a rebuild, years later)
+        # decides alike. Only a record without a stamp falls back to the worker's clock.
+        now_ns = header.published_ns or self.clock()
+        limit_s = now_ns // 1_000_000_000 + int(self.options.max_future_skew_seconds)
         if header.max_event_s > limit_s:
             batch = wire.decode_rows(header, payload)
             kept, future = wire.split_rows(batch, [r.event_s <= limit_s for r in batch.rows])
@@ -298,7 +317,7 @@ class Worker:
                 message,
                 FutureEventTime(
                     f"{len(future.rows)} row(s) with event time more than "
-                    f"{self.options.max_future_skew_seconds:.0f}s ahead of the worker's clock"
+                    f"{self.options.max_future_skew_seconds:.0f}s ahead of their publish time"
                 ),
                 payload=future_payload,
             )

@@ -72,7 +72,10 @@ class KafkaSource:
         if self._consumer is None:
             self._consumer = Consumer(self._config)
             self._consumer.subscribe(
-                [self._pattern], on_assign=self._on_assign, on_revoke=self._on_revoke
+                [self._pattern],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
             )
         return self._consumer
 
@@ -94,14 +97,54 @@ class KafkaSource:
         self.consumer_lag = lag
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.assigned.update((p.topic, p.partition) for p in partitions)
+        keys = {(p.topic, p.partition) for p in partitions}
+        self.assigned.update(keys)
+        for key in keys:
+            self._committed.pop(key, None)  # another member may have moved it since
+        if partitions:
+            self._committed.update(self._group_offsets(consumer, partitions))
         log.info("assigned %d partition(s)", len(partitions), extra={"event": "assigned"})
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Nothing is in flight here: every poll is applied and committed before the next one.
+        # Nothing is in flight here: every poll is applied before the next one. What was
+        # applied is committed now, synchronously, before another member can take over.
         revoked = {(p.topic, p.partition) for p in partitions}
-        self.assigned -= revoked
-        self.paused -= revoked
+        final = {tp: o for tp, o in self._committed.items() if tp in revoked}
+        self._commit_now(consumer, final, "on revoke")
+        self._forget(revoked)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The group moved on without us (session timeout): committing now could only undo
+        # what the new owner committed.
+        self._forget({(p.topic, p.partition) for p in partitions})
+
+    def _forget(self, partitions: set[tuple[str, int]]) -> None:
+        self.assigned -= partitions
+        self.paused -= partitions
+        for key in partitions:
+            self._committed.pop(key, None)
+
+    def _group_offsets(
+        self, consumer: Consumer, partitions: list[TopicPartition]
+    ) -> dict[tuple[str, int], int]:
+        """The group's committed offsets of ``partitions`` (none yet: left out)."""
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+        except KafkaException as exc:
+            log.warning("cannot read committed offsets on assignment: %s", exc)
+            return {}
+        return {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0}
+
+    def _commit_now(
+        self, consumer: Consumer, positions: dict[tuple[str, int], int], when: str
+    ) -> None:
+        if not positions:
+            return
+        try:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("offset commit %s failed (records will be redelivered): %s", when, exc)
 
     def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
         messages = drain(self.consumer, max_messages, timeout)
@@ -128,31 +171,51 @@ class KafkaSource:
         self.consumer.resume([TopicPartition(topic, partition)])
         self.paused.discard((topic, partition))
 
+    def rewind(self, topic: str, partition: int, offset: int) -> int:
+        """Deliver ``partition`` again from ``offset``, or from the log's start if retention
+        removed it; returns where delivery starts. Commits stay put until passed."""
+        tp = TopicPartition(topic, partition, offset)
+        try:
+            low, _ = self.consumer.get_watermark_offsets(tp, timeout=10)
+            tp.offset = max(offset, low)
+            self.consumer.seek(tp)
+        except KafkaException as exc:
+            raise TransientError(f"cannot rewind {topic}[{partition}]: {exc}") from exc
+        return int(tp.offset)
+
     def is_paused(self, topic: str, partition: int) -> bool:
         return (topic, partition) in self.paused
 
+    @property
+    def committed(self) -> dict[tuple[str, int], int]:
+        """Per assigned partition, the highest offset committed (by us, or by the group before
+        we were assigned it)."""
+        return dict(self._committed)
+
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
-        """Commit in the background: the caller applied everything before these offsets, so
-        a commit that is lost (crash, rebalance) only means harmless redelivery. ``close``
-        commits the last positions synchronously."""
-        if not positions:
+        """Commit in the background, only forwards: a position at or below what the group
+        already committed, or of a partition no longer assigned to us (revoked while the
+        batch was in hand), is not sent, so committed offsets never move backwards. The
+        caller applied everything before these offsets, so a lost commit (crash) only means
+        harmless redelivery. Revocation and ``close`` commit synchronously."""
+        forward = {
+            tp: o
+            for tp, o in positions.items()
+            if tp in self.assigned and o > self._committed.get(tp, -1)
+        }
+        if not forward:
             return
-        self._committed.update(positions)
-        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        offsets = [TopicPartition(t, p, o) for (t, p), o in forward.items()]
         try:
             self.consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             raise TransientError(f"offset commit failed: {exc}") from exc
+        self._committed.update(forward)
 
     def close(self) -> None:
         if self._consumer is None:
             return
         mine = {tp: o for tp, o in self._committed.items() if tp in self.assigned}
-        if mine:
-            try:
-                final = [TopicPartition(t, p, o) for (t, p), o in mine.items()]
-                self._consumer.commit(offsets=final, asynchronous=False)
-            except KafkaException as exc:
-                log.warning("final offset commit failed (records will be redelivered): %s", exc)
+        self._commit_now(self._consumer, mine, "on close")
         self._consumer.close()
         self._consumer = None

@@ -66,6 +66,30 @@ class WorkerCollector(Collector):
         )
         assigned.add_metric([region], len(self._source.assigned))
         yield assigned
+        yield from self._data_loss(region)
+
+    def _data_loss(self, region: str) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        guard = self._worker.guard
+        if guard is None:
+            return
+        detected = CounterMetricFamily(
+            "replicator_data_loss_detected",
+            "Partitions found missing committed rows in the region's Redis",
+            labels=["region"],
+        )
+        detected.add_metric([region], guard.detected)
+        yield detected
+        for name, help_text, partitions in [
+            (
+                "replicator_data_lost_partitions",
+                "Partitions missing rows, not committed until rebuilt (on_data_loss: alert)",
+                guard.lost,
+            ),
+            ("replicator_data_healing_partitions", "Partitions replaying lost rows", guard.healing),
+        ]:
+            gauge = GaugeMetricFamily(name, help_text, labels=["region"])
+            gauge.add_metric([region], len(partitions))
+            yield gauge
 
 
 def serve_metrics(worker: Worker, source: KafkaSource, port: int) -> None:

@@ -19,7 +19,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Replays every feature-view topic the region subscribes to from its first offset "
             "through the same last-writer-wins script the worker uses. Safe while the region's "
-            "worker runs; correct after backfills of older rows. Prints progress and rows/s."
+            "worker runs; correct after backfills of older rows. Prints progress and rows/s. "
+            "Exits with status 2, naming the partitions and offsets, when the log no longer "
+            "holds all of its history."
         ),
     )
     rebuild.add_argument("region")

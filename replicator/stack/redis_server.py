@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 WRITER_RULES = "~* +@read +@write +@scripting +@transaction +@connection -@dangerous +ping +info"
 READER_RULES = "~* -@all +@read +@connection"
 ADMIN_RULES = "~* &* +@all"
+PERSISTENCE = {"save": "300 1", "appendonly": "yes", "appendfsync": "everysec"}
+"""Redis persistence of every region (docker-compose.yml too): an append-only file synced
+every second, so a plain restart or kill -9 loses at most about a second of writes (which the
+worker re-applies, docs/replication.md: self-healing), plus an RDB snapshot every 5 minutes."""
 
 
 def acl_rules(endpoint: RedisEndpoint) -> dict[str, str]:
@@ -116,8 +120,7 @@ class RedisServer(Service):
                 f'dir "{self.workdir}"',
                 f'logfile "{self.log_path}"',
                 f'aclfile "{self.acl_path}"',
-                "save 300 1",
-                "appendonly no",
+                *(f"{name} {value}" for name, value in PERSISTENCE.items()),
                 "",
             ]
         )

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from replicator.config import RedisEndpoint, Topology, load_topology
+from replicator.stack.redis_server import PERSISTENCE
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -160,6 +161,16 @@ def test_redis_acl_rules_match_the_local_stack(compose: dict[str, Any], topology
             actual = [r for r in _without_passwords(users[name]) if r not in ("on", "off")]
             expected = [r for r in rules.split() if r not in ("on", "off")]
             assert actual == expected, (region, name)
+
+
+def test_redis_persistence_matches_the_local_stack(
+    compose: dict[str, Any], topology: Topology
+) -> None:
+    """AOF with fsync every second, like the local stack: a restart loses about a second."""
+    for region in topology.regions:
+        directives = dict(_directives(_redis(compose, region)["command"]))
+        got = {name: " ".join(directives.get(name, [])) for name in PERSISTENCE}
+        assert got == PERSISTENCE, region
 
 
 def test_redis_healthchecks_use_the_admin_user(compose: dict[str, Any], topology: Topology) -> None:
