@@ -31,6 +31,11 @@ from replicator.core.wire import partition_for
 
 FeastRow = tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]
 
+NULL_CREATED = (-62_135_596_801, 0)
+"""(seconds, nanos) a row without a created time carries: one second before the earliest
+``google.protobuf.Timestamp`` (0001-01-01T00:00:00Z), so a null created time ranks below every
+real one. Feast's ``RedisOnlineStore`` stores no created time at all (docs/wire-format.md)."""
+
 
 def redis_view_name(table: FeatureView, versioning: bool) -> str:
     """The view name as Feast writes it into Redis (``_v<N>`` when versioning is on)."""
@@ -55,6 +60,15 @@ def _timestamp(value: datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(make_tzaware(value))
     return ts
+
+
+def _created(value: datetime | None) -> tuple[int, int]:
+    """A row's created time as (seconds, nanos); ``NULL_CREATED`` for None or pandas' NaT
+    (a null created column in a push frame or batch source, which Feast accepts)."""
+    if value is None or value != value:  # NaT is the one datetime unequal to itself
+        return NULL_CREATED
+    ts = _timestamp(value)
+    return ts.seconds, ts.nanos
 
 
 def encode_rows(
@@ -83,14 +97,14 @@ def encode_rows(
         if names not in field_cache:
             field_cache[names] = tuple(field_key(view_name, n) for n in names)
         event = _timestamp(event_time)
-        created = _timestamp(created_time) if created_time is not None else None
+        created_s, created_nanos = _created(created_time)
         row = Row(
             key=key,
             ts=event.SerializeToString(),
             event_s=event.seconds,
             event_nanos=event.nanos,
-            created_s=created.seconds if created else 0,
-            created_nanos=created.nanos if created else 0,
+            created_s=created_s,
+            created_nanos=created_nanos,
             values=tuple(values[n].SerializeToString() for n in names),
         )
         groups[(partition_for(key, partitions), names)].append(row)
