@@ -4,6 +4,7 @@
      +-- ConfigError            bad or missing configuration; names the file and the field
      +-- PrerequisiteError      a tool the local stack needs is missing; says how to install it
      +-- StackError             the local stack could not start or answer
+     +-- RefusedWrite           the primary refuses a Feast write before publishing any of it
      +-- TransientError         worth retrying with backoff (broker or Redis unreachable)
      |    +-- PublishError      the primary could not make rows durable in Kafka
      +-- PermanentError         retrying cannot help; the input goes to the dead-letter topic
@@ -31,6 +32,18 @@ class PrerequisiteError(ReplicatorError):
 
 class StackError(ReplicatorError):
     pass
+
+
+class RefusedWrite(ReplicatorError):
+    """A Feast write call refused at the primary, before any of its rows was published.
+
+    ``feature_view`` and ``entity`` name the first offending row (``entity`` as
+    ``join_key=value, ...``)."""
+
+    def __init__(self, message: str, *, feature_view: str, entity: str) -> None:
+        super().__init__(message)
+        self.feature_view = feature_view
+        self.entity = entity
 
 
 class TransientError(ReplicatorError):

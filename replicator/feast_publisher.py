@@ -108,6 +108,7 @@ class ReplicatingOnlineStore(RedisOnlineStore):
             serialization_version=config.entity_key_serialization_version,
             published_ns=time.time_ns(),
             max_rows=store_config.max_batch_rows,
+            max_bytes=publisher.record_limit(topic),
         )
         for partition, batch in batches:
             headers, payload = wire.encode_rows(batch)

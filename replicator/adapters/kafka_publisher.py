@@ -8,18 +8,21 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from replicator.core.wire import Headers
 from replicator.errors import PublishError
 
 log = logging.getLogger(__name__)
 
+MAX_RECORD_BYTES = 8 * 1024 * 1024
+"""The record limit of the topics this publisher creates and of its producer."""
+
 TOPIC_CONFIG = {
     # Rebuilding a region replays the whole log: keep it (see docs/operations.md).
     "retention.ms": "-1",
     "cleanup.policy": "delete",
-    "max.message.bytes": str(8 * 1024 * 1024),
+    "max.message.bytes": str(MAX_RECORD_BYTES),
 }
 
 
@@ -42,13 +45,14 @@ class KafkaPublisher:
             "compression.type": "lz4",
             "linger.ms": 5,
             "batch.size": 4 * 1024 * 1024,
-            "message.max.bytes": 8 * 1024 * 1024,
+            "message.max.bytes": MAX_RECORD_BYTES,
             "delivery.timeout.ms": 60_000,
             **(options or {}),
         }
         self._producer: Producer | None = None
         self._admin: AdminClient | None = None
         self._known_topics: set[str] = set()
+        self._record_limits: dict[str, int] = {}
         self._errors: list[str] = []
         self._lock = threading.Lock()
 
@@ -66,16 +70,35 @@ class KafkaPublisher:
             self._producer = Producer(self._config)
         return self._producer
 
+    def record_limit(self, topic: str) -> int:
+        """Largest record in bytes that both this producer and ``topic`` accept: the smaller
+        of the producer's ``message.max.bytes`` and the topic's effective
+        ``max.message.bytes`` (asked of the broker once per topic). Raises PublishError when
+        the broker cannot be asked."""
+        if topic not in self._record_limits:
+            resource = ConfigResource(ResourceType.TOPIC, topic)
+            try:
+                future = self._admin_client().describe_configs([resource])[resource]
+                entry = future.result(timeout=30)["max.message.bytes"]
+                topic_limit = int(entry.value)
+            except (KafkaException, KeyError, ValueError) as exc:
+                raise PublishError(f"cannot read the record limit of topic {topic}: {exc}") from exc
+            self._record_limits[topic] = min(topic_limit, int(self._config["message.max.bytes"]))
+        return self._record_limits[topic]
+
+    def _admin_client(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self._config["bootstrap.servers"]})
+        return self._admin
+
     def ensure_topics(
         self, topics: Iterable[str], partitions: int, replication_factor: int
     ) -> None:
         missing = [t for t in topics if t not in self._known_topics]
         if not missing:
             return
-        if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self._config["bootstrap.servers"]})
         new = [NewTopic(t, partitions, replication_factor, config=TOPIC_CONFIG) for t in missing]
-        for topic, future in self._admin.create_topics(new, operation_timeout=30).items():
+        for topic, future in self._admin_client().create_topics(new, operation_timeout=30).items():
             try:
                 future.result(timeout=60)
                 log.info(
