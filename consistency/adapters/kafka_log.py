@@ -15,6 +15,7 @@ from types import TracebackType
 from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
+    IsolationLevel,
     KafkaException,
     TopicPartition,
 )
@@ -48,6 +49,7 @@ class KafkaLog:
                     "group.id": f"consistency-probe-{uuid.uuid4().hex[:8]}",
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,
+                    "isolation.level": "read_committed",  # what the workers read
                     "fetch.wait.max.ms": 10,
                 }
             )
@@ -88,7 +90,12 @@ class KafkaLog:
             return {}
         request = {TopicPartition(t, p): OffsetSpec.latest() for t, p in positions}
         try:
-            futures = self.admin.list_offsets(request, request_timeout=self._timeout)
+            # The last stable offset: records of open transactions are not readable yet.
+            futures = self.admin.list_offsets(
+                request,
+                isolation_level=IsolationLevel.READ_COMMITTED,
+                request_timeout=self._timeout,
+            )
             return {
                 (tp.topic, tp.partition): future.result(timeout=self._timeout).offset
                 for tp, future in futures.items()

@@ -1,10 +1,15 @@
-"""Produces records to Kafka durably: idempotent, acks=all, and a flush that reports failures."""
+"""Produces records to Kafka durably: idempotent, acks=all, and a flush that reports failures.
+
+With a ``transactional_id`` the producer is transactional and ``publish_atomically`` makes a
+set of records, across partitions and topics, visible to ``read_committed`` readers all
+together or not at all.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -25,6 +30,9 @@ TOPIC_CONFIG = {
     "max.message.bytes": str(MAX_RECORD_BYTES),
 }
 
+OutgoingRecord = tuple[str, int, bytes, Headers]
+"""(topic, partition, payload, headers)."""
+
 
 class KafkaPublisher:
     """A thin, lazily connected producer. ``flush()`` returns only when every record sent
@@ -35,6 +43,7 @@ class KafkaPublisher:
         bootstrap_servers: str,
         *,
         client_id: str,
+        transactional_id: str | None = None,
         options: Mapping[str, str | int | float | bool] | None = None,
     ) -> None:
         self._config: dict[str, str | int | float | bool] = {
@@ -49,6 +58,8 @@ class KafkaPublisher:
             "delivery.timeout.ms": 60_000,
             **(options or {}),
         }
+        if transactional_id is not None:
+            self._config["transactional.id"] = transactional_id
         self._producer: Producer | None = None
         self._admin: AdminClient | None = None
         self._known_topics: set[str] = set()
@@ -65,10 +76,52 @@ class KafkaPublisher:
         self.close()
 
     @property
+    def transactional(self) -> bool:
+        return "transactional.id" in self._config
+
+    @property
     def producer(self) -> Producer:
         if self._producer is None:
-            self._producer = Producer(self._config)
+            producer = Producer(self._config)
+            if self.transactional:
+                # Fences an earlier producer with the same id and aborts its open transaction.
+                try:
+                    producer.init_transactions(30)
+                except KafkaException as exc:
+                    raise PublishError(f"cannot start Kafka transactions: {exc}") from exc
+            self._producer = producer
         return self._producer
+
+    def publish_atomically(self, records: Sequence[OutgoingRecord], timeout: float) -> None:
+        """Publish ``records`` in one Kafka transaction: once this returns every record is
+        acknowledged and visible to ``read_committed`` readers; when it raises
+        (``PublishError``) none of them ever is. Needs a ``transactional_id``."""
+        if not self.transactional:
+            raise PublishError("publish_atomically needs a producer with a transactional_id")
+        producer = self.producer
+        try:
+            producer.begin_transaction()
+            for topic, partition, payload, headers in records:
+                self.send(topic, partition, payload, headers)
+            producer.commit_transaction(timeout)
+        except (KafkaException, PublishError) as exc:
+            self._abort(exc)
+            raise PublishError(f"Kafka transaction aborted, nothing published: {exc}") from exc
+        finally:
+            with self._lock:
+                self._errors = []
+
+    def _abort(self, cause: Exception) -> None:
+        """Abort the open transaction; a producer that cannot abort is dropped (the next one
+        fences it, aborting the transaction at the broker)."""
+        error = cause.args[0] if cause.args and isinstance(cause.args[0], KafkaError) else None
+        if error is None or not error.fatal():
+            try:
+                self.producer.abort_transaction(30)
+                return
+            except KafkaException as exc:
+                log.warning("cannot abort the Kafka transaction: %s", exc)
+        self._producer = None
 
     def record_limit(self, topic: str) -> int:
         """Largest record in bytes that both this producer and ``topic`` accept: the smaller

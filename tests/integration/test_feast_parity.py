@@ -130,3 +130,92 @@ def test_a_row_larger_than_a_record_is_refused_before_anything_is_published(
     expected = project.feast_keys(reference.client)
     assert len(expected) == 3
     project.wait_converged(expected)
+
+
+KILLED_WRITER = """
+import sys, time
+import pandas as pd
+from feast import FeatureStore
+from replicator.adapters import kafka_publisher
+
+send = kafka_publisher.KafkaPublisher.send
+sent = 0
+
+def send_then_hang(self, *args, **kwargs):
+    global sent
+    send(self, *args, **kwargs)
+    sent += 1
+    if sent == 5:  # part of the call is in the log (not committed): the test kills us here
+        self.producer.flush(30)
+        print("produced", flush=True)
+        time.sleep(600)
+
+kafka_publisher.KafkaPublisher.send = send_then_hang
+FeatureStore(repo_path=sys.argv[1]).write_to_online_store(
+    "merchant_risk", pd.read_parquet(sys.argv[2])
+)
+"""
+
+
+def _many_merchants(project: ReplicatedProject, first: int, rows: int) -> pd.DataFrame:
+    frame = _merchant_frame(project, 1, timedelta(hours=1))
+    frame = frame.loc[frame.index.repeat(rows)].reset_index(drop=True)
+    frame["merchant_id"] = [f"m_killed_{first + i}" for i in range(rows)]
+    return frame
+
+
+def test_a_primary_killed_mid_call_leaves_no_row_of_that_call_in_any_region(
+    project: ReplicatedProject, reference: ReferenceRedis, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+    from confluent_kafka import Consumer, TopicPartition
+
+    _primary, expected_store = _applied(project, reference)
+    # One writer identity: the next process fences the killed one and aborts its transaction.
+    settings = yaml.safe_load((project.repo / "feature_store.yaml").read_text())
+    settings["online_store"].update(max_batch_rows=50, transactional_id=f"{project.name}-w")
+    (project.repo / "feature_store.yaml").write_text(yaml.safe_dump(settings))
+    project.start_workers()
+    frame = tmp_path / "killed.parquet"
+    _many_merchants(project, 0, 2000).to_parquet(frame)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(project.repo), str(frame)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == b"produced"
+    finally:
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(30)
+    topic = project.topology.topic_for("merchant_risk")
+    probe = Consumer(
+        {
+            "bootstrap.servers": project.topology.kafka.bootstrap_servers,
+            "group.id": f"{project.name}-probe",
+            "isolation.level": "read_uncommitted",  # sees the open transaction's records
+        }
+    )
+    try:
+        in_log = sum(
+            probe.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in range(project.topology.kafka.partitions)
+        )
+    finally:
+        probe.close()
+    assert in_log >= 5, "records of the killed call reached the log"
+    # A normal call by the next process: all of its rows become visible, none of the other's.
+    from feast import FeatureStore
+
+    later = _many_merchants(project, 10_000, 300)
+    FeatureStore(repo_path=str(project.repo)).write_to_online_store("merchant_risk", later)
+    expected_store.write_to_online_store("merchant_risk", later)
+    expected = project.feast_keys(reference.client)
+    assert len(expected) == 300
+    project.wait_converged(expected)
