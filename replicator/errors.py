@@ -5,6 +5,7 @@
      +-- PrerequisiteError      a tool the local stack needs is missing; says how to install it
      +-- StackError             the local stack could not start or answer
      +-- IncompleteRebuild      a rebuild could not read all the history it needs
+     +-- RefusedWrite           the primary refuses a Feast write before publishing any of it
      +-- TransientError         worth retrying with backoff (broker or Redis unreachable)
      |    +-- PublishError      the primary could not make rows durable in Kafka
      +-- PermanentError         retrying cannot help; the input goes to the dead-letter topic
@@ -44,6 +45,18 @@ class IncompleteRebuild(ReplicatorError):
     def __init__(self, message: str, missing: dict[tuple[str, int], tuple[int, int]]) -> None:
         super().__init__(message)
         self.missing = missing
+
+
+class RefusedWrite(ReplicatorError):
+    """A Feast write call refused at the primary, before any of its rows was published.
+
+    ``feature_view`` and ``entity`` name the first offending row (``entity`` as
+    ``join_key=value, ...``)."""
+
+    def __init__(self, message: str, *, feature_view: str, entity: str) -> None:
+        super().__init__(message)
+        self.feature_view = feature_view
+        self.entity = entity
 
 
 class TransientError(ReplicatorError):

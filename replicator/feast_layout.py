@@ -26,10 +26,16 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.utils import make_tzaware
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from replicator.core import wire
 from replicator.core.records import DeleteView, Row, RowBatch
-from replicator.core.wire import partition_for
+from replicator.errors import RefusedWrite
 
 FeastRow = tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]
+
+NULL_CREATED = (-62_135_596_801, 0)
+"""(seconds, nanos) a row without a created time carries: one second before the earliest
+``google.protobuf.Timestamp`` (0001-01-01T00:00:00Z), so a null created time ranks below every
+real one. Feast's ``RedisOnlineStore`` stores no created time at all (docs/wire-format.md)."""
 
 
 def redis_view_name(table: FeatureView, versioning: bool) -> str:
@@ -57,6 +63,15 @@ def _timestamp(value: datetime) -> Timestamp:
     return ts
 
 
+def _created(value: datetime | None) -> tuple[int, int]:
+    """A row's created time as (seconds, nanos); ``NULL_CREATED`` for None or pandas' NaT
+    (a null created column in a push frame or batch source, which Feast accepts)."""
+    if value is None or value != value:  # NaT is the one datetime unequal to itself
+        return NULL_CREATED
+    ts = _timestamp(value)
+    return ts.seconds, ts.nanos
+
+
 def encode_rows(
     data: Sequence[FeastRow],
     *,
@@ -68,13 +83,19 @@ def encode_rows(
     serialization_version: int,
     published_ns: int,
     max_rows: int,
+    max_bytes: int,
 ) -> list[tuple[int, RowBatch]]:
     """Turn the rows Feast hands to ``online_write_batch`` into per-partition batches.
 
-    Rows keep their input order inside each partition, so log order reflects call order.
+    Rows keep their input order inside each partition, so log order reflects call order. A
+    batch holds at most ``max_rows`` rows and its record at most ``max_bytes`` bytes (the
+    Kafka record limit). Raises ``RefusedWrite`` naming the view, the entity and the limit
+    when one row alone cannot fit in a record; nothing is returned then, so nothing of the
+    call is published.
     """
-    groups: dict[tuple[int, tuple[str, ...]], list[Row]] = defaultdict(list)
+    groups: dict[tuple[int, tuple[str, ...]], list[tuple[Row, int]]] = defaultdict(list)
     field_cache: dict[tuple[str, ...], tuple[bytes, ...]] = {}
+    overhead: dict[tuple[str, ...], int] = {}  # record bytes besides the rows
     for entity_key, values, event_time, created_time in data:
         key = _redis_key(
             project, entity_key, entity_key_serialization_version=serialization_version
@@ -82,32 +103,67 @@ def encode_rows(
         names = tuple(values)
         if names not in field_cache:
             field_cache[names] = tuple(field_key(view_name, n) for n in names)
+            overhead[names] = wire.batch_overhead_bytes(view_name, field_cache[names])
         event = _timestamp(event_time)
-        created = _timestamp(created_time) if created_time is not None else None
+        created_s, created_nanos = _created(created_time)
         row = Row(
             key=key,
             ts=event.SerializeToString(),
             event_s=event.seconds,
             event_nanos=event.nanos,
-            created_s=created.seconds if created else 0,
-            created_nanos=created.nanos if created else 0,
+            created_s=created_s,
+            created_nanos=created_nanos,
             values=tuple(values[n].SerializeToString() for n in names),
         )
-        groups[(partition_for(key, partitions), names)].append(row)
+        size = wire.row_bytes(row)
+        if size + overhead[names] > max_bytes:
+            raise RefusedWrite(
+                f"a row of feature view {view_name!r} for entity {entity_text(entity_key)} "
+                f"needs {size + overhead[names]} bytes, over the Kafka record limit of "
+                f"{max_bytes} bytes; nothing of this write was published",
+                feature_view=view_name,
+                entity=entity_text(entity_key),
+            )
+        groups[(wire.partition_for(key, partitions), names)].append((row, size))
 
     batches: list[tuple[int, RowBatch]] = []
     for (partition, names), rows in groups.items():
-        for start in range(0, len(rows), max_rows):
+        for chunk in _chunks(rows, max_rows, max_bytes - overhead[names]):
             batch = RowBatch(
                 feature_view=view_name,
                 fields=field_cache[names],
-                rows=tuple(rows[start : start + max_rows]),
+                rows=chunk,
                 schema_fingerprint=fingerprint,
                 registry_version=registry_version,
                 published_ns=published_ns,
             )
             batches.append((partition, batch))
     return batches
+
+
+def _chunks(rows: list[tuple[Row, int]], max_rows: int, max_bytes: int) -> list[tuple[Row, ...]]:
+    """Consecutive runs of ``(row, size)``, each of at most ``max_rows`` rows and ``max_bytes``."""
+    out: list[tuple[Row, ...]] = []
+    chunk: list[Row] = []
+    total = 0
+    for row, size in rows:
+        if chunk and (len(chunk) == max_rows or total + size > max_bytes):
+            out.append(tuple(chunk))
+            chunk, total = [], 0
+        chunk.append(row)
+        total += size
+    if chunk:
+        out.append(tuple(chunk))
+    return out
+
+
+def entity_text(entity_key: EntityKeyProto) -> str:
+    """``join_key=value, ...`` of an entity key, for error messages."""
+    parts = []
+    for name, value in zip(entity_key.join_keys, entity_key.entity_values, strict=False):
+        kind = value.WhichOneof("val")
+        parts.append(f"{name}={getattr(value, kind) if kind else None!r}")
+    return ", ".join(parts)
 
 
 def delete_view(table: FeatureView, view_name: str, project: str, published_ns: int) -> DeleteView:

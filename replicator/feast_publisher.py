@@ -8,9 +8,11 @@ Configure it in the primary ``feature_store.yaml``::
       #                                      infra/topology.yaml from the current directory up)
 
 ``feast materialize``, ``materialize-incremental``, ``store.push`` and
-``store.write_to_online_store`` all end in ``online_write_batch``; here it returns only after
-Kafka acknowledged every row (idempotent producer, acks=all), and raises otherwise, so a Feast
-write that returned is never lost. ``online_read`` is Feast's own ``RedisOnlineStore`` code,
+``store.write_to_online_store`` all end in ``online_write_batch``; here it publishes the call's
+rows in one Kafka transaction and returns only after Kafka acknowledged and committed every
+row (idempotent transactional producer, acks=all), and raises otherwise, so a Feast write that
+returned is never lost and a call that failed (or whose process died) is applied nowhere.
+``online_read`` is Feast's own ``RedisOnlineStore`` code,
 reading the primary region's Redis (as its read-only user), which that region's worker fills
 like any other region's.
 """
@@ -21,6 +23,7 @@ import asyncio
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +56,11 @@ class ReplicatingOnlineStoreConfig(RedisOnlineStoreConfig):
     """Region whose Redis serves reads at the primary (default: the primary region)."""
     publish_timeout_seconds: float = 60.0
     max_batch_rows: int = 2000
+    transactional_id: str | None = None
+    """Kafka ``transactional.id`` of this process's producer. Default: unique per process. A
+    stable id per writer process lets a restarted process abort the transaction its crashed
+    predecessor left open at once, instead of after ``publish_timeout_seconds``, during
+    which regions read nothing newer from the partitions that transaction touched."""
 
     _topology: Topology | None = PrivateAttr(default=None)
 
@@ -96,8 +104,8 @@ class ReplicatingOnlineStore(RedisOnlineStore):
         topology = self._topology(config)
         view = feast_layout.redis_view_name(table, _versioning(config))
         topic = topology.topic_for(view)
-        publisher = self._publisher_with_topics(topology, [topic])
         store_config: ReplicatingOnlineStoreConfig = config.online_store
+        publisher = self._publisher_with_topics(topology, store_config, [topic])
         batches = feast_layout.encode_rows(
             data,
             project=config.project,
@@ -108,12 +116,15 @@ class ReplicatingOnlineStore(RedisOnlineStore):
             serialization_version=config.entity_key_serialization_version,
             published_ns=time.time_ns(),
             max_rows=store_config.max_batch_rows,
+            max_bytes=publisher.record_limit(topic),
         )
+        records = []
         for partition, batch in batches:
             headers, payload = wire.encode_rows(batch)
-            publisher.send(topic, partition, payload, headers)
-        # Durability point: Feast's call returns only once Kafka acknowledged every row.
-        publisher.flush(store_config.publish_timeout_seconds)
+            records.append((topic, partition, payload, headers))
+        # Durability and atomicity point: Feast's call returns only once Kafka acknowledged
+        # and committed every row; otherwise no row of the call is ever applied.
+        publisher.publish_atomically(records, store_config.publish_timeout_seconds)
         log.debug(
             "published %d rows of %s in %d batches",
             len(data),
@@ -146,7 +157,8 @@ class ReplicatingOnlineStore(RedisOnlineStore):
         topology = self._topology(config)
         versioning = _versioning(config)
         views = [feast_layout.redis_view_name(t, versioning) for t in tables_to_keep]
-        self._publisher_with_topics(topology, [topology.topic_for(v) for v in views])
+        topics = [topology.topic_for(v) for v in views]
+        self._publisher_with_topics(topology, config.online_store, topics)
         self._publish_deletions(config, tables_to_delete)
 
     def teardown(
@@ -162,18 +174,18 @@ class ReplicatingOnlineStore(RedisOnlineStore):
         if not tables:
             return
         topology = self._topology(config)
+        records = []
         for table in tables:
             view = feast_layout.redis_view_name(table, _versioning(config))
             topic = topology.topic_for(view)
-            publisher = self._publisher_with_topics(topology, [topic])
+            self._publisher_with_topics(topology, config.online_store, [topic])
             marker = feast_layout.delete_view(table, view, config.project, time.time_ns())
             headers, payload = wire.encode_delete_view(marker)
             # Into every partition, so each deletion is ordered after that partition's rows.
-            for partition in range(topology.kafka.partitions):
-                publisher.send(topic, partition, payload, headers)
+            records += [(topic, p, payload, headers) for p in range(topology.kafka.partitions)]
             log.info("replicating removal of feature view %s", view)
-        if self._publisher is not None:
-            self._publisher.flush(config.online_store.publish_timeout_seconds)
+        publisher = self._publisher_with_topics(topology, config.online_store, [])
+        publisher.publish_atomically(records, config.online_store.publish_timeout_seconds)
 
     # Helpers ----------------------------------------------------------------------------
     def _topology(self, config: RepoConfig) -> Topology:
@@ -185,11 +197,17 @@ class ReplicatingOnlineStore(RedisOnlineStore):
             )
         return topology
 
-    def _publisher_with_topics(self, topology: Topology, topics: list[str]) -> KafkaPublisher:
+    def _publisher_with_topics(
+        self, topology: Topology, store: ReplicatingOnlineStoreConfig, topics: list[str]
+    ) -> KafkaPublisher:
         if self._publisher is None:
+            client_id = f"feast-primary-{topology.project}"
+            timeout_ms = int(store.publish_timeout_seconds * 1000)
             self._publisher = KafkaPublisher(
                 topology.bootstrap_servers_for(topology.primary_region),
-                client_id=f"feast-primary-{topology.project}",
+                client_id=client_id,
+                transactional_id=store.transactional_id or f"{client_id}-{uuid.uuid4().hex}",
+                options={"transaction.timeout.ms": timeout_ms, "delivery.timeout.ms": timeout_ms},
             )
         self._publisher.ensure_topics(
             topics, topology.kafka.partitions, topology.kafka.replication_factor

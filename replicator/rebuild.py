@@ -37,6 +37,7 @@ class LogReplaySource:
                 "bootstrap.servers": bootstrap_servers,
                 "group.id": group_id,
                 "enable.auto.commit": False,
+                "isolation.level": "read_committed",  # aborted Feast calls are never applied
                 "fetch.max.bytes": 64 * 1024 * 1024,
                 "max.partition.fetch.bytes": 16 * 1024 * 1024,
                 "queued.max.messages.kbytes": 256 * 1024,
@@ -69,7 +70,10 @@ class LogReplaySource:
 
     @property
     def done(self) -> bool:
-        return all(self.position.get(tp, -1) >= end - 1 for tp, end in self.end.items())
+        # The consumer's position moves past transaction markers and aborted records too.
+        tps = [TopicPartition(t, p) for t, p in self.end]
+        reached = {(tp.topic, tp.partition): tp.offset for tp in self._consumer.position(tps)}
+        return all(reached[tp] >= end for tp, end in self.end.items())
 
     @property
     def records_read(self) -> int:

@@ -23,6 +23,7 @@ from typing import TypeVar
 from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
+    IsolationLevel,
     KafkaException,
     TopicPartition,
 )
@@ -61,6 +62,7 @@ class KafkaLog:
                     "group.id": f"consistency-probe-{uuid.uuid4().hex[:8]}",
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,
+                    "isolation.level": "read_committed",  # what the workers read
                     "fetch.wait.max.ms": 10,
                     "logger": log,
                 }
@@ -120,7 +122,12 @@ class KafkaLog:
         request = {TopicPartition(t, p): OffsetSpec.latest() for t, p in positions}
 
         def call() -> dict[Position, int]:
-            futures = self.admin.list_offsets(request, request_timeout=self._timeout)
+            # The last stable offset: records of open transactions are not readable yet.
+            futures = self.admin.list_offsets(
+                request,
+                isolation_level=IsolationLevel.READ_COMMITTED,
+                request_timeout=self._timeout,
+            )
             return {
                 (tp.topic, tp.partition): future.result(timeout=self._wait).offset
                 for tp, future in futures.items()

@@ -1,26 +1,37 @@
-"""Produces records to Kafka durably: idempotent, acks=all, and a flush that reports failures."""
+"""Produces records to Kafka durably: idempotent, acks=all, and a flush that reports failures.
+
+With a ``transactional_id`` the producer is transactional and ``publish_atomically`` makes a
+set of records, across partitions and topics, visible to ``read_committed`` readers all
+together or not at all.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from replicator.core.wire import Headers
 from replicator.errors import PublishError
 
 log = logging.getLogger(__name__)
 
+MAX_RECORD_BYTES = 8 * 1024 * 1024
+"""The record limit of the topics this publisher creates and of its producer."""
+
 TOPIC_CONFIG = {
     # Rebuilding a region replays the whole log: keep it (docs/replication.md, "Rebuilding").
     "retention.ms": "-1",
     "cleanup.policy": "delete",
-    "max.message.bytes": str(8 * 1024 * 1024),
+    "max.message.bytes": str(MAX_RECORD_BYTES),
 }
+
+OutgoingRecord = tuple[str, int, bytes, Headers]
+"""(topic, partition, payload, headers)."""
 
 
 class KafkaPublisher:
@@ -32,6 +43,7 @@ class KafkaPublisher:
         bootstrap_servers: str,
         *,
         client_id: str,
+        transactional_id: str | None = None,
         options: Mapping[str, str | int | float | bool] | None = None,
     ) -> None:
         self._config: dict[str, str | int | float | bool] = {
@@ -42,13 +54,16 @@ class KafkaPublisher:
             "compression.type": "lz4",
             "linger.ms": 5,
             "batch.size": 4 * 1024 * 1024,
-            "message.max.bytes": 8 * 1024 * 1024,
+            "message.max.bytes": MAX_RECORD_BYTES,
             "delivery.timeout.ms": 60_000,
             **(options or {}),
         }
+        if transactional_id is not None:
+            self._config["transactional.id"] = transactional_id
         self._producer: Producer | None = None
         self._admin: AdminClient | None = None
         self._known_topics: set[str] = set()
+        self._record_limits: dict[str, int] = {}
         self._errors: list[str] = []
         self._lock = threading.Lock()
 
@@ -61,10 +76,73 @@ class KafkaPublisher:
         self.close()
 
     @property
+    def transactional(self) -> bool:
+        return "transactional.id" in self._config
+
+    @property
     def producer(self) -> Producer:
         if self._producer is None:
-            self._producer = Producer(self._config)
+            producer = Producer(self._config)
+            if self.transactional:
+                # Fences an earlier producer with the same id and aborts its open transaction.
+                try:
+                    producer.init_transactions(30)
+                except KafkaException as exc:
+                    raise PublishError(f"cannot start Kafka transactions: {exc}") from exc
+            self._producer = producer
         return self._producer
+
+    def publish_atomically(self, records: Sequence[OutgoingRecord], timeout: float) -> None:
+        """Publish ``records`` in one Kafka transaction: once this returns every record is
+        acknowledged and visible to ``read_committed`` readers; when it raises
+        (``PublishError``) none of them ever is. Needs a ``transactional_id``."""
+        if not self.transactional:
+            raise PublishError("publish_atomically needs a producer with a transactional_id")
+        producer = self.producer
+        try:
+            producer.begin_transaction()
+            for topic, partition, payload, headers in records:
+                self.send(topic, partition, payload, headers)
+            producer.commit_transaction(timeout)
+        except (KafkaException, PublishError) as exc:
+            self._abort(exc)
+            raise PublishError(f"Kafka transaction aborted, nothing published: {exc}") from exc
+        finally:
+            with self._lock:
+                self._errors = []
+
+    def _abort(self, cause: Exception) -> None:
+        """Abort the open transaction; a producer that cannot abort is dropped (the next one
+        fences it, aborting the transaction at the broker)."""
+        error = cause.args[0] if cause.args and isinstance(cause.args[0], KafkaError) else None
+        if error is None or not error.fatal():
+            try:
+                self.producer.abort_transaction(30)
+                return
+            except KafkaException as exc:
+                log.warning("cannot abort the Kafka transaction: %s", exc)
+        self._producer = None
+
+    def record_limit(self, topic: str) -> int:
+        """Largest record in bytes that both this producer and ``topic`` accept: the smaller
+        of the producer's ``message.max.bytes`` and the topic's effective
+        ``max.message.bytes`` (asked of the broker once per topic). Raises PublishError when
+        the broker cannot be asked."""
+        if topic not in self._record_limits:
+            resource = ConfigResource(ResourceType.TOPIC, topic)
+            try:
+                future = self._admin_client().describe_configs([resource])[resource]
+                entry = future.result(timeout=30)["max.message.bytes"]
+                topic_limit = int(entry.value)
+            except (KafkaException, KeyError, ValueError) as exc:
+                raise PublishError(f"cannot read the record limit of topic {topic}: {exc}") from exc
+            self._record_limits[topic] = min(topic_limit, int(self._config["message.max.bytes"]))
+        return self._record_limits[topic]
+
+    def _admin_client(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self._config["bootstrap.servers"]})
+        return self._admin
 
     def ensure_topics(
         self, topics: Iterable[str], partitions: int, replication_factor: int
@@ -72,10 +150,8 @@ class KafkaPublisher:
         missing = [t for t in topics if t not in self._known_topics]
         if not missing:
             return
-        if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self._config["bootstrap.servers"]})
         new = [NewTopic(t, partitions, replication_factor, config=TOPIC_CONFIG) for t in missing]
-        for topic, future in self._admin.create_topics(new, operation_timeout=30).items():
+        for topic, future in self._admin_client().create_topics(new, operation_timeout=30).items():
             try:
                 future.result(timeout=60)
                 log.info(

@@ -54,6 +54,8 @@ class KafkaSource:
             "topic.metadata.refresh.interval.ms": 5000,
             "fetch.wait.max.ms": 20,
             "partition.assignment.strategy": "cooperative-sticky",
+            # Rows of a Feast call are one transaction: apply all of them or none.
+            "isolation.level": "read_committed",
             **(options or {}),
         }
         config.setdefault("statistics.interval.ms", 5000)
@@ -159,7 +161,24 @@ class KafkaSource:
                 raise KafkaException(err)
             else:
                 log.warning("kafka: %s", err, extra={"event": "kafka_error"})
+        if not messages:
+            self._commit_skipped()
         return out
+
+    def _commit_skipped(self) -> None:
+        """After an empty poll, commit positions that moved only past transaction markers
+        or aborted records (every record returned before was applied and committed), so the
+        group's lag reaches zero after a transaction."""
+        live = [TopicPartition(t, p) for t, p in self.assigned - self.paused]
+        live = [tp for tp in live if (tp.topic, tp.partition) in self._committed]
+        if not live:
+            return
+        moved = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in self.consumer.position(live)
+            if tp.offset > self._committed[(tp.topic, tp.partition)]
+        }
+        self.commit(moved)
 
     def pause(self, topic: str, partition: int, offset: int) -> None:
         tp = TopicPartition(topic, partition, offset)

@@ -59,6 +59,26 @@ class RecordHeader:
     published_ns: int
 
 
+# Sizing ---------------------------------------------------------------------------------
+# Upper bounds of msgpack's encoding (a raw string header is at most 5 bytes, an integer at
+# most 9, an array header at most 5), so a batch packed from rows that fit always fits.
+_STR_HEAD, _INT, _ARRAY_HEAD = 5, 9, 5
+RECORD_OVERHEAD_BYTES = 4096
+"""Room kept in each record for the Kafka headers and record framing."""
+
+
+def row_bytes(row: Row) -> int:
+    """Upper bound of the bytes one row adds to a ``rows`` payload."""
+    strings = len(row.key) + len(row.ts) + sum(len(v) for v in row.values)
+    return _ARRAY_HEAD + 4 * _INT + _STR_HEAD * (2 + len(row.values)) + strings
+
+
+def batch_overhead_bytes(view: str, fields: Sequence[bytes]) -> int:
+    """Upper bound of a ``rows`` record's bytes other than its rows (headers included)."""
+    names = 2 * len(view.encode()) + sum(len(f) for f in fields)  # view: payload and header
+    return 3 * _ARRAY_HEAD + _INT + _STR_HEAD * (1 + len(fields)) + names + RECORD_OVERHEAD_BYTES
+
+
 # Encoding -------------------------------------------------------------------------------
 
 

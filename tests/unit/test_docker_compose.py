@@ -216,6 +216,29 @@ def test_kafka_is_kraft_combined_on_the_controller_port(
     assert env["CLUSTER_ID"], "a fixed cluster id keeps the volume valid across restarts"
 
 
+SINGLE_BROKER_SETTINGS = (
+    "auto.create.topics.enable",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+)
+
+
+def test_kafka_single_broker_settings_match_the_local_stack(
+    compose: dict[str, Any], topology: Topology, tmp_path: Path
+) -> None:
+    """Transactions (a Feast call is one) need the transaction state log at one replica."""
+    from replicator.stack.kafka_broker import KafkaBroker
+
+    local = KafkaBroker(topology, tmp_path).server_properties()
+    env = _environment(_kafka(compose))
+    for name in SINGLE_BROKER_SETTINGS:
+        variable = "KAFKA_" + name.replace(".", "_").upper()
+        assert str(env[variable]) == str(local[name]), name
+
+
 # S3 ------------------------------------------------------------------------------------------
 def _s3(compose: dict[str, Any]) -> dict[str, Any]:
     services = [s for s in compose["services"].values() if "S3PROXY_IDENTITY" in _environment(s)]

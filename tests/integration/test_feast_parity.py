@@ -1,0 +1,221 @@
+"""Parity with Feast's own RedisOnlineStore for inputs Feast accepts (issue 8).
+
+Each test writes the same calls through the replicating store and through Feast's own store
+into a reference Redis; every region must match the reference byte for byte, or the call must
+fail at the primary as documented (docs/replication.md, "Intended differences from Feast").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from harness import END, ReferenceRedis, ReplicatedProject, recent_window
+
+from replicator.config import Topology
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRedis]:
+    server = ReferenceRedis(tmp_path_factory.mktemp("reference-redis"))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def project(topology: Topology, config_file: Path, tmp_path: Path) -> Iterator[ReplicatedProject]:
+    replicated = ReplicatedProject(config_file, tmp_path)
+    replicated.generate_data(n_cards=60, n_merchants=20, days=2)
+    yield replicated
+    replicated.stop()
+
+
+def _applied(project: ReplicatedProject, reference: ReferenceRedis) -> tuple[Any, Any]:
+    primary = project.primary_store()
+    primary.apply(project.feature_objects())
+    project.sync_registry()
+    return primary, project.reference_store(reference)
+
+
+def _push_frame(project: ReplicatedProject, rows: int, shift: timedelta) -> pd.DataFrame:
+    frame = pd.read_parquet(project.repo / "data" / "card_spending_stats.parquet")
+    frame = frame.drop_duplicates(subset=["card_id"]).head(rows).copy()
+    frame["event_timestamp"] = END + shift
+    frame["created"] = END + shift
+    return frame
+
+
+def test_null_created_time_is_stored_as_feast_stores_it(
+    project: ReplicatedProject, reference: ReferenceRedis
+) -> None:
+    # A batch source where some rows have no created time: `feast materialize` stores them.
+    source = project.repo / "data" / "merchant_risk.parquet"
+    batch = pd.read_parquet(source)
+    batch["created"] = batch["created"].astype("datetime64[ns, UTC]")
+    batch.loc[batch.index[::3], "created"] = pd.NaT
+    batch.to_parquet(source)
+    primary, expected_store = _applied(project, reference)
+    project.start_workers()
+    first = _push_frame(project, 20, timedelta(hours=1))
+    # Same entities and event times, other values, created earlier or null: Feast keeps the
+    # first rows (an equal event time is skipped); an earlier or null created time ranks
+    # below the first rows', so every region keeps them too.
+    second = first.copy()
+    second["txn_count_24h"] = second["txn_count_24h"] + 1000
+    second["created"] = (second["created"] - timedelta(minutes=1)).astype("datetime64[ns, UTC]")
+    second.loc[second.index[0], "created"] = pd.NaT
+    for store in (primary, expected_store):
+        store.materialize(*recent_window())
+        store.push("card_spending_push", first)
+        store.push("card_spending_push", second)
+    expected = project.feast_keys(reference.client)
+    assert expected, "Feast's own store wrote the rows"
+    project.wait_converged(expected)
+
+
+def _merchant_frame(project: ReplicatedProject, rows: int, shift: timedelta) -> pd.DataFrame:
+    frame = pd.read_parquet(project.repo / "data" / "merchant_risk.parquet")
+    frame = frame.drop_duplicates(subset=["merchant_id"]).head(rows).copy()
+    frame["event_timestamp"] = END + shift
+    frame["created"] = END + shift
+    return frame
+
+
+def test_writes_larger_than_a_kafka_record_are_cut_by_bytes(
+    topology: Topology, config_file: Path, tmp_path: Path, reference: ReferenceRedis
+) -> None:
+    project = ReplicatedProject(config_file, tmp_path, partitions=1)  # every row, one partition
+    try:
+        project.generate_data(n_cards=20, n_merchants=20, days=1)
+        primary, expected_store = _applied(project, reference)
+        project.start_workers()
+        wide = _merchant_frame(project, 12, timedelta(hours=1))
+        # 12 x 2.5 MB in one partition (30 MB), and one row just under the 8 MiB record limit.
+        wide["merchant_category"] = [chr(65 + i) * 2_500_000 for i in range(len(wide))]
+        wide.loc[wide.index[0], "merchant_category"] = "z" * (8 * 1024 * 1024 - 8192)
+        for store in (primary, expected_store):
+            store.write_to_online_store("merchant_risk", wide)
+        expected = project.feast_keys(reference.client)
+        assert len(expected) == 12
+        project.wait_converged(expected)
+    finally:
+        project.stop()
+
+
+def test_a_row_larger_than_a_record_is_refused_before_anything_is_published(
+    project: ReplicatedProject, reference: ReferenceRedis
+) -> None:
+    from replicator.errors import RefusedWrite
+
+    primary, expected_store = _applied(project, reference)
+    project.start_workers()
+    refused = _merchant_frame(project, 12, timedelta(hours=1))
+    refused.loc[refused.index[5], "merchant_category"] = "x" * (8 * 1024 * 1024 + 1)
+    with pytest.raises(RefusedWrite) as error:
+        primary.write_to_online_store("merchant_risk", refused)
+    entity = refused.loc[refused.index[5], "merchant_id"]
+    assert error.value.feature_view == "merchant_risk"
+    assert error.value.entity == f"merchant_id={entity!r}"
+    assert str(8 * 1024 * 1024) in str(error.value)
+    # Nothing of the refused call reaches a region; a later call does, all of it.
+    later = _merchant_frame(project, 3, timedelta(hours=2))
+    for store in (primary, expected_store):
+        store.write_to_online_store("merchant_risk", later)
+    expected = project.feast_keys(reference.client)
+    assert len(expected) == 3
+    project.wait_converged(expected)
+
+
+KILLED_WRITER = """
+import sys, time
+import pandas as pd
+from feast import FeatureStore
+from replicator.adapters import kafka_publisher
+
+send = kafka_publisher.KafkaPublisher.send
+sent = 0
+
+def send_then_hang(self, *args, **kwargs):
+    global sent
+    send(self, *args, **kwargs)
+    sent += 1
+    if sent == 5:  # part of the call is in the log (not committed): the test kills us here
+        self.producer.flush(30)
+        print("produced", flush=True)
+        time.sleep(600)
+
+kafka_publisher.KafkaPublisher.send = send_then_hang
+FeatureStore(repo_path=sys.argv[1]).write_to_online_store(
+    "merchant_risk", pd.read_parquet(sys.argv[2])
+)
+"""
+
+
+def _many_merchants(project: ReplicatedProject, first: int, rows: int) -> pd.DataFrame:
+    frame = _merchant_frame(project, 1, timedelta(hours=1))
+    frame = frame.loc[frame.index.repeat(rows)].reset_index(drop=True)
+    frame["merchant_id"] = [f"m_killed_{first + i}" for i in range(rows)]
+    return frame
+
+
+def test_a_primary_killed_mid_call_leaves_no_row_of_that_call_in_any_region(
+    project: ReplicatedProject, reference: ReferenceRedis, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+    from confluent_kafka import Consumer, TopicPartition
+
+    _primary, expected_store = _applied(project, reference)
+    # One writer identity: the next process fences the killed one and aborts its transaction.
+    settings = yaml.safe_load((project.repo / "feature_store.yaml").read_text())
+    settings["online_store"].update(max_batch_rows=50, transactional_id=f"{project.name}-w")
+    (project.repo / "feature_store.yaml").write_text(yaml.safe_dump(settings))
+    project.start_workers()
+    frame = tmp_path / "killed.parquet"
+    _many_merchants(project, 0, 2000).to_parquet(frame)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(project.repo), str(frame)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == b"produced"
+    finally:
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(30)
+    topic = project.topology.topic_for("merchant_risk")
+    probe = Consumer(
+        {
+            "bootstrap.servers": project.topology.kafka.bootstrap_servers,
+            "group.id": f"{project.name}-probe",
+            "isolation.level": "read_uncommitted",  # sees the open transaction's records
+        }
+    )
+    try:
+        in_log = sum(
+            probe.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in range(project.topology.kafka.partitions)
+        )
+    finally:
+        probe.close()
+    assert in_log >= 5, "records of the killed call reached the log"
+    # A normal call by the next process: all of its rows become visible, none of the other's.
+    from feast import FeatureStore
+
+    later = _many_merchants(project, 10_000, 300)
+    FeatureStore(repo_path=str(project.repo)).write_to_online_store("merchant_risk", later)
+    expected_store.write_to_online_store("merchant_risk", later)
+    expected = project.feast_keys(reference.client)
+    assert len(expected) == 300
+    project.wait_converged(expected)
