@@ -94,6 +94,10 @@ class LogReplaySource:
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
         """Nothing to commit: the region's own consumer group keeps its offsets."""
 
+    def positions_past_markers(self) -> dict[tuple[str, int], int]:
+        """None: a replay commits nothing."""
+        return {}
+
     @property
     def committed(self) -> dict[tuple[str, int], int]:
         """None: a replay raises the region's applied marks but never checks them."""

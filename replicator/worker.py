@@ -187,6 +187,8 @@ class Worker:
         )
         if messages:
             self._process(messages)
+        elif moved := self.source.positions_past_markers():
+            self._commit(moved)
         self.stats.assigned_partitions = len(getattr(self.source, "assigned", ()))
         now = self.monotonic()
         if (
@@ -243,10 +245,15 @@ class Worker:
             except PermanentError as exc:
                 self._dead_letter(message, exc)
         self._retrying(self.dead_letters.flush)
+        # Offsets advance only now: Redis acknowledged, dead letters are durable.
+        self._commit(positions)
+
+    def _commit(self, positions: dict[tuple[str, int], int]) -> None:
+        """The one way offsets advance: applied marks raised first (a partition whose Redis
+        lost rows is held back), then the commit."""
         if self.guard is not None:
             guard = self.guard
             positions = self._retrying(lambda: guard.marked(positions))
-        # Offsets advance only now: Redis acknowledged, dead letters are durable.
         self._retrying(lambda: self.source.commit(positions))
 
     # Waiting for the registry -----------------------------------------------------------

@@ -161,24 +161,21 @@ class KafkaSource:
                 raise KafkaException(err)
             else:
                 log.warning("kafka: %s", err, extra={"event": "kafka_error"})
-        if not messages:
-            self._commit_skipped()
         return out
 
-    def _commit_skipped(self) -> None:
-        """After an empty poll, commit positions that moved only past transaction markers
-        or aborted records (every record returned before was applied and committed), so the
-        group's lag reaches zero after a transaction."""
+    def positions_past_markers(self) -> dict[tuple[str, int], int]:
+        """See ``ChangeSource``: called after an empty poll, when every record returned
+        before was applied, so a position beyond the committed offset moved only over
+        transaction markers or aborted records."""
         live = [TopicPartition(t, p) for t, p in self.assigned - self.paused]
         live = [tp for tp in live if (tp.topic, tp.partition) in self._committed]
         if not live:
-            return
-        moved = {
+            return {}
+        return {
             (tp.topic, tp.partition): tp.offset
             for tp in self.consumer.position(live)
             if tp.offset > self._committed[(tp.topic, tp.partition)]
         }
-        self.commit(moved)
 
     def pause(self, topic: str, partition: int, offset: int) -> None:
         tp = TopicPartition(topic, partition, offset)

@@ -44,6 +44,12 @@ class ChangeSource(Protocol):
         """Mark ``(topic, partition) -> next offset`` as done. Called only after the region's
         Redis acknowledged every record before that offset."""
 
+    def positions_past_markers(self) -> dict[tuple[str, int], int]:
+        """After an empty poll: ``(topic, partition) -> next offset`` of partitions whose
+        position moved past what was committed over records never delivered (Kafka's
+        transaction markers, aborted records). Committing them (through the same path as
+        applied records) brings the group's lag to zero after a transaction."""
+
     def close(self) -> None: ...
 
 

@@ -436,6 +436,16 @@ class FakeSource(_Failures):
     def is_paused(self, topic: str, partition: int) -> bool:
         return (topic, partition) in self.paused
 
+    def positions_past_markers(self) -> dict[tuple[str, int], int]:
+        """Like Kafka's: delivered positions beyond what was committed (the fake's log may
+        skip offsets, as transaction markers do)."""
+        committed = self.committed
+        return {
+            tp: offset
+            for tp, offset in self.next_offset.items()
+            if tp not in self.paused and tp in committed and offset > committed[tp]
+        }
+
     def commit(self, positions: dict[tuple[str, int], int]) -> None:
         self.check("commit")
         self.events.append(("commit", dict(positions)))

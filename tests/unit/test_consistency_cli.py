@@ -139,7 +139,7 @@ class Admin:
     def __init__(self, error: BaseException) -> None:
         self.future = Future(error)
 
-    def list_offsets(self, request: Any, request_timeout: float) -> Any:
+    def list_offsets(self, request: Any, request_timeout: float, **_options: Any) -> Any:
         return {tp: self.future for tp in request}
 
     def list_consumer_group_offsets(self, requests: Any, request_timeout: float) -> Any:

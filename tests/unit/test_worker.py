@@ -499,3 +499,29 @@ def test_dead_letters_that_keep_failing_stop_the_worker_uncommitted() -> None:
         r.step()
 
     assert r.source.commits == []
+
+
+def test_an_idle_poll_commits_past_transaction_markers_through_the_data_loss_guard() -> None:
+    """A position moved only over records never delivered (transaction markers) is
+    committed after an empty poll, and like any commit it raises the applied mark first:
+    a partition the guard holds (its Redis lost rows) is never committed that way."""
+    from test_healing import Group, Marks
+
+    from replicator.healing import DataLossGuard
+
+    r = rig([rows_msg(b"a", 0)])
+    r.step()
+    tp = (TOPIC, 0)
+    assert r.source.committed == {tp: 1}
+    r.source.next_offset[tp] = 3  # the commit marker of the transaction, then an aborted one
+    r.step()
+    assert r.source.committed == {tp: 3}
+
+    marks, group = Marks(), Group()
+    guard = DataLossGuard("r", marks, group, policy="alert", check_seconds=0)
+    r.worker.guard = guard
+    group.committed[tp] = 3  # the group committed 3, the region's Redis holds no mark
+    r.source.next_offset[tp] = 5
+    r.step()
+    assert guard.holds(tp)
+    assert r.source.committed == {tp: 3}, "a held partition is not committed by an idle poll"
