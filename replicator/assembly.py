@@ -12,7 +12,7 @@ from replicator.adapters.kafka_source import KafkaSource, subscription_pattern
 from replicator.adapters.redis_store import RegionStore
 from replicator.adapters.s3_catalog import S3ManifestCatalog
 from replicator.config import Topology
-from replicator.core.ports import ChangeSource, DeadLetters
+from replicator.core.ports import ChangeSource, DeadLetters, SchemaCatalog
 from replicator.worker import Worker, WorkerOptions
 
 
@@ -40,6 +40,7 @@ def build_worker(
     source: ChangeSource | None = None,
     dead_letters: DeadLetters | None = None,
     options: WorkerOptions | None = None,
+    catalog: SchemaCatalog | None = None,
 ) -> Worker:
     """A worker for ``region``; by default consuming live with the region's consumer group."""
     config = topology.region(region)
@@ -66,6 +67,6 @@ def build_worker(
         source=source,
         store=store,
         dead_letters=dead_letters,
-        catalog=S3ManifestCatalog(config.s3, topology.project),
+        catalog=catalog or S3ManifestCatalog(config.s3, topology.project),
         options=options or worker_options(topology),
     )

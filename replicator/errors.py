@@ -4,14 +4,22 @@
      +-- ConfigError            bad or missing configuration; names the file and the field
      +-- PrerequisiteError      a tool the local stack needs is missing; says how to install it
      +-- StackError             the local stack could not start or answer
-     +-- TransientError         worth retrying with backoff (broker or Redis unreachable)
+     +-- TransientError         worth retrying with backoff (broker, Redis or S3 unreachable)
      |    +-- PublishError      the primary could not make rows durable in Kafka
+     |    +-- ServiceUnavailable  a service did not answer or failed (``service`` names it)
+     |         +-- KafkaUnavailable        a Kafka admin or metadata call got no answer
+     |         +-- ObjectStoreUnavailable  S3 unreachable, timed out or failing (5xx, throttled)
+     +-- ObjectStoreRefused     S3 refused the request (access denied, no such bucket) or holds
+     |                          an object that cannot be used; retrying cannot help
+     +-- Incomplete             a command stopped before doing all its work; names what is missing
      +-- PermanentError         retrying cannot help; the input goes to the dead-letter topic
           +-- MalformedRecord   the record cannot be decoded
           +-- UnknownSchema     the record's schema fingerprint is not known in this region
           +-- FutureEventTime   the event time is further ahead than the allowed clock skew
 
-Retry decisions look at the class, never at the message.
+Library exceptions (botocore, confluent_kafka, redis) become one of these at the adapter that
+called the library (``raise OurError(...) from exc``). Retry decisions look at the class, never
+at the message. The command line maps each class to an exit code (``replicator --help``).
 """
 
 from __future__ import annotations
@@ -41,6 +49,34 @@ class TransientError(ReplicatorError):
 
 class PublishError(TransientError):
     pass
+
+
+class ServiceUnavailable(TransientError):
+    """``service`` is a short name for people: ``kafka``, ``s3://bucket``."""
+
+    def __init__(self, message: str, *, service: str, retry_after: float = 1.0) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.service = service
+
+
+class KafkaUnavailable(ServiceUnavailable):
+    pass
+
+
+class ObjectStoreUnavailable(ServiceUnavailable):
+    pass
+
+
+class ObjectStoreRefused(ReplicatorError):
+    """``where`` is ``s3://bucket/key`` (or ``s3://bucket``) for people."""
+
+    def __init__(self, message: str, *, where: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+class Incomplete(ReplicatorError):
+    """The work stopped short; the message names what is missing and how to finish it."""
 
 
 class PermanentError(ReplicatorError):

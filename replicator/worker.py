@@ -215,7 +215,11 @@ class Worker:
         if self.options.schema_wait_seconds <= 0:
             return False
         schema = (header.feature_view, header.schema_fingerprint)
-        return schema not in self._expired_schemas and not self.catalog.is_known(*schema)
+        return schema not in self._expired_schemas and not self._is_known(*schema)
+
+    def _is_known(self, feature_view: str, fingerprint: str) -> bool:
+        """The catalog's answer; while it cannot answer (S3 down), retried, never guessed."""
+        return self._retrying(lambda: self.catalog.is_known(feature_view, fingerprint))
 
     def _park(self, topic: str, partition: int, offset: int, header: wire.RecordHeader) -> None:
         self.source.pause(topic, partition, offset)
@@ -240,7 +244,12 @@ class Worker:
                 continue
             schema = (parked.feature_view, parked.fingerprint)
             waited = time.monotonic() - parked.since
-            if self.catalog.is_known(*schema):
+            try:
+                known = self.catalog.is_known(*schema)
+            except TransientError as exc:  # the registry cannot be read: keep waiting
+                log.warning("%s", exc, extra={"event": "transient_error"})
+                continue
+            if known:
                 outcome = "schema arrived"
             elif waited >= self.options.schema_wait_seconds:
                 self._expired_schemas.add(schema)
@@ -259,7 +268,7 @@ class Worker:
             )
 
     def _admit(self, message: Message, header: wire.RecordHeader) -> list[EncodedBatch]:
-        if not self.catalog.is_known(header.feature_view, header.schema_fingerprint):
+        if not self._is_known(header.feature_view, header.schema_fingerprint):
             raise UnknownSchema(
                 f"feature view {header.feature_view!r} with schema {header.schema_fingerprint!r} "
                 f"is not in {self.region}'s registry"

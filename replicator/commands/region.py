@@ -19,10 +19,20 @@ def register(subparsers: Any) -> None:
         description=(
             "Replays every feature-view topic the region subscribes to from its first offset "
             "through the same last-writer-wins script the worker uses. Safe while the region's "
-            "worker runs; correct after backfills of older rows. Prints progress and rows/s."
+            "worker runs; correct after backfills of older rows. Prints progress and rows/s. "
+            "Never reports success on incomplete data: when the region's schema manifest "
+            "cannot be read from S3 for --retry-for seconds, it stops and exits 5 naming the "
+            "error and the partitions not replayed (re-running it is safe)."
         ),
     )
     rebuild.add_argument("region")
+    rebuild.add_argument(
+        "--retry-for",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to retry an S3 outage before giving up (default: 30)",
+    )
     rebuild.set_defaults(handler=_rebuild)
 
     feast_config = commands.add_parser(
@@ -44,7 +54,7 @@ def register(subparsers: Any) -> None:
 def _rebuild(args: argparse.Namespace) -> int:
     from replicator.rebuild import rebuild_region
 
-    rebuild_region(load_topology(args.config), args.region)
+    rebuild_region(load_topology(args.config), args.region, retry_seconds=args.retry_for)
     return 0
 
 

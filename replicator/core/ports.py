@@ -76,5 +76,28 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+class ObjectStore(Protocol):
+    """One bucket of an S3-compatible object store (see adapters/s3.py).
+
+    Keys are ``/``-separated strings, bodies are bytes. Every method raises
+    ``ObjectStoreUnavailable`` (transient: unreachable, timed out, 5xx) or
+    ``ObjectStoreRefused`` (permanent: access denied, no such bucket), never a library error.
+    """
+
+    bucket: str
+
+    def where(self, key: str = "") -> str:
+        """``s3://bucket/key`` for messages."""
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes; None when there is no such object."""
+
+    def put(self, key: str, body: bytes, *, content_type: str | None = None) -> None:
+        """Write the whole object (replacing any)."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object (no error when it is absent)."""
+
+
 class Clock(Protocol):
     def time_ns(self) -> int: ...
