@@ -27,7 +27,7 @@ def worker_options(topology: Topology) -> WorkerOptions:
     return WorkerOptions(
         partitions=topology.kafka.partitions,
         max_future_skew_seconds=topology.worker.max_future_skew_seconds,
-        max_messages=max(1, topology.worker.max_batch_rows // 100),
+        max_messages=topology.worker.max_records_per_poll,
         poll_timeout_seconds=topology.worker.poll_timeout_seconds,
         schema_wait_seconds=topology.worker.schema_wait_seconds,
     )

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import Topology
+from replicator.core.keys import manifest_key
 
 
 def feature_store_yaml(topology: Topology, region: str, *, registry_cache_ttl: int = 60) -> str:

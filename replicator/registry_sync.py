@@ -31,8 +31,8 @@ from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 
 from replicator import feast_layout
 from replicator.adapters.s3 import region_stores
-from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import Topology
+from replicator.core.keys import manifest_key, primary_registry_key, registry_version_key
 from replicator.core.ports import ObjectStore
 from replicator.errors import ConfigError
 
@@ -43,14 +43,6 @@ _NOT_SERVABLE = {
     FeatureViewState.GENERATED.value,
     FeatureViewState.MATERIALIZING.value,
 }
-
-
-def primary_registry_key(project: str) -> str:
-    return f"feast/{project}/primary/registry.db"
-
-
-def version_key(project: str, version: str) -> str:
-    return f"feast/{project}/registry/{version}.db"
 
 
 @dataclass(frozen=True)
@@ -91,7 +83,7 @@ def build_manifest(registry_bytes: bytes, project: str, versioning: bool) -> dic
         "project": project,
         "version": digest[:16],
         "sha256": digest,
-        "registry_key": version_key(project, digest[:16]),
+        "registry_key": registry_version_key(project, digest[:16]),
         # view -> schema fingerprint: what workers admit.
         "feature_views": {name: schema["fingerprint"] for name, schema in schemas.items()},
         # view -> join keys, Redis key prefix (hex), feature -> field key (hex).
@@ -143,14 +135,14 @@ class RegistryReleaser:
         body = regional_form(raw)
         manifest = build_manifest(body, self.project, self._versioning)
         version = RegistryVersion(manifest["version"], body, manifest)
-        key = version_key(self.project, version.version)
+        key = registry_version_key(self.project, version.version)
         if self._get(primary, key) is None:
             self.store(primary).put(key, body)
         return version
 
     def load(self, version: str) -> RegistryVersion:
         """A version kept in the primary bucket, for a rollout or a rollback."""
-        body = self._get(self.topology.primary_region, version_key(self.project, version))
+        body = self._get(self.topology.primary_region, registry_version_key(self.project, version))
         if body is None:
             raise ConfigError(f"registry version {version} is not in the primary bucket")
         return RegistryVersion(version, body, build_manifest(body, self.project, self._versioning))
@@ -211,7 +203,7 @@ class RegistryReleaser:
         return SyncResult(version.version, updated, current)
 
     def _put_verified(self, region: str, version: RegistryVersion) -> None:
-        key = version_key(self.project, version.version)
+        key = registry_version_key(self.project, version.version)
         self.store(region).put(key, version.body)
         stored = self._get(region, key)
         if stored is None or hashlib.sha256(stored).hexdigest() != version.manifest["sha256"]:

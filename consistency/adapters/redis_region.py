@@ -23,7 +23,7 @@ from consistency.core.feast_bytes import decode_version, view_key_pattern
 from consistency.core.staleness import AppliedHeartbeat, Emission, TopicEmission
 from consistency.errors import SourceUnavailable
 from consistency.ports import RawRow, ScanResult, TopicPartition, ViewLayout
-from replicator.adapters.redis_store import version_key
+from replicator.core.keys import row_versions_key
 from replicator.core.wire import partition_for
 from replicator.heartbeat import (
     F_EMITTED_NS,
@@ -121,7 +121,7 @@ class RedisRegion:
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 for p in range(partitions):
-                    pipe.hlen(version_key(view.name, p))
+                    pipe.hlen(row_versions_key(view.name, p))
                 sizes = [int(n) for n in pipe.execute()]
             total = sum(sizes)
             if total == 0:
@@ -142,7 +142,7 @@ class RedisRegion:
         self, view: ViewLayout, partition: int, count: int, available: int, suffix: bytes
     ) -> list[bytes]:
         # Version hashes hold every project's keys of this view name: keep this project's.
-        key = version_key(view.name, partition)
+        key = row_versions_key(view.name, partition)
         found: set[bytes] = set()
         ask = count
         for _ in range(4):
@@ -164,7 +164,7 @@ class RedisRegion:
                 with self.client.pipeline(transaction=False) as pipe:
                     for key in chunk:
                         pipe.hmget(key, fields)
-                        pipe.hget(version_key(view.name, partition_for(key, partitions)), key)
+                        pipe.hget(row_versions_key(view.name, partition_for(key, partitions)), key)
                     replies = pipe.execute()
                 for i, key in enumerate(chunk):
                     out.append(

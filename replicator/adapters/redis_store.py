@@ -15,24 +15,17 @@ from types import TracebackType
 import redis
 
 from replicator.config import RedisEndpoint, RedisUser
+from replicator.core.keys import (
+    NAMESPACE,
+    applied_heartbeat_key,
+    row_versions_key,
+    worker_stats_key,
+)
 from replicator.core.records import ApplyOutcome, DeleteView, EncodedBatch, Heartbeat
 from replicator.core.wire import partition_for
 from replicator.errors import MalformedRecord, TransientError
 
 log = logging.getLogger(__name__)
-
-NAMESPACE = b"_replicator:"
-
-
-def worker_stats_key(region: str) -> str:
-    """Hash of a region's worker counters (rows applied, skipped, lag quantiles...)."""
-    return f"{NAMESPACE.decode()}worker:{region}"
-
-
-def version_key(feature_view: str, partition: int) -> bytes:
-    """Hash of last-writer-wins versions for one (view, partition): field = Feast key."""
-    return NAMESPACE + b"v:" + feature_view.encode() + b":" + str(partition).encode()
-
 
 _SCRIPTS = resources.files("replicator.adapters")
 _APPLY_LUA = (_SCRIPTS / "apply_rows.lua").read_text(encoding="utf-8")
@@ -111,7 +104,7 @@ class RegionStore:
                         b.payload,
                         b.offset,
                         ttl,
-                        version_key(b.feature_view, b.partition),
+                        row_versions_key(b.feature_view, b.partition),
                         b.feature_view,
                         "" if b.max_event_s is None else b.max_event_s,
                     ]
@@ -126,7 +119,7 @@ class RegionStore:
         deletion's place in the log); returns how many keys lost it."""
         args: list[bytes | str | int] = [
             delete.feature_view,
-            version_key(delete.feature_view, partition),
+            row_versions_key(delete.feature_view, partition),
             offset,
             *delete.fields,
         ]
@@ -143,7 +136,7 @@ class RegionStore:
     ) -> None:
         """Remember the newest heartbeat applied for this partition (primary clock kept);
         an older one delivered late (a replay, a worker that lost the partition) is ignored."""
-        key = f"{NAMESPACE.decode()}hb:{topic}:{partition}"
+        key = applied_heartbeat_key(topic, partition)
         args = [heartbeat.sequence, heartbeat.emitted_ns, applied_ns]
         try:
             client = self.client

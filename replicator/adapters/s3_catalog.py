@@ -16,14 +16,13 @@ import time
 
 from replicator.adapters.s3 import S3ObjectStore
 from replicator.config import S3Location
+from replicator.core.keys import manifest_key
 from replicator.core.ports import ObjectStore
 from replicator.errors import ObjectStoreRefused
 
 log = logging.getLogger(__name__)
 
-
-def manifest_key(project: str) -> str:
-    return f"feast/{project}/manifest.json"
+__all__ = ["S3ManifestCatalog", "manifest_key"]  # manifest_key: see replicator.core.keys
 
 
 class S3ManifestCatalog:
