@@ -115,6 +115,9 @@ class WorkerSettings(_Section):
     key_ttl_seconds: int | None = Field(default=None, ge=1)
     """Same meaning as Feast's Redis ``key_ttl_seconds``: EXPIRE after an accepted write."""
     metrics_port: int | None = None
+    max_heartbeat_lead_seconds: float = Field(default=60.0, gt=0)
+    """A heartbeat stamped further than this ahead of its record's broker timestamp is
+    dead-lettered as ``implausible_heartbeat`` (forged), never stored."""
 
     @model_validator(mode="before")
     @classmethod

@@ -16,6 +16,8 @@
           +-- MalformedRecord   the record cannot be decoded
           +-- UnknownSchema     the record's schema fingerprint is not known in this region
           +-- FutureEventTime   the event time is further ahead than the allowed clock skew
+          +-- ImplausibleHeartbeat  a heartbeat stamped further ahead of its broker timestamp
+                                    than the primary could have emitted it (forged or corrupt)
 
 Library exceptions (botocore, confluent_kafka, redis) become one of these at the adapter that
 called the library (``raise OurError(...) from exc``). Retry decisions look at the class, never
@@ -95,3 +97,7 @@ class UnknownSchema(PermanentError):
 
 class FutureEventTime(PermanentError):
     reason = "future_event_time"
+
+
+class ImplausibleHeartbeat(PermanentError):
+    reason = "implausible_heartbeat"

@@ -27,6 +27,7 @@ from replicator.core.ports import ChangeSource, DeadLetters, Message, SchemaCata
 from replicator.core.records import ApplyOutcome, EncodedBatch, Heartbeat, Kind
 from replicator.errors import (
     FutureEventTime,
+    ImplausibleHeartbeat,
     MalformedRecord,
     PermanentError,
     TransientError,
@@ -99,6 +100,9 @@ class WorkerOptions:
     """How long rows of an unknown schema wait for the region's registry (0: dead-letter now)."""
     publish_stats: bool = True
     """Write the counters to the region's Redis every ``stats_interval_seconds``."""
+    max_heartbeat_lead_seconds: float = 60.0
+    """A heartbeat stamped further than this ahead of its record's broker timestamp was not
+    emitted by the primary: it is dead-lettered (``implausible_heartbeat``), never stored."""
 
 
 class Worker:
@@ -194,21 +198,52 @@ class Worker:
                     pending = []
                     self._delete_view(message, header)
                 else:
-                    heartbeats.append((message, wire.decode_heartbeat(message.value() or b"")))
+                    heartbeat = wire.decode_heartbeat(message.value() or b"")
+                    heartbeats.append((message, self._plausible(message, heartbeat)))
             except PermanentError as exc:
                 self._dead_letter(message, exc)
         self._apply(pending)
         # A heartbeat counts as applied once every row before it in its partition is.
         applied_ns = self.clock()
+        # No real stamp is further ahead of now: a stored one above this was forged.
+        plausible_until_ns = applied_ns + self._heartbeat_lead_ns
         for message, heartbeat in heartbeats:
             topic, partition, _ = position(message)
             record = functools.partial(
-                self.store.record_heartbeat, topic, partition, heartbeat, applied_ns
+                self.store.record_heartbeat,
+                topic,
+                partition,
+                heartbeat,
+                applied_ns,
+                plausible_until_ns=max(plausible_until_ns, self._limit_ns(message)),
             )
             self._retrying(record)
         self._retrying(self.dead_letters.flush)
         # Offsets advance only now: Redis acknowledged, dead letters are durable.
         self._retrying(lambda: self.source.commit(positions))
+
+    # Heartbeats the primary could not have emitted ------------------------------------------
+    @property
+    def _heartbeat_lead_ns(self) -> int:
+        return int(self.options.max_heartbeat_lead_seconds * 1e9)
+
+    def _limit_ns(self, message: Message) -> int:
+        """The latest stamp the primary can have put on this record: its broker timestamp
+        (set by the emitter's producer, or by the broker) plus the allowed lead; the worker's
+        clock stands in when the record has no timestamp."""
+        kind, millis = message.timestamp()
+        reference = millis * 1_000_000 if kind and millis >= 0 else self.clock()
+        return reference + self._heartbeat_lead_ns
+
+    def _plausible(self, message: Message, heartbeat: Heartbeat) -> Heartbeat:
+        limit = self._limit_ns(message)
+        if heartbeat.emitted_ns > limit:
+            raise ImplausibleHeartbeat(
+                f"heartbeat stamped {heartbeat.emitted_ns} ns, more than "
+                f"{self.options.max_heartbeat_lead_seconds:.0f}s after its record's timestamp "
+                f"({limit - self._heartbeat_lead_ns} ns): not emitted by the primary"
+            )
+        return heartbeat
 
     # Waiting for the registry -----------------------------------------------------------
     def _must_wait(self, header: wire.RecordHeader) -> bool:

@@ -30,9 +30,12 @@ log = logging.getLogger(__name__)
 _SCRIPTS = resources.files("replicator.adapters")
 _APPLY_LUA = (_SCRIPTS / "apply_rows.lua").read_text(encoding="utf-8")
 _DELETE_LUA = (_SCRIPTS / "delete_view.lua").read_text(encoding="utf-8")
+# ARGV: sequence, emitted_ns, applied_ns, plausible_until_ns ('' = no limit): a stored stamp
+# above the limit was never emitted by the primary and does not block newer real ones.
 _HEARTBEAT_LUA = """
 local stored = redis.call('HGET', KEYS[1], 'emitted_ns')
-if stored and tonumber(stored) > tonumber(ARGV[2]) then return 0 end
+local forged = stored and ARGV[4] ~= '' and tonumber(stored) > tonumber(ARGV[4])
+if stored and not forged and tonumber(stored) > tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'sequence', ARGV[1], 'emitted_ns', ARGV[2], 'applied_ns', ARGV[3])
 return 1
 """
@@ -132,12 +135,20 @@ class RegionStore:
         return touched
 
     def record_heartbeat(
-        self, topic: str, partition: int, heartbeat: Heartbeat, applied_ns: int
+        self,
+        topic: str,
+        partition: int,
+        heartbeat: Heartbeat,
+        applied_ns: int,
+        *,
+        plausible_until_ns: int | None = None,
     ) -> None:
         """Remember the newest heartbeat applied for this partition (primary clock kept);
-        an older one delivered late (a replay, a worker that lost the partition) is ignored."""
+        an older one delivered late (a replay, a worker that lost the partition) is ignored,
+        unless the stored one is stamped above ``plausible_until_ns`` (forged: replaced)."""
         key = applied_heartbeat_key(topic, partition)
-        args = [heartbeat.sequence, heartbeat.emitted_ns, applied_ns]
+        limit = "" if plausible_until_ns is None else str(plausible_until_ns)
+        args: list[int | str] = [heartbeat.sequence, heartbeat.emitted_ns, applied_ns, limit]
         try:
             client = self.client
             self._heartbeat(keys=[key], args=args, client=client)

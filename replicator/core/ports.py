@@ -18,6 +18,8 @@ class Message(Protocol):
     def value(self) -> bytes | None: ...
     def headers(self) -> Any: ...
     def error(self) -> Any: ...
+    def timestamp(self) -> tuple[int, int]:
+        """``(type, milliseconds)``: the broker timestamp; type 0 when there is none."""
 
 
 def position(message: Message) -> tuple[str, int, int]:
@@ -70,8 +72,17 @@ class Store(Protocol):
         self, delete: DeleteView, partition: int, partitions: int, offset: int
     ) -> int: ...
     def record_heartbeat(
-        self, topic: str, partition: int, heartbeat: Heartbeat, applied_ns: int
-    ) -> None: ...
+        self,
+        topic: str,
+        partition: int,
+        heartbeat: Heartbeat,
+        applied_ns: int,
+        *,
+        plausible_until_ns: int | None = None,
+    ) -> None:
+        """Keep the newest heartbeat (by primary stamp) of the partition. A stored stamp above
+        ``plausible_until_ns`` was never emitted by the primary (forged) and is replaced."""
+
     def write_stats(self, region: str, stats: dict[str, float]) -> None: ...
     def close(self) -> None: ...
 

@@ -12,14 +12,32 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
-from fakes import FINGERPRINT, VIEW, FakeDeadLetters, FakeSource, FakeStore, make_batch, make_row
+from fakes import (
+    FINGERPRINT,
+    TOPIC,
+    VIEW,
+    FakeCatalog,
+    FakeDeadLetters,
+    FakeSource,
+    FakeStore,
+    heartbeat_message,
+    make_batch,
+    make_row,
+)
 from fakes import rows_message as fake_rows_message
 
+from consistency.core.staleness import (
+    AppliedHeartbeat,
+    Emission,
+    TopicEmission,
+    partition_staleness,
+)
 from replicator import cli
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.s3 import S3ObjectStore
 from replicator.adapters.s3_catalog import S3ManifestCatalog
 from replicator.config import S3Location
+from replicator.core.records import Heartbeat
 from replicator.errors import (
     ConfigError,
     Incomplete,
@@ -34,6 +52,7 @@ from replicator.errors import (
 )
 from replicator.worker import Worker, WorkerOptions
 
+NOW_NS = 1_700_000_000 * 10**9
 LOCATION = S3Location(
     endpoint_url="http://127.0.0.1:1", bucket="b", access_key_id="k", secret_access_key="s"
 )
@@ -218,3 +237,57 @@ def test_help_documents_every_exit_code() -> None:
     assert {code for _, code in ERRORS} <= documented
     for code, meaning in cli.EXIT_CODES:
         assert f"  {code}  {meaning}" in text
+
+
+# Forged heartbeats ---------------------------------------------------------------------
+FORGED = 2**63 - 1
+
+
+def heartbeat_rig(*messages: Any) -> tuple[Worker, FakeStore, FakeDeadLetters]:
+    store, dead = FakeStore(), FakeDeadLetters()
+    worker = Worker(
+        "eu-west-1",
+        source=FakeSource(list(messages)),
+        store=store,
+        dead_letters=dead,
+        catalog=FakeCatalog(),
+        options=WorkerOptions(partitions=1, publish_stats=False, max_heartbeat_lead_seconds=60),
+        clock=lambda: NOW_NS,
+    )
+    return worker, store, dead
+
+
+def test_a_forged_far_future_heartbeat_is_dead_lettered_and_never_stored() -> None:
+    real = Heartbeat(sequence=5, emitted_ns=NOW_NS - 10**9)
+    worker, store, dead = heartbeat_rig(
+        heartbeat_message(real, 1), heartbeat_message(Heartbeat(FORGED, FORGED), 2)
+    )
+    worker.step()
+    assert [(d.reason, d.offset) for d in dead.sent] == [("implausible_heartbeat", 2)]
+    assert worker.stats.dead_letter_reasons == {"implausible_heartbeat": 1}
+    assert store.heartbeats[(TOPIC, 0)]["emitted_ns"] == real.emitted_ns
+
+
+def test_a_real_heartbeat_replaces_a_forged_stamp_already_stored() -> None:
+    worker, store, _ = heartbeat_rig(heartbeat_message(Heartbeat(6, NOW_NS), 3))
+    store.heartbeats[(TOPIC, 0)] = {"sequence": FORGED, "emitted_ns": FORGED, "applied_ns": 0}
+    worker.step()
+    assert store.heartbeats[(TOPIC, 0)]["emitted_ns"] == NOW_NS
+
+
+def test_an_old_heartbeat_replayed_late_still_does_not_move_the_stamp_back() -> None:
+    worker, store, _ = heartbeat_rig(heartbeat_message(Heartbeat(1, NOW_NS - 3600 * 10**9), 0))
+    store.heartbeats[(TOPIC, 0)] = {"sequence": 9, "emitted_ns": NOW_NS, "applied_ns": 0}
+    worker.step()
+    assert store.heartbeats[(TOPIC, 0)]["emitted_ns"] == NOW_NS
+
+
+def test_the_checker_does_not_believe_a_stamp_the_primary_never_emitted() -> None:
+    emission = Emission(sequence=100, emitted_ns=NOW_NS, interval_ns=10**9)
+    forged = AppliedHeartbeat(FORGED, FORGED)
+    first = emission.emitted_ns - 30 * 10**9
+    with_topic = Emission(100, NOW_NS, 10**9, {TOPIC: TopicEmission(1, first)})
+    assert partition_staleness(with_topic, TOPIC, forged) == 30.0
+    assert partition_staleness(emission, TOPIC, AppliedHeartbeat(99, NOW_NS - 2 * 10**9)) == 2.0
+    in_flight = AppliedHeartbeat(101, NOW_NS + 10**9)  # durable in Kafka, not yet recorded
+    assert partition_staleness(emission, TOPIC, in_flight) == 0.0
