@@ -28,6 +28,7 @@ from replicator.assembly import build_worker, region_pattern, worker_options
 from replicator.config import Topology
 from replicator.core.ports import Message, SchemaCatalog, position
 from replicator.errors import Incomplete, KafkaUnavailable, TransientError
+from replicator.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,22 @@ class RebuildReport:
         return (self.rows_applied + self.rows_skipped_older) / self.seconds if self.seconds else 0.0
 
 
+def _step(worker: Worker, source: LogReplaySource, region: str) -> None:
+    """One poll of the replay; ``Incomplete`` names the partitions not replayed yet."""
+    before = dict(source.position)  # a failed step applied none of its records
+    try:
+        worker.step()
+    except Incomplete as exc:
+        missing = source.unfinished(before)
+        raise Incomplete(
+            f"rebuild of {region} is INCOMPLETE: {exc}; {len(missing)} of "
+            f"{len(source.end)} partitions not replayed to their end "
+            f"({', '.join(missing[:10])}{', ...' if len(missing) > 10 else ''}); "
+            f"re-run `replicator region rebuild {region}` once it answers "
+            "(a rebuild is safe to repeat)"
+        ) from exc
+
+
 def rebuild_region(
     topology: Topology,
     region: str,
@@ -219,18 +236,7 @@ def rebuild_region(
     started = last = time.monotonic()
     try:
         while not source.done:
-            before = dict(source.position)  # a failed step applied none of its records
-            try:
-                worker.step()
-            except Incomplete as exc:
-                missing = source.unfinished(before)
-                raise Incomplete(
-                    f"rebuild of {region} is INCOMPLETE: {exc}; {len(missing)} of "
-                    f"{len(source.end)} partitions not replayed to their end "
-                    f"({', '.join(missing[:10])}{', ...' if len(missing) > 10 else ''}); "
-                    f"re-run `replicator region rebuild {region}` once it answers "
-                    "(a rebuild is safe to repeat)"
-                ) from exc
+            _step(worker, source, region)
             now = time.monotonic()
             if now - last >= progress_interval:
                 last = now
