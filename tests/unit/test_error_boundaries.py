@@ -8,6 +8,7 @@ prints one line and the exit code its ``--help`` documents.
 from __future__ import annotations
 
 import concurrent.futures
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -291,3 +292,17 @@ def test_the_checker_does_not_believe_a_stamp_the_primary_never_emitted() -> Non
     assert partition_staleness(emission, TOPIC, AppliedHeartbeat(99, NOW_NS - 2 * 10**9)) == 2.0
     in_flight = AppliedHeartbeat(101, NOW_NS + 10**9)  # durable in Kafka, not yet recorded
     assert partition_staleness(emission, TOPIC, in_flight) == 0.0
+
+
+def test_only_adapters_and_the_local_stack_import_boto() -> None:
+    root = Path(__file__).resolve().parents[2] / "replicator"
+    offenders = [
+        str(path.relative_to(root))
+        for path in sorted(root.rglob("*.py"))
+        if path.parent.name not in ("adapters", "stack")
+        and any(
+            line.lstrip().startswith(("import boto", "from boto"))
+            for line in path.read_text(encoding="utf-8").splitlines()
+        )
+    ]
+    assert offenders == []
