@@ -20,10 +20,10 @@ import yaml
 from confluent_kafka.admin import AdminClient
 
 from replicator.adapters.kafka_publisher import KafkaPublisher
-from replicator.adapters.redis_store import NAMESPACE
 from replicator.adapters.s3 import s3_client
 from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import Topology, load_topology
+from replicator.core.keys import NAMESPACE
 
 log = logging.getLogger(__name__)
 

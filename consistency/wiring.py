@@ -5,7 +5,7 @@ from __future__ import annotations
 from consistency.adapters.kafka_log import KafkaLog
 from consistency.adapters.manifest import S3Manifest
 from consistency.adapters.redis_region import RedisRegion
-from consistency.adapters.shared import connect, partition_for
+from consistency.adapters.shared import connect
 from consistency.adapters.versions import S3Versions
 from consistency.adapters.webhook import WebhookSender
 from consistency.checker import Checker
@@ -14,6 +14,7 @@ from consistency.core.backoff import Backoff
 from consistency.core.scope import Scope
 from consistency.errors import SettingsError
 from replicator.config import Topology
+from replicator.core.wire import partition_for
 
 SOCKET_TIMEOUT = 10.0
 """Seconds a Redis reply may take before the connection is dropped."""

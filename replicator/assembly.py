@@ -13,7 +13,7 @@ from replicator.adapters.redis_marks import RedisAppliedMarks
 from replicator.adapters.redis_store import RegionStore
 from replicator.adapters.s3_catalog import S3ManifestCatalog
 from replicator.config import Topology
-from replicator.core.ports import ChangeSource, DeadLetters
+from replicator.core.ports import ChangeSource, DeadLetters, SchemaCatalog
 from replicator.healing import DataLossGuard, GroupPositions
 from replicator.worker import Worker, WorkerOptions
 
@@ -29,9 +29,10 @@ def worker_options(topology: Topology) -> WorkerOptions:
     return WorkerOptions(
         partitions=topology.kafka.partitions,
         max_future_skew_seconds=topology.worker.max_future_skew_seconds,
-        max_messages=max(1, topology.worker.max_batch_rows // 100),
+        max_messages=topology.worker.max_records_per_poll,
         poll_timeout_seconds=topology.worker.poll_timeout_seconds,
         schema_wait_seconds=topology.worker.schema_wait_seconds,
+        max_heartbeat_lead_seconds=topology.worker.max_heartbeat_lead_seconds,
     )
 
 
@@ -49,6 +50,7 @@ def build_worker(
     source: ChangeSource | None = None,
     dead_letters: DeadLetters | None = None,
     options: WorkerOptions | None = None,
+    catalog: SchemaCatalog | None = None,
 ) -> Worker:
     """A worker for ``region``; by default consuming live with the region's consumer group."""
     config = topology.region(region)
@@ -85,7 +87,7 @@ def build_worker(
         source=source,
         store=store,
         dead_letters=dead_letters,
-        catalog=S3ManifestCatalog(config.s3, topology.project),
+        catalog=catalog or S3ManifestCatalog(config.s3, topology.project),
         options=options or worker_options(topology),
         guard=guard,
     )

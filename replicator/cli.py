@@ -19,7 +19,13 @@ from replicator.commands import region as region_cli
 from replicator.commands import registry as registry_cli
 from replicator.commands import rollout as rollout_cli
 from replicator.commands import worker as worker_cli
-from replicator.errors import ReplicatorError
+from replicator.errors import (
+    ConfigError,
+    Incomplete,
+    PrerequisiteError,
+    ReplicatorError,
+    TransientError,
+)
 from replicator.stack import cli as stack_cli
 
 COMMAND_GROUPS = [
@@ -34,10 +40,47 @@ COMMAND_GROUPS = [
 ]
 
 
+EXIT_OK = 0
+EXIT_UNHEALTHY = 1
+EXIT_USAGE = 2
+EXIT_ROLLED_BACK = 3
+EXIT_UNAVAILABLE = 4
+EXIT_INCOMPLETE = 5
+EXIT_REFUSED = 6
+
+EXIT_CODES: list[tuple[int, str]] = [
+    (EXIT_OK, "done"),
+    (EXIT_UNHEALTHY, "done, and what it checked is not healthy (status: a region not verified)"),
+    (EXIT_USAGE, "bad arguments or configuration (topology file, unknown region, no registry)"),
+    (EXIT_ROLLED_BACK, "`rollout start`: a region went out of bounds; the rollout was undone"),
+    (EXIT_UNAVAILABLE, "Kafka, Redis or S3 did not answer or failed: retry once it is back"),
+    (EXIT_INCOMPLETE, "stopped before finishing; the message names what is missing (re-run)"),
+    (EXIT_REFUSED, "refused: S3 denied access or holds an unusable object, a stack failed, ..."),
+]
+"""What each exit code means; ``--help`` prints this table."""
+
+_ERROR_EXIT_CODES: list[tuple[type[ReplicatorError], int]] = [
+    (ConfigError, EXIT_USAGE),
+    (PrerequisiteError, EXIT_USAGE),
+    (TransientError, EXIT_UNAVAILABLE),
+    (Incomplete, EXIT_INCOMPLETE),
+    (ReplicatorError, EXIT_REFUSED),
+]
+
+
+def exit_code_for(error: ReplicatorError) -> int:
+    """The exit code of a command that failed with ``error`` (decided by its class)."""
+    return next(code for cls, code in _ERROR_EXIT_CODES if isinstance(error, cls))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="replicator",
         description="Replicate a primary Feast online store to read-only Redis in every region.",
+        epilog="exit codes:\n"
+        + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES)
+        + "\nAn error is one line on stderr: `replicator: error: ...`.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config",
@@ -61,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except ReplicatorError as exc:
         print(f"replicator: error: {exc}", file=sys.stderr)
-        return 2
+        return exit_code_for(exc)
     except KeyboardInterrupt:
         return 130
 

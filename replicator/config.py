@@ -85,9 +85,30 @@ class RegionConfig(_Section):
         return "*" in self.feature_views or feature_view in self.feature_views
 
 
+RENAMED_FIELDS: dict[str, dict[str, str]] = {
+    "worker": {
+        "max_batch_rows": (
+            "renamed to max_records_per_poll, which counts Kafka records per poll (each holds "
+            "up to the publisher's max_batch_rows rows); the old value divided by 100 keeps "
+            "the old behaviour (5000 -> 50)"
+        ),
+    },
+}
+"""Section -> old field -> what to do: a renamed field is an error, never silently ignored."""
+
+
+def _refuse_renamed(section: str, data: Any) -> Any:
+    if isinstance(data, dict):
+        for old, advice in RENAMED_FIELDS.get(section, {}).items():
+            if old in data:
+                raise ValueError(f"{section}.{old} was {advice}")
+    return data
+
+
 class WorkerSettings(_Section):
     consumer_group_prefix: str = "replicator"
-    max_batch_rows: int = Field(default=5000, ge=1)
+    max_records_per_poll: int = Field(default=50, ge=1)
+    """Kafka records a worker takes per poll and applies in one Redis round trip."""
     poll_timeout_seconds: float = Field(default=0.05, gt=0)
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     """Rows whose event time is further than this ahead of their publish time (the primary's
@@ -109,6 +130,14 @@ class WorkerSettings(_Section):
     or ``alert`` and stop committing until ``replicator region rebuild`` (docs/replication.md)."""
     data_loss_check_seconds: float = Field(default=1.0, gt=0)
     """How often idle partitions' applied marks are checked (busy ones: on every poll)."""
+    max_heartbeat_lead_seconds: float = Field(default=60.0, gt=0)
+    """A heartbeat stamped further than this ahead of its record's broker timestamp is
+    dead-lettered as ``implausible_heartbeat`` (forged), never stored."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return _refuse_renamed("worker", data)
 
 
 class ReadSettings(_Section):

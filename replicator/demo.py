@@ -25,8 +25,9 @@ import redis
 import yaml
 
 from replicator import demo_repo
-from replicator.adapters.redis_store import connect, feast_hashes, worker_stats_key
+from replicator.adapters.redis_store import connect, feast_hashes
 from replicator.config import Topology
+from replicator.core.keys import worker_stats_key
 from replicator.heartbeat import F_EMITTED_NS, TOPIC_FIELD_PREFIX, applied_key, emission_key
 from replicator.regional_config import feast_env, write_regional_repo
 from replicator.registry_sync import sync_once

@@ -4,10 +4,16 @@
      +-- ConfigError            bad or missing configuration; names the file and the field
      +-- PrerequisiteError      a tool the local stack needs is missing; says how to install it
      +-- StackError             the local stack could not start or answer
-     +-- IncompleteRebuild      a rebuild could not read all the history it needs
      +-- RefusedWrite           the primary refuses a Feast write before publishing any of it
-     +-- TransientError         worth retrying with backoff (broker or Redis unreachable)
+     +-- TransientError         worth retrying with backoff (broker, Redis or S3 unreachable)
      |    +-- PublishError      the primary could not make rows durable in Kafka
+     |    +-- ServiceUnavailable  a service did not answer or failed (``service`` names it)
+     |         +-- KafkaUnavailable        a Kafka admin or metadata call got no answer
+     |         +-- ObjectStoreUnavailable  S3 unreachable, timed out or failing (5xx, throttled)
+     +-- ObjectStoreRefused     S3 refused the request (access denied, no such bucket) or holds
+     |                          an object that cannot be used; retrying cannot help
+     +-- Incomplete             a command stopped before doing all its work; names what is missing
+     |    +-- IncompleteRebuild  a rebuild could not read all the history it needs
      +-- PermanentError         retrying cannot help; the input goes to the dead-letter topic
           +-- MalformedRecord   the record cannot be decoded
           +-- UnknownSchema     the record's schema fingerprint is not known in this region
@@ -15,8 +21,12 @@
           +-- RejectedByStore   the region's store refused the record for a reason a retry
           |                     cannot change (a script error, WRONGTYPE; see redis_store)
           +-- RepeatedFailure   the same unexpected error, every attempt (worker's bound)
+          +-- ImplausibleHeartbeat  a heartbeat stamped further ahead of its broker timestamp
+                                    than the primary could have emitted it (forged or corrupt)
 
-Retry decisions look at the class, never at the message.
+Library exceptions (botocore, confluent_kafka, redis) become one of these at the adapter that
+called the library (``raise OurError(...) from exc``). Retry decisions look at the class, never
+at the message. The command line maps each class to an exit code (``replicator --help``).
 """
 
 from __future__ import annotations
@@ -36,15 +46,6 @@ class PrerequisiteError(ReplicatorError):
 
 class StackError(ReplicatorError):
     pass
-
-
-class IncompleteRebuild(ReplicatorError):
-    """A rebuild applied what it could but history was missing: ``missing`` maps
-    ``(topic, partition)`` to the ``(first, end)`` offsets it could not read."""
-
-    def __init__(self, message: str, missing: dict[tuple[str, int], tuple[int, int]]) -> None:
-        super().__init__(message)
-        self.missing = missing
 
 
 class RefusedWrite(ReplicatorError):
@@ -67,6 +68,43 @@ class TransientError(ReplicatorError):
 
 class PublishError(TransientError):
     pass
+
+
+class ServiceUnavailable(TransientError):
+    """``service`` is a short name for people: ``kafka``, ``s3://bucket``."""
+
+    def __init__(self, message: str, *, service: str, retry_after: float = 1.0) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.service = service
+
+
+class KafkaUnavailable(ServiceUnavailable):
+    pass
+
+
+class ObjectStoreUnavailable(ServiceUnavailable):
+    pass
+
+
+class ObjectStoreRefused(ReplicatorError):
+    """``where`` is ``s3://bucket/key`` (or ``s3://bucket``) for people."""
+
+    def __init__(self, message: str, *, where: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+class Incomplete(ReplicatorError):
+    """The work stopped short; the message names what is missing and how to finish it."""
+
+
+class IncompleteRebuild(Incomplete):
+    """A rebuild applied what it could but history was missing: ``missing`` maps
+    ``(topic, partition)`` to the ``(first, end)`` offsets it could not read."""
+
+    def __init__(self, message: str, missing: dict[tuple[str, int], tuple[int, int]]) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class PermanentError(ReplicatorError):
@@ -95,3 +133,7 @@ class RepeatedFailure(PermanentError):
     """An error of no known kind kept recurring for one record: ``attempts`` in a row."""
 
     reason = "repeated_failure"
+
+
+class ImplausibleHeartbeat(PermanentError):
+    reason = "implausible_heartbeat"

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
-from botocore.exceptions import ClientError
 from feast.infra.registry.registry_store import RegistryStore
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.repo_config import RegistryConfig
 
-from replicator.adapters.s3 import is_absent, read_object, s3_client
+from replicator.adapters.s3 import S3ObjectStore, s3_client_for_endpoint
 from replicator.config import find_config_path, load_topology
+from replicator.core.ports import ObjectStore
 from replicator.errors import ConfigError, ReplicatorError
 
 
@@ -44,7 +43,8 @@ class PrimaryRegistryStore(RegistryStore):
     """The primary's registry object; endpoint and keys of the region owning the bucket.
 
     The topology is the registry config's ``topology`` (like the replicating online store's),
-    else ``$REPLICATOR_CONFIG``, else the nearest ``infra/topology.yaml``.
+    else ``$REPLICATOR_CONFIG``, else the nearest ``infra/topology.yaml``. S3 failures raise
+    ``ObjectStoreUnavailable`` / ``ObjectStoreRefused``.
     """
 
     def __init__(self, registry_config: RegistryConfig, repo_path: Path | None) -> None:
@@ -53,28 +53,21 @@ class PrimaryRegistryStore(RegistryStore):
         owners = [r for r in topology.regions.values() if r.s3.bucket == self._bucket]
         if not owners:
             raise ConfigError(f"no region of the topology has bucket {self._bucket!r}")
-        self._s3 = s3_client(owners[0].s3)
+        self._store: ObjectStore = S3ObjectStore.at(owners[0].s3)
 
     def get_registry_proto(self) -> RegistryProto:
-        try:
-            body = read_object(self._s3, self._bucket, self._key)
-        except ClientError as exc:
-            if not is_absent(exc):
-                raise
-            body = None
+        body = self._store.get(self._key)
         if body is None:  # Feast answers this by creating the registry: right at the primary
-            raise FileNotFoundError(f"s3://{self._bucket}/{self._key}")
+            raise FileNotFoundError(self._store.where(self._key))
         registry = RegistryProto()
         registry.ParseFromString(body)
         return registry
 
     def update_registry_proto(self, registry_proto: RegistryProto) -> None:
-        self._s3.put_object(
-            Bucket=self._bucket, Key=self._key, Body=registry_proto.SerializeToString()
-        )
+        self._store.put(self._key, registry_proto.SerializeToString())
 
     def teardown(self) -> None:
-        self._s3.delete_object(Bucket=self._bucket, Key=self._key)
+        self._store.delete(self._key)
 
 
 class RegionalRegistryStore(RegistryStore):
@@ -82,11 +75,15 @@ class RegionalRegistryStore(RegistryStore):
 
     Uses Feast's S3 conventions for credentials: ``FEAST_S3_ENDPOINT_URL`` and the standard
     AWS variables (``replicator region feast-config`` writes them to ``feast.env``).
+    S3 failures raise ``ObjectStoreUnavailable`` / ``ObjectStoreRefused``.
     """
 
     def __init__(self, registry_config: RegistryConfig, repo_path: Path | None) -> None:
         self._bucket, self._manifest_key = _bucket_and_key(registry_config.path)
-        self._s3: Any = boto3.client("s3", endpoint_url=os.environ.get("FEAST_S3_ENDPOINT_URL"))
+        endpoint = os.environ.get("FEAST_S3_ENDPOINT_URL")  # Feast's convention, not ours
+        self._store: ObjectStore = S3ObjectStore(
+            self._bucket, lambda: s3_client_for_endpoint(endpoint)
+        )
 
     @property
     def _where(self) -> str:
@@ -114,12 +111,7 @@ class RegionalRegistryStore(RegistryStore):
         self.update_registry_proto(RegistryProto())
 
     def _read(self, key: str) -> bytes:
-        try:
-            body = read_object(self._s3, self._bucket, key)
-        except ClientError as exc:
-            if not is_absent(exc):
-                raise
-            body = None
+        body = self._store.get(key)
         if body is None:
             raise RegistryNotReplicated(
                 f"no registry has been replicated to s3://{self._bucket}/{key} yet: run "

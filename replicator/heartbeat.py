@@ -31,24 +31,23 @@ from typing import Protocol, cast
 
 import redis
 
-from replicator.adapters.redis_store import NAMESPACE
 from replicator.core import wire
+from replicator.core.keys import (
+    F_EMITTED_NS,
+    F_INTERVAL_NS,
+    F_SEQUENCE,
+    TOPIC_FIELD_PREFIX,
+    applied_heartbeat_key,
+    emission_key,
+)
 from replicator.core.records import Heartbeat
-from replicator.core.staleness import F_EMITTED_NS, F_INTERVAL_NS, F_SEQUENCE, TOPIC_FIELD_PREFIX
 from replicator.errors import PublishError, TransientError
 
 log = logging.getLogger(__name__)
 
-
-def emission_key(project: str) -> str:
-    """Where the newest durable heartbeat round is recorded (primary region's Redis)."""
-    return f"{NAMESPACE.decode()}emitted:{project}"
-
-
-def applied_key(topic: str, partition: int) -> str:
-    """Where a region's worker stores the newest heartbeat it applied (same layout as
-    ``RegionStore.record_heartbeat``)."""
-    return f"{NAMESPACE.decode()}hb:{topic}:{partition}"
+# Key and field names live in replicator.core.keys (imported above, so older callers that
+# import them from here keep working); ``applied_key`` is the old name of the applied key.
+applied_key = applied_heartbeat_key
 
 
 def emission_ttl_ms(interval_seconds: float) -> int:

@@ -18,14 +18,15 @@ import hashlib
 import json
 import logging
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from replicator.adapters.s3 import read_object, s3_client
+from replicator.adapters.s3 import region_stores
 from replicator.config import Topology
+from replicator.core.ports import ObjectStore
 from replicator.errors import ConfigError, ReplicatorError
 
 log = logging.getLogger(__name__)
@@ -47,17 +48,14 @@ class ModelVersion:
 
 
 class ModelStore:
-    def __init__(self, topology: Topology) -> None:
+    """Every method may raise ``ObjectStoreUnavailable`` (S3 unreachable: retry) or
+    ``ObjectStoreRefused`` (S3 refused: fix the bucket or credentials)."""
+
+    def __init__(
+        self, topology: Topology, *, stores: Callable[[str], ObjectStore] | None = None
+    ) -> None:
         self.topology = topology
-        self._clients: dict[str, Any] = {}
-
-    def _s3(self, region: str) -> Any:
-        if region not in self._clients:
-            self._clients[region] = s3_client(self.topology.region(region).s3)
-        return self._clients[region]
-
-    def _bucket(self, region: str) -> str:
-        return self.topology.region(region).s3.bucket
+        self._store = stores or region_stores(topology)
 
     # Publishing at the primary ------------------------------------------------------------
     def publish(self, path: Path, name: str, version: str) -> ModelVersion:
@@ -75,9 +73,7 @@ class ModelStore:
         for file in files:
             relative = file.name if path.is_file() else file.relative_to(path).as_posix()
             body = file.read_bytes()
-            self._s3(primary).put_object(
-                Bucket=self._bucket(primary), Key=_file_key(name, version, relative), Body=body
-            )
+            self._store(primary).put(_file_key(name, version, relative), body)
             entries[relative] = {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
         manifest = {
             "name": name,
@@ -110,7 +106,7 @@ class ModelStore:
                     body = self._get(primary, key)
                     if body is None:
                         raise ModelNotAvailable(f"{key} is missing from the primary bucket")
-                    self._s3(region).put_object(Bucket=self._bucket(region), Key=key, Body=body)
+                    self._store(region).put(key, body)
                 stored = self._get(region, key)
                 if stored is None or hashlib.sha256(stored).hexdigest() != entry["sha256"]:
                     raise ModelNotAvailable(f"{key} did not store intact in {region}")
@@ -169,18 +165,22 @@ class ModelStore:
 
     # Storage helpers -----------------------------------------------------------------------
     def _get(self, region: str, key: str) -> bytes | None:
-        return read_object(self._s3(region), self._bucket(region), key)
+        return self._store(region).get(key)
 
     def _get_json(self, region: str, key: str) -> dict[str, Any] | None:
         body = self._get(region, key)
-        return json.loads(body) if body is not None else None
+        if body is None:
+            return None
+        try:
+            return dict(json.loads(body))
+        except (ValueError, TypeError):
+            raise ModelNotAvailable(
+                f"{self._store(region).where(key)} is not a JSON object: release the model again"
+            ) from None
 
     def _put_json(self, region: str, key: str, value: dict[str, Any]) -> None:
-        self._s3(region).put_object(
-            Bucket=self._bucket(region),
-            Key=key,
-            Body=json.dumps(value, indent=2).encode(),
-            ContentType="application/json",
+        self._store(region).put(
+            key, json.dumps(value, indent=2).encode(), content_type="application/json"
         )
 
 

@@ -3,9 +3,14 @@
 Safe while the region's worker keeps running: both go through the same last-writer-wins
 script, so whichever applies a row second changes nothing. Correct when a backfill published
 older rows after newer ones, because the script orders by event time, not by arrival.
-It needs the topics' full history (the publisher creates them with retention.ms=-1): when a
-partition's log no longer starts at offset 0, it applies what is there and then raises
-``IncompleteRebuild`` naming the partitions and offsets that are gone.
+It needs the topics' full history (the publisher creates them with retention.ms=-1).
+
+A rebuild that could not apply every record does not report success: when a partition's log
+no longer starts at offset 0, it applies what is there and then raises ``IncompleteRebuild``
+naming the partitions and offsets that are gone; when the region's schema manifest cannot be
+read (S3 down) for longer than ``retry_seconds`` it stops with ``Incomplete``, naming the S3
+error and the partitions not replayed (``replicator region rebuild`` exits 5 in both cases).
+Re-running it is safe.
 """
 
 from __future__ import annotations
@@ -16,14 +21,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from replicator.adapters.kafka_source import drain
+from replicator.adapters.s3_catalog import S3ManifestCatalog
 from replicator.assembly import build_worker, region_pattern, worker_options
 from replicator.config import Topology
-from replicator.core.ports import Message, position
-from replicator.errors import IncompleteRebuild
+from replicator.core.ports import Message, SchemaCatalog, position
+from replicator.errors import Incomplete, IncompleteRebuild, KafkaUnavailable, TransientError
+from replicator.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +39,36 @@ class LogReplaySource:
     """Every partition of the matching topics, from the start to the end seen at creation."""
 
     def __init__(self, bootstrap_servers: str, pattern: str, *, group_id: str) -> None:
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "group.id": group_id,
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",  # aborted Feast calls are never applied
-                "fetch.max.bytes": 64 * 1024 * 1024,
-                "max.partition.fetch.bytes": 16 * 1024 * 1024,
-                "queued.max.messages.kbytes": 256 * 1024,
-            }
-        )
-        admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-        matcher = re.compile(pattern)
-        metadata = admin.list_topics(timeout=30)
+        """Raises ``KafkaUnavailable`` when the brokers do not answer within 30 s."""
         self.end: dict[tuple[str, int], int] = {}
         self.missing: dict[tuple[str, int], tuple[int, int]] = {}
         """Partitions whose log no longer starts at 0 -> offsets gone (retention,
         ``delete_records``)."""
         self.total = 0
+        self.position: dict[tuple[str, int], int] = {}
+        try:
+            self._consumer = Consumer(
+                {
+                    "bootstrap.servers": bootstrap_servers,
+                    "group.id": group_id,
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",  # aborted Feast calls are never applied
+                    "fetch.max.bytes": 64 * 1024 * 1024,
+                    "max.partition.fetch.bytes": 16 * 1024 * 1024,
+                    "queued.max.messages.kbytes": 256 * 1024,
+                }
+            )
+            self._consumer.assign(self._find_partitions(bootstrap_servers, pattern))
+        except KafkaException as exc:
+            raise KafkaUnavailable(
+                f"kafka {bootstrap_servers}: cannot list the topics to replay: {exc}",
+                service=f"kafka {bootstrap_servers}",
+            ) from exc
+
+    def _find_partitions(self, bootstrap_servers: str, pattern: str) -> list[TopicPartition]:
+        admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+        matcher = re.compile(pattern)
+        metadata = admin.list_topics(timeout=30)
         assignments = []
         for topic, meta in sorted(metadata.topics.items()):
             if not matcher.match(topic):
@@ -65,8 +83,15 @@ class LogReplaySource:
                     self.end[(topic, partition)] = high
                     self.total += high - low
                     assignments.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
-        self._consumer.assign(assignments)
-        self.position: dict[tuple[str, int], int] = {}
+        return assignments
+
+    def unfinished(self, position: dict[tuple[str, int], int]) -> list[str]:
+        """``topic[partition]`` of every partition not replayed to its end at ``position``."""
+        return [
+            f"{topic}[{partition}]"
+            for (topic, partition), end in sorted(self.end.items())
+            if position.get((topic, partition), -1) < end - 1
+        ]
 
     @property
     def done(self) -> bool:
@@ -135,6 +160,39 @@ class CountingDeadLetters:
         pass
 
 
+class RetryingCatalog:
+    """A rebuild's view of the region's schema catalog: while it cannot answer (S3 down), ask
+    again with backoff for up to ``retry_seconds``, then raise ``Incomplete``. Never guesses
+    "unknown", which would skip the rows as bad input."""
+
+    def __init__(
+        self,
+        catalog: SchemaCatalog,
+        retry_seconds: float,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._catalog = catalog
+        self._retry_seconds = retry_seconds
+        self._sleep = sleep
+        self._monotonic = monotonic
+
+    def is_known(self, feature_view: str, fingerprint: str) -> bool:
+        deadline = self._monotonic() + self._retry_seconds
+        delay = 0.2
+        while True:
+            try:
+                return self._catalog.is_known(feature_view, fingerprint)
+            except TransientError as exc:
+                left = deadline - self._monotonic()
+                if left <= 0:
+                    raise Incomplete(f"cannot read the region's schema manifest: {exc}") from exc
+                log.warning("%s; retrying in %.1fs", exc, min(delay, left))
+                self._sleep(min(delay, left))
+                delay = min(delay * 2, 5.0)
+
+
 @dataclass
 class RebuildReport:
     region: str
@@ -149,13 +207,36 @@ class RebuildReport:
         return (self.rows_applied + self.rows_skipped_older) / self.seconds if self.seconds else 0.0
 
 
+def _step(worker: Worker, source: LogReplaySource, region: str) -> None:
+    """One poll of the replay; ``Incomplete`` names the partitions not replayed yet."""
+    before = dict(source.position)  # a failed step applied none of its records
+    try:
+        worker.step()
+    except Incomplete as exc:
+        missing = source.unfinished(before)
+        raise Incomplete(
+            f"rebuild of {region} is INCOMPLETE: {exc}; {len(missing)} of "
+            f"{len(source.end)} partitions not replayed to their end "
+            f"({', '.join(missing[:10])}{', ...' if len(missing) > 10 else ''}); "
+            f"re-run `replicator region rebuild {region}` once it answers "
+            "(a rebuild is safe to repeat)"
+        ) from exc
+
+
 def rebuild_region(
     topology: Topology,
     region: str,
     *,
     progress: Callable[[str], None] = print,
     progress_interval: float = 1.0,
+    retry_seconds: float = 30.0,
 ) -> RebuildReport:
+    """Replay the region's topics into its Redis; returns counts once every record is applied.
+
+    Raises ``Incomplete`` (naming the cause and the partitions not replayed) when the region's
+    schema manifest stays unreadable for ``retry_seconds``, and ``KafkaUnavailable`` when the
+    brokers cannot list the topics.
+    """
     source = LogReplaySource(
         topology.bootstrap_servers_for(region),
         region_pattern(topology, region),
@@ -169,12 +250,16 @@ def rebuild_region(
         publish_stats=False,
         schema_wait_seconds=0.0,
     )
-    worker = build_worker(topology, region, source=source, dead_letters=dead, options=options)
+    config = topology.region(region)
+    catalog = RetryingCatalog(S3ManifestCatalog(config.s3, topology.project), retry_seconds)
+    worker = build_worker(
+        topology, region, source=source, dead_letters=dead, options=options, catalog=catalog
+    )
     progress(f"rebuilding {region}: {source.total:,} records in {len(source.end)} partitions")
     started = last = time.monotonic()
     try:
         while not source.done:
-            worker.step()
+            _step(worker, source, region)
             now = time.monotonic()
             if now - last >= progress_interval:
                 last = now

@@ -9,14 +9,14 @@ this package installed for those classes, and no Feast change.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
 
-from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import Topology
+from replicator.core.keys import manifest_key
 from replicator.read_plan import plan_document, read_plan
+from replicator.secret_files import write_secret_file
 
 
 def feature_store_yaml(topology: Topology, region: str, *, registry_cache_ttl: int = 60) -> str:
@@ -68,7 +68,5 @@ def write_regional_repo(topology: Topology, region: str, out_dir: Path) -> Path:
         ),
     }
     for path, text in files.items():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        write_secret_file(path, text)
     return out_dir / "feature_store.yaml"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,9 +30,10 @@ from feast.feature_view import FeatureViewState
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 
 from replicator import feast_layout
-from replicator.adapters.s3 import read_object, s3_client
-from replicator.adapters.s3_catalog import manifest_key
+from replicator.adapters.s3 import region_stores
 from replicator.config import Topology
+from replicator.core.keys import manifest_key, primary_registry_key, registry_version_key
+from replicator.core.ports import ObjectStore
 from replicator.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,6 @@ _NOT_SERVABLE = {
     FeatureViewState.GENERATED.value,
     FeatureViewState.MATERIALIZING.value,
 }
-
-
-def primary_registry_key(project: str) -> str:
-    return f"feast/{project}/primary/registry.db"
-
-
-def version_key(project: str, version: str) -> str:
-    return f"feast/{project}/registry/{version}.db"
 
 
 @dataclass(frozen=True)
@@ -90,7 +83,7 @@ def build_manifest(registry_bytes: bytes, project: str, versioning: bool) -> dic
         "project": project,
         "version": digest[:16],
         "sha256": digest,
-        "registry_key": version_key(project, digest[:16]),
+        "registry_key": registry_version_key(project, digest[:16]),
         # view -> schema fingerprint: what workers admit.
         "feature_views": {name: schema["fingerprint"] for name, schema in schemas.items()},
         # view -> join keys, Redis key prefix (hex), feature -> field key (hex).
@@ -99,21 +92,27 @@ def build_manifest(registry_bytes: bytes, project: str, versioning: bool) -> dic
 
 
 class RegistryReleaser:
-    """Snapshots the primary's registry into versions and releases versions to regions."""
+    """Snapshots the primary's registry into versions and releases versions to regions.
 
-    def __init__(self, topology: Topology, *, versioning: bool = False) -> None:
+    Every method may raise ``ObjectStoreUnavailable`` (S3 unreachable: retry) or
+    ``ObjectStoreRefused`` (S3 refused: fix the bucket or credentials).
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        versioning: bool = False,
+        stores: Callable[[str], ObjectStore] | None = None,
+    ) -> None:
         self.topology = topology
         self.project = topology.project
         self._versioning = versioning
-        self._clients: dict[str, Any] = {}
-
-    def s3(self, region: str) -> Any:
-        if region not in self._clients:
-            self._clients[region] = s3_client(self.topology.region(region).s3)
-        return self._clients[region]
+        self.store = stores or region_stores(topology)
+        """``store(region)``: the region's bucket."""
 
     def bucket(self, region: str) -> str:
-        return self.topology.region(region).s3.bucket
+        return self.store(region).bucket
 
     # Snapshots ------------------------------------------------------------------------------
     def snapshot(self, source: Path | None = None) -> RegistryVersion:
@@ -136,23 +135,33 @@ class RegistryReleaser:
         body = regional_form(raw)
         manifest = build_manifest(body, self.project, self._versioning)
         version = RegistryVersion(manifest["version"], body, manifest)
-        key = version_key(self.project, version.version)
+        key = registry_version_key(self.project, version.version)
         if self._get(primary, key) is None:
-            self.s3(primary).put_object(Bucket=self.bucket(primary), Key=key, Body=body)
+            self.store(primary).put(key, body)
         return version
 
     def load(self, version: str) -> RegistryVersion:
         """A version kept in the primary bucket, for a rollout or a rollback."""
-        body = self._get(self.topology.primary_region, version_key(self.project, version))
+        body = self._get(self.topology.primary_region, registry_version_key(self.project, version))
         if body is None:
             raise ConfigError(f"registry version {version} is not in the primary bucket")
         return RegistryVersion(version, body, build_manifest(body, self.project, self._versioning))
 
     # Releases ------------------------------------------------------------------------------
     def live(self, region: str) -> dict[str, Any] | None:
-        """The region's manifest, or None when it has none."""
+        """The region's manifest, or None when it has none or an unreadable one (a release
+        then replaces it)."""
         raw = self._get(region, manifest_key(self.project))
-        return json.loads(raw) if raw is not None else None
+        if raw is None:
+            return None
+        try:
+            manifest = json.loads(raw)
+        except ValueError:
+            log.warning(
+                "%s is not valid JSON", self.store(region).where(manifest_key(self.project))
+            )
+            return None
+        return manifest if isinstance(manifest, dict) else None
 
     def verified(self, region: str) -> bool:
         """The region's live version object exists and matches its manifest's checksum."""
@@ -179,11 +188,10 @@ class RegistryReleaser:
                 "released_at": datetime.now(UTC).isoformat(),
             }
             # The manifest goes last: readers follow it to a complete, verified version.
-            self.s3(region).put_object(
-                Bucket=self.bucket(region),
-                Key=manifest_key(self.project),
-                Body=json.dumps(body, indent=2).encode(),
-                ContentType="application/json",
+            self.store(region).put(
+                manifest_key(self.project),
+                json.dumps(body, indent=2).encode(),
+                content_type="application/json",
             )
             updated.append(region)
             log.info(
@@ -195,14 +203,14 @@ class RegistryReleaser:
         return SyncResult(version.version, updated, current)
 
     def _put_verified(self, region: str, version: RegistryVersion) -> None:
-        key = version_key(self.project, version.version)
-        self.s3(region).put_object(Bucket=self.bucket(region), Key=key, Body=version.body)
+        key = registry_version_key(self.project, version.version)
+        self.store(region).put(key, version.body)
         stored = self._get(region, key)
         if stored is None or hashlib.sha256(stored).hexdigest() != version.manifest["sha256"]:
             raise ConfigError(f"registry {version.version} did not store intact in {region}")
 
     def _get(self, region: str, key: str) -> bytes | None:
-        return read_object(self.s3(region), self.bucket(region), key)
+        return self.store(region).get(key)
 
 
 def sync_once(topology: Topology, registry_path: Path | None = None) -> SyncResult:

@@ -20,10 +20,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
-
-from replicator.adapters.s3 import s3_client
+from replicator.adapters.s3 import S3ObjectStore
 from replicator.config import Topology
+from replicator.core.ports import ObjectStore
 from replicator.errors import ConfigError
 from replicator.models import ModelStore, who
 from replicator.registry_sync import RegistryReleaser
@@ -126,30 +125,33 @@ class Rollout:
 
 class RolloutLog:
     """Rollout records in the primary bucket, under ``rollouts/<project>/``: one
-    ``<id>.json`` per rollout and ``latest`` naming the newest."""
+    ``<id>.json`` per rollout and ``latest`` naming the newest. S3 failures raise
+    ``ObjectStoreUnavailable`` / ``ObjectStoreRefused``."""
 
-    def __init__(self, topology: Topology) -> None:
-        location = topology.region(topology.primary_region).s3
-        self._s3 = s3_client(location)
-        self._bucket = location.bucket
+    def __init__(self, topology: Topology, *, store: ObjectStore | None = None) -> None:
+        self._store = store or S3ObjectStore.at(topology.region(topology.primary_region).s3)
         self._prefix = f"rollouts/{topology.project}/"
 
     def save(self, rollout: Rollout) -> None:
         body = json.dumps(asdict(rollout), indent=2).encode()
-        self._s3.put_object(Bucket=self._bucket, Key=f"{self._prefix}{rollout.id}.json", Body=body)
-        self._s3.put_object(
-            Bucket=self._bucket, Key=f"{self._prefix}latest", Body=rollout.id.encode()
-        )
+        self._store.put(f"{self._prefix}{rollout.id}.json", body, content_type="application/json")
+        self._store.put(f"{self._prefix}latest", rollout.id.encode())
 
     def load(self, rollout_id: str | None = None) -> Rollout:
+        if rollout_id is None:
+            latest = self._store.get(f"{self._prefix}latest")
+            if latest is None:
+                raise ConfigError("no rollout recorded yet")
+            rollout_id = latest.decode()
+        body = self._store.get(f"{self._prefix}{rollout_id}.json")
+        if body is None:
+            raise ConfigError(f"no rollout {rollout_id}")
         try:
-            if rollout_id is None:
-                latest = self._s3.get_object(Bucket=self._bucket, Key=f"{self._prefix}latest")
-                rollout_id = latest["Body"].read().decode()
-            body = self._s3.get_object(Bucket=self._bucket, Key=f"{self._prefix}{rollout_id}.json")
-        except ClientError:
-            raise ConfigError(f"no rollout {rollout_id or '(none recorded yet)'}") from None
-        return Rollout(**json.loads(body["Body"].read()))
+            return Rollout(**json.loads(body))
+        except (ValueError, TypeError):
+            raise ConfigError(
+                f"{self._store.where(f'{self._prefix}{rollout_id}.json')} is not a rollout record"
+            ) from None
 
 
 class Rollouts:

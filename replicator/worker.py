@@ -35,6 +35,7 @@ from replicator.core.ports import ChangeSource, DeadLetters, Message, SchemaCata
 from replicator.core.records import ApplyOutcome, EncodedBatch, Heartbeat, Kind
 from replicator.errors import (
     FutureEventTime,
+    ImplausibleHeartbeat,
     MalformedRecord,
     PermanentError,
     RepeatedFailure,
@@ -112,6 +113,9 @@ class WorkerOptions:
     """How long rows of an unknown schema wait for the region's registry (0: dead-letter now)."""
     publish_stats: bool = True
     """Write the counters to the region's Redis every ``stats_interval_seconds``."""
+    max_heartbeat_lead_seconds: float = 60.0
+    """A heartbeat stamped further than this ahead of its record's broker timestamp was not
+    emitted by the primary: it is dead-lettered (``implausible_heartbeat``), never stored."""
 
 
 class Worker:
@@ -227,18 +231,26 @@ class Worker:
                     pending = []
                     self._delete_view(message, header)
                 else:
-                    heartbeats.append((message, wire.decode_heartbeat(message.value() or b"")))
+                    heartbeat = wire.decode_heartbeat(message.value() or b"")
+                    heartbeats.append((message, self._plausible(message, heartbeat)))
             except PermanentError as exc:
                 self._dead_letter(message, exc)
         self._apply(pending)
         # A heartbeat counts as applied once every row before it in its partition is.
         applied_ns = self.clock()
+        # No real stamp is further ahead of now: a stored one above this was forged.
+        plausible_until_ns = applied_ns + self._heartbeat_lead_ns
         for message, heartbeat in heartbeats:
             topic, partition, _ = position(message)
             if self.guard is not None and self.guard.holds((topic, partition)):
                 continue  # a partition missing rows must not look fresh
             record = functools.partial(
-                self.store.record_heartbeat, topic, partition, heartbeat, applied_ns
+                self.store.record_heartbeat,
+                topic,
+                partition,
+                heartbeat,
+                applied_ns,
+                plausible_until_ns=max(plausible_until_ns, self._limit_ns(message)),
             )
             try:
                 self._retrying(record)
@@ -256,12 +268,39 @@ class Worker:
             positions = self._retrying(lambda: guard.marked(positions))
         self._retrying(lambda: self.source.commit(positions))
 
+    # Heartbeats the primary could not have emitted ------------------------------------------
+    @property
+    def _heartbeat_lead_ns(self) -> int:
+        return int(self.options.max_heartbeat_lead_seconds * 1e9)
+
+    def _limit_ns(self, message: Message) -> int:
+        """The latest stamp the primary can have put on this record: its broker timestamp
+        (set by the emitter's producer, or by the broker) plus the allowed lead; the worker's
+        clock stands in when the record has no timestamp."""
+        kind, millis = message.timestamp()
+        reference = millis * 1_000_000 if kind and millis >= 0 else self.clock()
+        return reference + self._heartbeat_lead_ns
+
+    def _plausible(self, message: Message, heartbeat: Heartbeat) -> Heartbeat:
+        limit = self._limit_ns(message)
+        if heartbeat.emitted_ns > limit:
+            raise ImplausibleHeartbeat(
+                f"heartbeat stamped {heartbeat.emitted_ns} ns, more than "
+                f"{self.options.max_heartbeat_lead_seconds:.0f}s after its record's timestamp "
+                f"({limit - self._heartbeat_lead_ns} ns): not emitted by the primary"
+            )
+        return heartbeat
+
     # Waiting for the registry -----------------------------------------------------------
     def _must_wait(self, header: wire.RecordHeader) -> bool:
         if self.options.schema_wait_seconds <= 0:
             return False
         schema = (header.feature_view, header.schema_fingerprint)
-        return schema not in self._expired_schemas and not self.catalog.is_known(*schema)
+        return schema not in self._expired_schemas and not self._is_known(*schema)
+
+    def _is_known(self, feature_view: str, fingerprint: str) -> bool:
+        """The catalog's answer; while it cannot answer (S3 down), retried, never guessed."""
+        return self._retrying(lambda: self.catalog.is_known(feature_view, fingerprint))
 
     def _park(self, topic: str, partition: int, offset: int, header: wire.RecordHeader) -> None:
         self.source.pause(topic, partition, offset)
@@ -286,7 +325,12 @@ class Worker:
                 continue
             schema = (parked.feature_view, parked.fingerprint)
             waited = self.monotonic() - parked.since
-            if self.catalog.is_known(*schema):
+            try:
+                known = self.catalog.is_known(*schema)
+            except TransientError as exc:  # the registry cannot be read: keep waiting
+                log.warning("%s", exc, extra={"event": "transient_error"})
+                continue
+            if known:
                 outcome = "schema arrived"
             elif waited >= self.options.schema_wait_seconds:
                 self._expired_schemas.add(schema)
@@ -305,7 +349,7 @@ class Worker:
             )
 
     def _admit(self, message: Message, header: wire.RecordHeader) -> list[EncodedBatch]:
-        if not self.catalog.is_known(header.feature_view, header.schema_fingerprint):
+        if not self._is_known(header.feature_view, header.schema_fingerprint):
             raise UnknownSchema(
                 f"feature view {header.feature_view!r} with schema {header.schema_fingerprint!r} "
                 f"is not in {self.region}'s registry"

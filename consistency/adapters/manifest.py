@@ -12,10 +12,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from consistency.adapters.shared import is_absent, manifest_key, s3_client
+from consistency.adapters.shared import is_absent, s3_client
 from consistency.errors import NoManifest, SourceUnavailable
 from consistency.ports import ViewLayout
 from replicator.config import S3Location
+from replicator.core.keys import manifest_key
 
 log = logging.getLogger(__name__)
 

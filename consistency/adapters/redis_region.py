@@ -17,16 +17,6 @@ from typing import Any
 
 import redis
 
-from consistency.adapters.shared import (
-    F_EMITTED_NS,
-    F_INTERVAL_NS,
-    F_SEQUENCE,
-    TOPIC_FIELD_PREFIX,
-    applied_key,
-    emission_key,
-    partition_for,
-    version_key,
-)
 from consistency.core.classify import Entry
 from consistency.core.digest import LANES, BucketDigests
 from consistency.core.feast_bytes import view_key_pattern
@@ -34,6 +24,16 @@ from consistency.core.staleness import AppliedHeartbeat, Emission, TopicEmission
 from consistency.errors import SourceUnavailable
 from consistency.ports import RawRow, ScanResult, TopicPartition, ViewLayout
 from replicator.core import version
+from replicator.core.keys import (
+    F_EMITTED_NS,
+    F_INTERVAL_NS,
+    F_SEQUENCE,
+    TOPIC_FIELD_PREFIX,
+    applied_heartbeat_key,
+    emission_key,
+    row_versions_key,
+)
+from replicator.core.wire import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class RedisRegion:
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 for topic, partition in positions:
-                    pipe.hmget(applied_key(topic, partition), ["sequence", "emitted_ns"])
+                    pipe.hmget(applied_heartbeat_key(topic, partition), ["sequence", "emitted_ns"])
                 replies = pipe.execute()
         except redis.RedisError as exc:
             raise self._fail("read applied heartbeats", exc) from exc
@@ -117,7 +117,7 @@ class RedisRegion:
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 for p in range(partitions):
-                    pipe.hlen(version_key(view.name, p))
+                    pipe.hlen(row_versions_key(view.name, p))
                 sizes = [int(n) for n in pipe.execute()]
             total = sum(sizes)
             if total == 0:
@@ -138,7 +138,7 @@ class RedisRegion:
         self, view: ViewLayout, partition: int, count: int, available: int, suffix: bytes
     ) -> list[bytes]:
         # Version hashes hold every project's keys of this view name: keep this project's.
-        key = version_key(view.name, partition)
+        key = row_versions_key(view.name, partition)
         found: set[bytes] = set()
         ask = count
         for _ in range(4):
@@ -160,7 +160,7 @@ class RedisRegion:
                 with self.client.pipeline(transaction=False) as pipe:
                     for key in chunk:
                         pipe.hmget(key, fields)
-                        pipe.hget(version_key(view.name, partition_for(key, partitions)), key)
+                        pipe.hget(row_versions_key(view.name, partition_for(key, partitions)), key)
                     replies = pipe.execute()
                 for i, key in enumerate(chunk):
                     out.append(

@@ -20,10 +20,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from consistency.adapters.shared import manifest_key, read_object, s3_client
+from consistency.adapters.shared import read_object, s3_client
 from consistency.core.versions import LiveVersion, LiveVersions
 from consistency.errors import SourceUnavailable
 from replicator.config import S3Location
+from replicator.core.keys import manifest_key
 
 MODELS_PREFIX = "models/"
 

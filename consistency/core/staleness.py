@@ -52,13 +52,25 @@ def partition_staleness(emission: Emission, topic: str, applied: AppliedHeartbea
     """Seconds the partition is behind the newest emitted heartbeat (0 when caught up).
 
     A partition that never applied a heartbeat is as stale as the topic's first heartbeat
-    is old: it has applied nothing the emitter could vouch for since.
+    is old: it has applied nothing the emitter could vouch for since. A stamp the primary
+    never emitted (above its newest recorded round, beyond the round that may be in flight)
+    is not believed: it counts as no heartbeat, so a forged stamp cannot read as fresh.
     """
+    if applied is not None and not emitted_by_primary(emission, applied):
+        applied = None
     if applied is None:
         topic_info = emission.topics.get(topic)
         since = topic_info.first_emitted_ns if topic_info else emission.emitted_ns
         return max(0, emission.emitted_ns - since) / NS
     return max(0, emission.emitted_ns - applied.emitted_ns) / NS
+
+
+def emitted_by_primary(emission: Emission, applied: AppliedHeartbeat) -> bool:
+    """Whether the primary can have emitted ``applied``: not newer than the newest recorded
+    round by more than ``max(10 s, 10 intervals)`` (rounds durable in Kafka but not recorded
+    yet, and rounds emitted while the checker read the regions after the record)."""
+    margin = max(10 * NS, 10 * emission.interval_ns)
+    return applied.emitted_ns <= emission.emitted_ns + margin
 
 
 def worst(values: Iterable[float | None]) -> float | None:

@@ -7,6 +7,7 @@ together or not at all.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,12 +17,14 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from replicator.core.wire import Headers
-from replicator.errors import PublishError
+from replicator.errors import KafkaUnavailable, PublishError
 
 log = logging.getLogger(__name__)
 
 MAX_RECORD_BYTES = 8 * 1024 * 1024
 """The record limit of the topics this publisher creates and of its producer."""
+ADMIN_TIMEOUT_SECONDS = 60.0
+"""How long a topic creation may take before the broker counts as unreachable."""
 
 TOPIC_CONFIG = {
     # Rebuilding a region replays the whole log: keep it (docs/replication.md, "Rebuilding").
@@ -151,15 +154,32 @@ class KafkaPublisher:
         if not missing:
             return
         new = [NewTopic(t, partitions, replication_factor, config=TOPIC_CONFIG) for t in missing]
-        for topic, future in self._admin_client().create_topics(new, operation_timeout=30).items():
+        servers = str(self._config["bootstrap.servers"])
+        try:
+            futures = self._admin_client().create_topics(
+                new, operation_timeout=30, request_timeout=ADMIN_TIMEOUT_SECONDS
+            )
+        except KafkaException as exc:
+            raise KafkaUnavailable(
+                f"kafka {servers}: cannot create topics: {exc}", service=f"kafka {servers}"
+            ) from exc
+        for topic, future in futures.items():
             try:
-                future.result(timeout=60)
+                # The request times out first (and fails the future); the extra wait only
+                # guards against a future that never completes.
+                future.result(timeout=ADMIN_TIMEOUT_SECONDS + 5)
                 log.info(
                     "created topic %s", topic, extra={"event": "topic_created", "topic": topic}
                 )
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise PublishError(f"cannot create topic {topic}: {exc}") from exc
+            except concurrent.futures.TimeoutError as exc:
+                raise KafkaUnavailable(
+                    f"kafka {servers}: no answer creating topic {topic} within "
+                    f"{ADMIN_TIMEOUT_SECONDS + 5:.0f}s",
+                    service=f"kafka {servers}",
+                ) from exc
             self._known_topics.add(topic)
 
     def send(self, topic: str, partition: int, payload: bytes, headers: Headers) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import redis
 
-from replicator.adapters.redis_store import NAMESPACE, RegionStore
+from replicator.adapters.redis_store import RegionStore
+from replicator.core.keys import NAMESPACE
 from replicator.errors import TransientError
 
 MARKS_KEY = NAMESPACE.decode() + "applied"

@@ -23,24 +23,18 @@ import msgpack
 import redis
 
 from replicator.config import RedisEndpoint, RedisUser
+from replicator.core.keys import (
+    NAMESPACE,
+    applied_heartbeat_key,
+    row_versions_key,
+    worker_stats_key,
+)
 from replicator.core.records import ApplyOutcome, DeleteView, EncodedBatch, Heartbeat
 from replicator.core.version import LUA_PRELUDE
 from replicator.core.wire import partition_for
 from replicator.errors import MalformedRecord, PermanentError, RejectedByStore, TransientError
 
 log = logging.getLogger(__name__)
-
-NAMESPACE = b"_replicator:"
-
-
-def worker_stats_key(region: str) -> str:
-    """Hash of a region's worker counters (rows applied, skipped, lag quantiles...)."""
-    return f"{NAMESPACE.decode()}worker:{region}"
-
-
-def version_key(feature_view: str, partition: int) -> bytes:
-    """Hash of last-writer-wins versions for one (view, partition): field = Feast key."""
-    return NAMESPACE + b"v:" + feature_view.encode() + b":" + str(partition).encode()
 
 
 def script_source(name: str) -> str:
@@ -51,9 +45,12 @@ def script_source(name: str) -> str:
 
 _APPLY_LUA = script_source("apply_rows.lua")
 _DELETE_LUA = script_source("delete_view.lua")
+# ARGV: sequence, emitted_ns, applied_ns, plausible_until_ns ('' = no limit): a stored stamp
+# above the limit was never emitted by the primary and does not block newer real ones.
 _HEARTBEAT_LUA = """
 local stored = redis.call('HGET', KEYS[1], 'emitted_ns')
-if stored and tonumber(stored) > tonumber(ARGV[2]) then return 0 end
+local forged = stored and ARGV[4] ~= '' and tonumber(stored) > tonumber(ARGV[4])
+if stored and not forged and tonumber(stored) > tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'sequence', ARGV[1], 'emitted_ns', ARGV[2], 'applied_ns', ARGV[3])
 return 1
 """
@@ -162,7 +159,7 @@ class RegionStore:
                         b.payload,
                         b.offset,
                         ttl,
-                        version_key(b.feature_view, b.partition),
+                        row_versions_key(b.feature_view, b.partition),
                         b.feature_view,
                         "" if b.max_event_s is None else b.max_event_s,
                         _row_indexes(b),
@@ -179,7 +176,7 @@ class RegionStore:
         (retry) or RejectedByStore (deterministic for this deletion), as ``apply`` does."""
         args: list[bytes | str | int] = [
             delete.feature_view,
-            version_key(delete.feature_view, partition),
+            row_versions_key(delete.feature_view, partition),
             offset,
             *delete.fields,
         ]
@@ -192,12 +189,20 @@ class RegionStore:
         return touched
 
     def record_heartbeat(
-        self, topic: str, partition: int, heartbeat: Heartbeat, applied_ns: int
+        self,
+        topic: str,
+        partition: int,
+        heartbeat: Heartbeat,
+        applied_ns: int,
+        *,
+        plausible_until_ns: int | None = None,
     ) -> None:
         """Remember the newest heartbeat applied for this partition (primary clock kept);
-        an older one delivered late (a replay, a worker that lost the partition) is ignored."""
-        key = f"{NAMESPACE.decode()}hb:{topic}:{partition}"
-        args = [heartbeat.sequence, heartbeat.emitted_ns, applied_ns]
+        an older one delivered late (a replay, a worker that lost the partition) is ignored,
+        unless the stored one is stamped above ``plausible_until_ns`` (forged: replaced)."""
+        key = applied_heartbeat_key(topic, partition)
+        limit = "" if plausible_until_ns is None else str(plausible_until_ns)
+        args: list[int | str] = [heartbeat.sequence, heartbeat.emitted_ns, applied_ns, limit]
         try:
             client = self.client
             self._heartbeat(keys=[key], args=args, client=client)

@@ -2,7 +2,10 @@
 
 ``replicator registry sync`` writes ``feast/<project>/manifest.json`` next to the registry copy;
 the worker reads it here (boto3 only, no Feast) and re-reads it when it meets a fingerprint
-it does not know, at most once per ``min_refresh_seconds``.
+it does not know, at most once per ``min_refresh_seconds`` after a successful read.
+
+When S3 cannot answer, the catalog says so (``ObjectStoreUnavailable``) instead of answering
+"unknown": a row is never dead-lettered, or a rebuild shortened, because of an S3 outage.
 """
 
 from __future__ import annotations
@@ -10,28 +13,37 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from replicator.adapters.s3 import is_absent, s3_client
+from replicator.adapters.s3 import S3ObjectStore
 from replicator.config import S3Location
+from replicator.core.keys import manifest_key
+from replicator.core.ports import ObjectStore
+from replicator.errors import ObjectStoreRefused
 
 log = logging.getLogger(__name__)
 
-
-def manifest_key(project: str) -> str:
-    return f"feast/{project}/manifest.json"
+__all__ = ["S3ManifestCatalog", "manifest_key"]  # manifest_key: see replicator.core.keys
 
 
 class S3ManifestCatalog:
+    """``SchemaCatalog`` on a region's manifest.
+
+    ``is_known`` and ``refresh`` raise ``ObjectStoreUnavailable`` when S3 cannot be read
+    (retry later) and ``ObjectStoreRefused`` when S3 refuses or the manifest is not valid
+    JSON (an operator must act); they never guess.
+    """
+
     def __init__(
-        self, location: S3Location, project: str, *, min_refresh_seconds: float = 1.0
+        self,
+        location: S3Location,
+        project: str,
+        *,
+        min_refresh_seconds: float = 1.0,
+        store: ObjectStore | None = None,
     ) -> None:
-        self._location = location
+        self._store = store or S3ObjectStore.at(location)
         self._key = manifest_key(project)
         self._min_refresh = min_refresh_seconds
-        self._client: Any = None
         self._fingerprints: dict[str, str] = {}
         self._version = ""
         self._loaded_at = float("-inf")
@@ -49,21 +61,21 @@ class S3ManifestCatalog:
 
     def refresh(self) -> bool:
         """Re-read the manifest; returns False when it does not exist (yet)."""
-        self._loaded_at = time.monotonic()
-        if self._client is None:
-            self._client = s3_client(self._location)
+        body = self._store.get(self._key)
+        if body is None:
+            self._loaded_at = time.monotonic()
+            return False
         try:
-            body = self._client.get_object(Bucket=self._location.bucket, Key=self._key)
-            manifest = json.loads(body["Body"].read())
-        except ClientError as exc:
-            if is_absent(exc):
-                return False
-            log.warning("cannot read schema manifest: %s", exc)
-            return bool(self._fingerprints)
-        except (BotoCoreError, ValueError) as exc:
-            log.warning("cannot read schema manifest: %s", exc)
-            return bool(self._fingerprints)
-        self._fingerprints = dict(manifest.get("feature_views", {}))
+            manifest = json.loads(body)
+            fingerprints = dict(manifest.get("feature_views", {}))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ObjectStoreRefused(
+                f"{self._store.where(self._key)} is not a valid schema manifest ({exc}): run "
+                "`replicator registry sync` to repair it",
+                where=self._store.where(self._key),
+            ) from exc
+        self._loaded_at = time.monotonic()
+        self._fingerprints = fingerprints
         if manifest.get("version") != self._version:
             self._version = manifest.get("version", "")
             log.info(

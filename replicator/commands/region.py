@@ -20,11 +20,20 @@ def register(subparsers: Any) -> None:
             "Replays every feature-view topic the region subscribes to from its first offset "
             "through the same last-writer-wins script the worker uses. Safe while the region's "
             "worker runs; correct after backfills of older rows. Prints progress and rows/s. "
-            "Exits with status 2, naming the partitions and offsets, when the log no longer "
-            "holds all of its history."
+            "Never reports success on incomplete data: it exits 5, naming what is missing, "
+            "when the log no longer holds all of its history (the partitions and offsets) or "
+            "when the region's schema manifest cannot be read from S3 for --retry-for seconds "
+            "(the error and the partitions not replayed); re-running it is safe."
         ),
     )
     rebuild.add_argument("region")
+    rebuild.add_argument(
+        "--retry-for",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to retry an S3 outage before giving up (default: 30)",
+    )
     rebuild.set_defaults(handler=_rebuild)
 
     feast_config = commands.add_parser(
@@ -60,7 +69,7 @@ def register(subparsers: Any) -> None:
 def _rebuild(args: argparse.Namespace) -> int:
     from replicator.rebuild import rebuild_region
 
-    rebuild_region(load_topology(args.config), args.region)
+    rebuild_region(load_topology(args.config), args.region, retry_seconds=args.retry_for)
     return 0
 
 

@@ -33,7 +33,10 @@ def register(subparsers: Any) -> None:
         help="a local registry file instead of the primary's registry object in S3",
     )
     sync.add_argument(
-        "--watch", type=float, metavar="SECONDS", help="keep syncing, checking every SECONDS"
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        help="keep syncing, checking every SECONDS (Kafka/S3 outages are logged and retried)",
     )
     sync.set_defaults(handler=_sync)
 
@@ -43,11 +46,19 @@ def register(subparsers: Any) -> None:
 
 
 def _sync(args: argparse.Namespace) -> int:
+    from replicator.errors import TransientError
     from replicator.registry_sync import sync_once
 
     topology = load_topology(args.config)
     while True:
-        result = sync_once(topology, args.registry)
+        try:
+            result = sync_once(topology, args.registry)
+        except TransientError as exc:
+            if not args.watch:
+                raise
+            log.warning("registry sync failed, next try in %.0fs: %s", args.watch, exc)
+            time.sleep(args.watch)
+            continue
         if result.regions_updated or not args.watch:
             print(
                 f"registry {result.version}: released to "

@@ -18,6 +18,8 @@ class Message(Protocol):
     def value(self) -> bytes | None: ...
     def headers(self) -> Any: ...
     def error(self) -> Any: ...
+    def timestamp(self) -> tuple[int, int]:
+        """``(type, milliseconds)``: the broker timestamp; type 0 when there is none."""
 
 
 def position(message: Message) -> tuple[str, int, int]:
@@ -80,10 +82,42 @@ class Store(Protocol):
         self, delete: DeleteView, partition: int, partitions: int, offset: int
     ) -> int: ...
     def record_heartbeat(
-        self, topic: str, partition: int, heartbeat: Heartbeat, applied_ns: int
-    ) -> None: ...
+        self,
+        topic: str,
+        partition: int,
+        heartbeat: Heartbeat,
+        applied_ns: int,
+        *,
+        plausible_until_ns: int | None = None,
+    ) -> None:
+        """Keep the newest heartbeat (by primary stamp) of the partition. A stored stamp above
+        ``plausible_until_ns`` was never emitted by the primary (forged) and is replaced."""
+
     def write_stats(self, region: str, stats: dict[str, float]) -> None: ...
     def close(self) -> None: ...
+
+
+class ObjectStore(Protocol):
+    """One bucket of an S3-compatible object store (see adapters/s3.py).
+
+    Keys are ``/``-separated strings, bodies are bytes. Every method raises
+    ``ObjectStoreUnavailable`` (transient: unreachable, timed out, 5xx) or
+    ``ObjectStoreRefused`` (permanent: access denied, no such bucket), never a library error.
+    """
+
+    bucket: str
+
+    def where(self, key: str = "") -> str:
+        """``s3://bucket/key`` for messages."""
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes; None when there is no such object."""
+
+    def put(self, key: str, body: bytes, *, content_type: str | None = None) -> None:
+        """Write the whole object (replacing any)."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object (no error when it is absent)."""
 
 
 class Clock(Protocol):

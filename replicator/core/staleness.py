@@ -17,12 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-NS = 1_000_000_000
+from replicator.core.keys import F_EMITTED_NS, F_INTERVAL_NS, TOPIC_FIELD_PREFIX
 
-F_SEQUENCE = "sequence"
-F_EMITTED_NS = "emitted_ns"
-F_INTERVAL_NS = "interval_ns"
-TOPIC_FIELD_PREFIX = "t:"
+NS = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)

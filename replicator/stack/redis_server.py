@@ -21,8 +21,9 @@ from redis.retry import Retry
 
 from replicator.config import RedisEndpoint, RedisUser, Topology
 from replicator.errors import ConfigError
+from replicator.secret_files import write_secret_file
 from replicator.stack.prereqs import Port, env_override, port_in_use
-from replicator.stack.service import Service, write_private
+from replicator.stack.service import Service
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class RedisServer(Service):
         )
 
     def prepare(self, tools: dict[str, str], jars: Path | None) -> list[str]:
-        write_private(self.acl_path, acl_file(self.endpoint))
+        write_secret_file(self.acl_path, acl_file(self.endpoint))
         self.config_file.write_text(self.config(), encoding="utf-8")
         return []
 

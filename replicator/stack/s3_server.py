@@ -12,8 +12,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from replicator.adapters.s3 import s3_client
 from replicator.config import S3Location, Topology
 from replicator.errors import ConfigError, StackError
+from replicator.secret_files import write_secret_file
 from replicator.stack.prereqs import Port, env_override, port_in_use
-from replicator.stack.service import Service, render_properties, write_private
+from replicator.stack.service import Service, render_properties
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class S3Proxy(Service):
 
     def prepare(self, tools: dict[str, str], jars: Path | None) -> list[str]:
         self.data_dir.mkdir(exist_ok=True)
-        write_private(self.config_file, render_properties(self.properties()))
+        write_secret_file(self.config_file, render_properties(self.properties()))
         self.logback_file.write_text(LOGBACK_XML, encoding="utf-8")
         return []
 

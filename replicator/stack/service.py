@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -108,14 +107,6 @@ class Service(ABC):
             if text.strip():
                 parts.append(f"--- last lines of {path} ---\n{text}")
         return "\n".join(parts) or f"(no log output in {self.workdir})"
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (it may hold a password)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
 
 
 def render_properties(values: dict[str, object]) -> str:

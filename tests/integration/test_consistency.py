@@ -38,9 +38,10 @@ from consistency.core.feast_bytes import decode_timestamp, encode_timestamp
 from consistency.repair import repair_region
 from consistency.service import ConsistencyService
 from consistency.wiring import build_checker, build_webhook, close_checker
-from replicator.adapters.redis_store import RegionStore, version_key
+from replicator.adapters.redis_store import RegionStore
 from replicator.assembly import build_worker
 from replicator.core import version
+from replicator.core.keys import row_versions_key
 from replicator.core.version import Version
 from replicator.core.wire import partition_for
 from replicator.heartbeat import applied_key
@@ -366,7 +367,7 @@ def test_full_check_finds_corruption_repair_fixes_it_and_in_flight_rows_do_not_c
         event = decode_timestamp(future_ts)
         assert event is not None
         admin.hset(
-            version_key(view, partition),
+            row_versions_key(view, partition),
             newer,
             version.encode(Version(event[0], 0, event[0], 0, 1, 1)),
         )

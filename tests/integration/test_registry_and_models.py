@@ -16,10 +16,11 @@ from waiting import wait_until
 from replicator.adapters.s3 import s3_client
 from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import Topology
+from replicator.core.keys import registry_version_key
 from replicator.feast_registry import RegistryNotReplicated
 from replicator.models import ModelNotAvailable, ModelStore
 from replicator.regional_config import feast_env, write_regional_repo
-from replicator.registry_sync import RegistryReleaser, sync_once, version_key
+from replicator.registry_sync import RegistryReleaser, sync_once
 
 pytestmark = pytest.mark.slow
 
@@ -147,7 +148,9 @@ def test_corrupted_regional_registry_is_detected_and_repaired_and_never_half_vis
     s3 = s3_client(project.topology.region(region).s3)
     bucket = project.topology.region(region).s3.bucket
     s3.put_object(
-        Bucket=bucket, Key=version_key(project.name, "0123456789abcdef"), Body=b"\x0a\x03ha"
+        Bucket=bucket,
+        Key=registry_version_key(project.name, "0123456789abcdef"),
+        Body=b"\x0a\x03ha",
     )
     assert releaser.live(region)["version"] == live["version"]
     assert {v.name for v in FeatureStore(repo_path=str(repo)).list_feature_views()} == {

@@ -20,9 +20,9 @@ from confluent_kafka import Consumer, Producer
 from harness import END, ReferenceRedis, ReplicatedProject, recent_window
 from waiting import wait_until
 
-from replicator.adapters.redis_store import version_key
 from replicator.config import Topology
 from replicator.core import wire
+from replicator.core.keys import row_versions_key
 from replicator.core.records import Row, RowBatch
 from replicator.rebuild import rebuild_region
 from replicator.regional_config import feast_env, write_regional_repo
@@ -398,7 +398,7 @@ def _forget_versions(admin: redis.Redis, project: ReplicatedProject, views: list
     """
     for view in views:
         for partition in range(project.topology.kafka.partitions):
-            key = version_key(view, partition)
+            key = row_versions_key(view, partition)
             mine = [f for f, _ in admin.hscan_iter(key, match=b"*" + project.name.encode())]
             if mine:
                 admin.hdel(key, *mine)

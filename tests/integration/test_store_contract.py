@@ -28,9 +28,10 @@ from unit.fakes import (  # tests/ is on sys.path
     shuffled_deliveries,
 )
 
-from replicator.adapters.redis_store import NAMESPACE, RegionStore, version_key
+from replicator.adapters.redis_store import RegionStore
 from replicator.config import Topology
 from replicator.core import wire
+from replicator.core.keys import NAMESPACE, row_versions_key
 from replicator.core.records import (
     ApplyOutcome,
     DeleteView,
@@ -142,7 +143,7 @@ def redis_backend(topology: Topology) -> Iterator[Backend]:
         read=lambda key: admin.hgetall(key),
         ttl=lambda key: admin.ttl(key),
         scan=lambda pattern: set(admin.scan_iter(match=pattern, count=10_000)),
-        versions_exist=lambda view, p: bool(admin.exists(version_key(view, p))),
+        versions_exist=lambda view, p: bool(admin.exists(row_versions_key(view, p))),
         overwrite=lambda key, name, value: admin.hset(key, name, value),
         drop=lambda key: admin.delete(key),
         heartbeat=heartbeat,

@@ -19,9 +19,10 @@ from confluent_kafka import Producer
 from harness import ReferenceRedis, ReplicatedProject
 from test_replication import _applied, _fresh, dead_letter_reasons, primary_fingerprint
 
-from replicator.adapters.redis_store import NAMESPACE, RegionStore, feast_hashes, version_key
+from replicator.adapters.redis_store import RegionStore, feast_hashes
 from replicator.config import Topology
 from replicator.core import wire
+from replicator.core.keys import NAMESPACE, row_versions_key
 from replicator.core.records import ApplyOutcome, EncodedBatch, Row, RowBatch
 
 pytestmark = pytest.mark.slow
@@ -164,5 +165,5 @@ def test_hostile_records_never_hold_the_partition(
         for admin in admins.values():
             admin.delete(wide_key, string_key)
             for partition in range(project.topology.kafka.partitions):
-                admin.hdel(version_key("merchant_risk", partition), wide_key, string_key)
+                admin.hdel(row_versions_key("merchant_risk", partition), wide_key, string_key)
             admin.close()

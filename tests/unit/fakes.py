@@ -174,6 +174,9 @@ class FakeMessage:
     def error(self) -> object | None:
         return None
 
+    def timestamp(self) -> tuple[int, int]:
+        return (0, -1)  # TIMESTAMP_NOT_AVAILABLE: the worker's clock stands in
+
 
 def rows_message(
     batch: RowBatch, offset: int, *, partition: int = 0, topic: str = TOPIC
@@ -283,12 +286,23 @@ class FakeStore(_Failures):
         return touched
 
     def record_heartbeat(
-        self, topic: str, partition: int, heartbeat: Heartbeat, applied_ns: int
+        self,
+        topic: str,
+        partition: int,
+        heartbeat: Heartbeat,
+        applied_ns: int,
+        *,
+        plausible_until_ns: int | None = None,
     ) -> None:
         self._called("record_heartbeat")
         self.events.append(("heartbeat", topic, partition, heartbeat.sequence))
         current = self.heartbeats.get((topic, partition))
-        if current is not None and current["emitted_ns"] > heartbeat.emitted_ns:
+        forged = (
+            current is not None
+            and plausible_until_ns is not None
+            and current["emitted_ns"] > plausible_until_ns
+        )
+        if current is not None and not forged and current["emitted_ns"] > heartbeat.emitted_ns:
             return  # an older heartbeat delivered late never moves the clock back
         self.heartbeats[(topic, partition)] = {
             "sequence": heartbeat.sequence,
