@@ -61,6 +61,13 @@ class S3Location(_Section):
     region_name: str = "us-east-1"
 
 
+Compression = Literal["zstd", "lz4", "snappy", "gzip", "none"]
+DEFAULT_COMPRESSION: Compression = "zstd"
+"""The primary's Kafka compression unless the topology says otherwise: the smallest records
+per row in ``benchmarks/egress.py`` at a publish cost below the other codecs' noise
+(BENCHMARKS.md, "egress")."""
+
+
 class KafkaSettings(_Section):
     bootstrap_servers: str = "127.0.0.1:19092"
     topic_prefix: str = "feast"
@@ -68,6 +75,9 @@ class KafkaSettings(_Section):
     replication_factor: int = Field(default=1, ge=1)
     dead_letter_topic: str = "feast.dead-letter"
     heartbeat_topic_suffix: str = "_heartbeats"
+    compression: Compression = DEFAULT_COMPRESSION
+    """``compression.type`` of the primary's producer: record batches stay compressed in the
+    log and on the wire to every region, and are decompressed by each region's worker."""
 
 
 class RegionConfig(_Section):

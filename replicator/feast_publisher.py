@@ -207,6 +207,7 @@ class ReplicatingOnlineStore(RedisOnlineStore):
                 topology.bootstrap_servers_for(topology.primary_region),
                 client_id=client_id,
                 transactional_id=store.transactional_id or f"{client_id}-{uuid.uuid4().hex}",
+                compression=topology.kafka.compression,
                 options={"transaction.timeout.ms": timeout_ms, "delivery.timeout.ms": timeout_ms},
             )
         self._publisher.ensure_topics(

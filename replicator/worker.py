@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from replicator.core import wire
+from replicator.core.egress import EgressMeter
 from replicator.core.ports import ChangeSource, DeadLetters, Message, SchemaCatalog, Store, position
 from replicator.core.records import ApplyOutcome, EncodedBatch, Heartbeat, Kind
 from replicator.errors import (
@@ -207,6 +208,11 @@ class Worker:
         """The counters, and ``updated_ns`` (this worker's wall clock) so a reader can tell
         a summary written after a moment it cares about from an older one."""
         self.store.write_stats(self.region, {**self.summary(), "updated_ns": self.clock()})
+        meter = getattr(self.source, "egress", None)
+        if isinstance(meter, EgressMeter):  # fetched bytes, added to the region's totals
+            delta = meter.unpublished()
+            if delta.topics and self.store.add_egress(self.region, delta):
+                meter.published(delta)
 
     # The pipeline ---------------------------------------------------------------------
     def _process(self, messages: Sequence[Message]) -> None:

@@ -16,6 +16,7 @@ from types import TracebackType
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
+from replicator.config import DEFAULT_COMPRESSION, Compression
 from replicator.core.wire import Headers
 from replicator.errors import KafkaUnavailable, PublishError
 
@@ -47,14 +48,17 @@ class KafkaPublisher:
         *,
         client_id: str,
         transactional_id: str | None = None,
+        compression: Compression = DEFAULT_COMPRESSION,
         options: Mapping[str, str | int | float | bool] | None = None,
     ) -> None:
+        """``compression``: the producer's ``compression.type`` (topology
+        ``kafka.compression``)."""
         self._config: dict[str, str | int | float | bool] = {
             "bootstrap.servers": bootstrap_servers,
             "client.id": client_id,
             "enable.idempotence": True,
             "acks": "all",
-            "compression.type": "lz4",
+            "compression.type": compression,
             "linger.ms": 5,
             "batch.size": 4 * 1024 * 1024,
             "message.max.bytes": MAX_RECORD_BYTES,

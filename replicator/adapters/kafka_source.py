@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterable
 from types import TracebackType
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from replicator.core.egress import EgressMeter
 from replicator.errors import TransientError
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,15 @@ def drain(consumer: Consumer, max_messages: int, timeout: float) -> list[Message
     if messages and max_messages > 1:
         messages += consumer.consume(num_messages=max_messages - 1, timeout=0)
     return messages
+
+
+def record_bytes(message: Message) -> int:
+    """A record's size as received (decompressed): key, value, header names and values."""
+    size = len(message.key() or b"") + len(message.value() or b"")
+    headers = message.headers() or []
+    for name, value in headers.items() if isinstance(headers, dict) else headers:
+        size += len(name) + len(value or b"")
+    return size
 
 
 def subscription_pattern(topic_prefix: str, project: str, feature_views: Iterable[str]) -> str:
@@ -68,6 +79,8 @@ class KafkaSource:
         self._committed: dict[tuple[str, int], int] = {}
         self.consumer_lag: dict[tuple[str, int], int] = {}
         """Offsets behind the log end per partition, from librdkafka's statistics."""
+        self.egress = EgressMeter(time.time_ns())
+        """Bytes fetched per topic: records as received, wire bytes from the statistics."""
 
     @property
     def consumer(self) -> Consumer:
@@ -97,6 +110,7 @@ class KafkaSource:
                 if int(partition) >= 0 and p.get("consumer_lag", -1) >= 0:
                     lag[(topic, int(partition))] = int(p["consumer_lag"])
         self.consumer_lag = lag
+        self.egress.wire_total(int(stats.get("rx_bytes", 0)))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = {(p.topic, p.partition) for p in partitions}
@@ -154,6 +168,7 @@ class KafkaSource:
         for message in messages:
             err = message.error()
             if err is None:
+                self.egress.fetched(str(message.topic()), record_bytes(message))
                 out.append(message)
             elif err.code() == KafkaError._PARTITION_EOF:
                 continue

@@ -23,9 +23,11 @@ import msgpack
 import redis
 
 from replicator.config import RedisEndpoint, RedisUser
+from replicator.core.egress import F_SINCE_NS, EgressCounts
 from replicator.core.keys import (
     NAMESPACE,
     applied_heartbeat_key,
+    egress_key,
     row_versions_key,
     worker_stats_key,
 )
@@ -215,6 +217,21 @@ class RegionStore:
             self.client.hset(worker_stats_key(region), mapping=stats)
         except redis.RedisError as exc:
             log.debug("cannot write worker stats: %s", exc)
+
+    def add_egress(self, region: str, delta: EgressCounts) -> bool:
+        """HINCRBY each field of ``delta`` into ``_replicator:egress:<region>`` (one pipeline,
+        one MULTI: all fields or none), and set ``since_ns`` if no worker did before."""
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            key = egress_key(region)
+            pipe.hsetnx(key, F_SINCE_NS, str(delta.since_ns))
+            for name, value in delta.to_fields().items():
+                pipe.hincrby(key, name, value)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.debug("cannot add egress counts: %s", exc)
+            return False
+        return True
 
     def _keys_of(self, pattern: bytes, partition: int, partitions: int) -> Iterator[bytes]:
         for key in self.client.scan_iter(match=pattern, count=1000):

@@ -19,6 +19,7 @@ from fnmatch import fnmatchcase
 import msgpack
 
 from replicator.core import wire
+from replicator.core.egress import EgressCounts
 from replicator.core.records import (
     ApplyOutcome,
     DeleteView,
@@ -239,6 +240,7 @@ class FakeStore(_Failures):
         """(view, partition) -> Feast key -> version of the write the hash holds."""
         self.heartbeats: dict[tuple[str, int], dict[str, int]] = {}
         self.stats: dict[str, dict[str, float]] = {}
+        self.egress: list[tuple[str, EgressCounts]] = []
         self.events: list[Event] = [] if events is None else events
         self.calls: dict[str, int] = {}
         self._ttl = key_ttl_seconds or 0
@@ -313,6 +315,11 @@ class FakeStore(_Failures):
     def write_stats(self, region: str, stats: dict[str, float]) -> None:
         self.calls["write_stats"] = self.calls.get("write_stats", 0) + 1
         self.stats[region] = dict(stats)
+
+    def add_egress(self, region: str, delta: EgressCounts) -> bool:
+        self.calls["add_egress"] = self.calls.get("add_egress", 0) + 1
+        self.egress.append((region, delta))
+        return True
 
     def close(self) -> None:
         self.closed = True
