@@ -209,9 +209,9 @@ class Worker:
         a summary written after a moment it cares about from an older one."""
         self.store.write_stats(self.region, {**self.summary(), "updated_ns": self.clock()})
         meter = getattr(self.source, "egress", None)
-        if isinstance(meter, EgressMeter):  # fetched bytes, added to the region's totals
+        if isinstance(meter, EgressMeter):  # fetched bytes, added to the group's totals
             delta = meter.unpublished()
-            if delta.topics and self.store.add_egress(self.region, delta):
+            if delta.topics and self.store.add_egress(delta):
                 meter.published(delta)
 
     # The pipeline ---------------------------------------------------------------------

@@ -79,7 +79,7 @@ class KafkaSource:
         self._committed: dict[tuple[str, int], int] = {}
         self.consumer_lag: dict[tuple[str, int], int] = {}
         """Offsets behind the log end per partition, from librdkafka's statistics."""
-        self.egress = EgressMeter(time.time_ns())
+        self.egress = EgressMeter(group_id, time.time_ns())
         """Bytes fetched per topic: records as received, wire bytes from the statistics."""
 
     @property

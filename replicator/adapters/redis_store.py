@@ -218,12 +218,12 @@ class RegionStore:
         except redis.RedisError as exc:
             log.debug("cannot write worker stats: %s", exc)
 
-    def add_egress(self, region: str, delta: EgressCounts) -> bool:
-        """HINCRBY each field of ``delta`` into ``_replicator:egress:<region>`` (one pipeline,
-        one MULTI: all fields or none), and set ``since_ns`` if no worker did before."""
+    def add_egress(self, delta: EgressCounts) -> bool:
+        """HINCRBY each field of ``delta`` into ``_replicator:egress:<group>`` (one MULTI: all
+        fields or none), and set ``since_ns`` if no worker of the group did before."""
         try:
             pipe = self.client.pipeline(transaction=True)
-            key = egress_key(region)
+            key = egress_key(delta.group)
             pipe.hsetnx(key, F_SINCE_NS, str(delta.since_ns))
             for name, value in delta.to_fields().items():
                 pipe.hincrby(key, name, value)

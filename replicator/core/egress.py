@@ -11,8 +11,9 @@ Two figures per feature-view topic, both counted by the region's consumer:
   an interval without records (group heartbeats, empty fetches) is counted as ``OVERHEAD``.
 
 ``EgressMeter`` keeps the running totals in a worker; ``EgressCounts`` is what the workers
-of a region add up in the region's Redis (``_replicator:egress:<region>``, fields below) and
-what the consistency checker reads back. Pure: no I/O.
+of a consumer group (one project in one region) add up in the region's Redis
+(``_replicator:egress:<group>``, fields below) and what the consistency checker reads back.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ class TopicBytes:
 
 @dataclass(frozen=True)
 class EgressCounts:
-    """Running totals of a worker or of a whole region since ``since_ns`` (wall clock, ns)."""
+    """Running totals of a worker, or of its consumer group, since ``since_ns`` (wall clock,
+    ns)."""
 
+    group: str
+    """The consumer group (one project in one region)."""
     since_ns: int
     topics: Mapping[str, TopicBytes] = field(default_factory=dict)
     """Topic (or ``OVERHEAD``) -> its bytes."""
@@ -78,7 +82,9 @@ class EgressCounts:
         }
 
     @classmethod
-    def from_fields(cls, fields: Mapping[str, str | bytes | int]) -> EgressCounts | None:
+    def from_fields(
+        cls, group: str, fields: Mapping[str, str | bytes | int]
+    ) -> EgressCounts | None:
         """The inverse of ``to_fields`` (plus ``since_ns``); None when nothing was counted.
         Unknown or malformed fields are ignored."""
         since = fields.get(F_SINCE_NS)
@@ -93,7 +99,7 @@ class EgressCounts:
                 topics.setdefault(topic, {})[measure] = int(value)
             except ValueError:
                 continue
-        return cls(int(since), {t: TopicBytes(**m) for t, m in topics.items()})
+        return cls(group, int(since), {t: TopicBytes(**m) for t, m in topics.items()})
 
 
 class EgressMeter:
@@ -101,7 +107,8 @@ class EgressMeter:
     each statistics report of the client; ``unpublished``/``published`` hand the increase
     since the last successful publication to the region's totals exactly once."""
 
-    def __init__(self, since_ns: int) -> None:
+    def __init__(self, group: str, since_ns: int) -> None:
+        self.group = group
         self.since_ns = since_ns
         self._totals: dict[str, TopicBytes] = {}
         self._published: dict[str, TopicBytes] = {}
@@ -124,7 +131,7 @@ class EgressMeter:
         self._window = {}
 
     def counts(self) -> EgressCounts:
-        return EgressCounts(self.since_ns, dict(self._totals))
+        return EgressCounts(self.group, self.since_ns, dict(self._totals))
 
     def unpublished(self) -> EgressCounts:
         """What was counted since the last ``published`` call (empty topics left out)."""
@@ -132,7 +139,7 @@ class EgressMeter:
             topic: total - self._published.get(topic, TopicBytes())
             for topic, total in self._totals.items()
         }
-        return EgressCounts(self.since_ns, {t: d for t, d in delta.items() if d})
+        return EgressCounts(self.group, self.since_ns, {t: d for t, d in delta.items() if d})
 
     def published(self, delta: EgressCounts) -> None:
         """``delta`` (from ``unpublished``) is now part of the region's totals."""

@@ -95,9 +95,9 @@ class Store(Protocol):
         ``plausible_until_ns`` was never emitted by the primary (forged) and is replaced."""
 
     def write_stats(self, region: str, stats: dict[str, float]) -> None: ...
-    def add_egress(self, region: str, delta: EgressCounts) -> bool:
-        """Add a worker's newly fetched bytes to the region's totals; False when they could
-        not be written (kept for the next call, never counted twice)."""
+    def add_egress(self, delta: EgressCounts) -> bool:
+        """Add a worker's newly fetched bytes to its consumer group's totals; False when they
+        could not be written (kept for the next call, never counted twice)."""
 
     def close(self) -> None: ...
 

@@ -240,7 +240,7 @@ class FakeStore(_Failures):
         """(view, partition) -> Feast key -> version of the write the hash holds."""
         self.heartbeats: dict[tuple[str, int], dict[str, int]] = {}
         self.stats: dict[str, dict[str, float]] = {}
-        self.egress: list[tuple[str, EgressCounts]] = []
+        self.egress: list[EgressCounts] = []
         self.events: list[Event] = [] if events is None else events
         self.calls: dict[str, int] = {}
         self._ttl = key_ttl_seconds or 0
@@ -316,9 +316,9 @@ class FakeStore(_Failures):
         self.calls["write_stats"] = self.calls.get("write_stats", 0) + 1
         self.stats[region] = dict(stats)
 
-    def add_egress(self, region: str, delta: EgressCounts) -> bool:
+    def add_egress(self, delta: EgressCounts) -> bool:
         self.calls["add_egress"] = self.calls.get("add_egress", 0) + 1
-        self.egress.append((region, delta))
+        self.egress.append(delta)
         return True
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from test_consistency_checker import TOPIC, S, caught_up, damage, fill, make_world
+from test_consistency_checker import NOW_NS, TOPIC, S, caught_up, damage, fill, make_world
 from waiting import wait_until
 
 from consistency.adapters.webhook import WebhookSender
@@ -24,6 +24,7 @@ from consistency.metrics import METRIC_NAMES
 from consistency.service import ConsistencyService
 from consistency.status_page import render
 from consistency.web import StatusServer
+from replicator.core.egress import EgressCounts, TopicBytes
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "infra" / "monitoring"
@@ -184,6 +185,9 @@ def populated_metrics_text() -> str:
     service.metrics.add_webhook(lambda: {"delivered": 1, "failed": 0, "dropped": 0})
     damage(regions, log)
     log.retention[TOPIC] = 86_400_000
+    regions["eu"].fetched["replicator-proj-eu"] = EgressCounts(
+        "replicator-proj-eu", NOW_NS - 3600 * S, {TOPIC: TopicBytes(10, 3000, 1000)}
+    )
     for seconds in (0, 9, 9):
         set_eu_staleness(regions, seconds)
         service.run_staleness()

@@ -7,6 +7,7 @@ from replicator.worker import Worker, WorkerOptions
 from tests.unit.fakes import FakeStore
 
 A, B = "feast.p.a", "feast.p.b"
+GROUP = "replicator-p-eu-west-1"
 
 
 def test_wire_bytes_are_shared_by_record_bytes_and_add_up_exactly() -> None:
@@ -21,7 +22,7 @@ def test_wire_bytes_without_records_are_overhead() -> None:
 
 
 def test_meter_counts_records_and_apportions_each_wire_report() -> None:
-    meter = EgressMeter(since_ns=1)
+    meter = EgressMeter("g", since_ns=1)
     meter.fetched(A, 300)
     meter.fetched(B, 100)
     meter.wire_total(200)  # 200 bytes read: 3/4 for A, 1/4 for B
@@ -36,14 +37,14 @@ def test_meter_counts_records_and_apportions_each_wire_report() -> None:
 
 
 def test_a_new_client_counts_its_wire_bytes_from_zero() -> None:
-    meter = EgressMeter(since_ns=1)
+    meter = EgressMeter("g", since_ns=1)
     meter.wire_total(1000)
     meter.wire_total(40)  # the consumer was recreated: its total restarted
     assert meter.counts().wire_bytes == 1040
 
 
 def test_unpublished_hands_each_byte_over_once() -> None:
-    meter = EgressMeter(since_ns=5)
+    meter = EgressMeter("g", since_ns=5)
     meter.fetched(A, 100)
     first = meter.unpublished()
     assert first.topics == {A: TopicBytes(records=1, record_bytes=100)}
@@ -55,19 +56,19 @@ def test_unpublished_hands_each_byte_over_once() -> None:
 
 
 def test_redis_fields_round_trip() -> None:
-    counts = EgressCounts(42, {A: TopicBytes(3, 300, 90), OVERHEAD: TopicBytes(0, 0, 12)})
+    counts = EgressCounts("g", 42, {A: TopicBytes(3, 300, 90), OVERHEAD: TopicBytes(0, 0, 12)})
     fields: dict[str, str | bytes | int] = {k: str(v) for k, v in counts.to_fields().items()}
     fields["since_ns"] = b"42"
     fields["junk"] = "x"
-    assert EgressCounts.from_fields(fields) == counts
-    assert EgressCounts.from_fields({}) is None
+    assert EgressCounts.from_fields("g", fields) == counts
+    assert EgressCounts.from_fields("g", {}) is None
 
 
 class _MeteredSource:
     """A change source with a meter, as ``KafkaSource`` has; nothing to poll."""
 
     def __init__(self) -> None:
-        self.egress = EgressMeter(since_ns=9)
+        self.egress = EgressMeter(GROUP, since_ns=9)
         self.assigned: set[tuple[str, int]] = set()
 
     def poll_batch(self, max_messages: int, timeout: float) -> list[object]:
@@ -81,7 +82,7 @@ class _MeteredSource:
 
 
 class _DownStore(FakeStore):
-    def add_egress(self, region: str, delta: EgressCounts) -> bool:
+    def add_egress(self, delta: EgressCounts) -> bool:
         self.calls["add_egress"] = self.calls.get("add_egress", 0) + 1
         return False
 
@@ -105,9 +106,9 @@ def test_worker_adds_what_it_fetched_to_the_regions_totals_once() -> None:
     worker.step()  # nothing new: nothing added
     source.egress.fetched(A, 30)
     worker.step()
-    added = [delta.topics[A].record_bytes for region, delta in store.egress]
+    added = [delta.topics[A].record_bytes for delta in store.egress]
     assert added == [120, 30]
-    assert {region for region, _ in store.egress} == {"eu-west-1"}
+    assert {delta.group for delta in store.egress} == {GROUP}
 
 
 def test_bytes_the_region_could_not_take_are_offered_again() -> None:
