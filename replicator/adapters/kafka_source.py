@@ -105,12 +105,14 @@ class KafkaSource:
     def _on_stats(self, raw: str) -> None:
         stats = json.loads(raw)
         lag = {}
+        fetched: dict[str, int] = {}
         for topic, data in stats.get("topics", {}).items():
             for partition, p in data.get("partitions", {}).items():
                 if int(partition) >= 0 and p.get("consumer_lag", -1) >= 0:
                     lag[(topic, int(partition))] = int(p["consumer_lag"])
+                fetched[topic] = fetched.get(topic, 0) + int(p.get("rxbytes", 0))
         self.consumer_lag = lag
-        self.egress.wire_total(int(stats.get("rx_bytes", 0)))
+        self.egress.wire_total(int(stats.get("rx_bytes", 0)), fetched)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = {(p.topic, p.partition) for p in partitions}

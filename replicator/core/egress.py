@@ -6,9 +6,10 @@ Two figures per feature-view topic, both counted by the region's consumer:
   header names and values): what the region would carry without compression.
 - ``wire_bytes``: bytes actually read from the brokers' sockets (librdkafka's ``rx_bytes``:
   compressed batches plus the protocol around them). The client reports it for the whole
-  connection, not per topic, so each statistics interval's wire bytes are shared among the
-  topics in proportion to the record bytes they received in that interval (exact in total);
-  an interval without records (group heartbeats, empty fetches) is counted as ``OVERHEAD``.
+  client, not per topic, so each statistics interval's wire bytes are shared among the
+  topics in proportion to the message bytes the client fetched for each in that same
+  interval (its per-partition ``rxbytes``, from the same report); exact in total. An interval
+  without fetched messages (group heartbeats, empty fetches) is counted as ``OVERHEAD``.
 
 ``EgressMeter`` keeps the running totals in a worker; ``EgressCounts`` is what the workers
 of a consumer group (one project in one region) add up in the region's Redis
@@ -112,23 +113,25 @@ class EgressMeter:
         self.since_ns = since_ns
         self._totals: dict[str, TopicBytes] = {}
         self._published: dict[str, TopicBytes] = {}
-        self._window: dict[str, int] = {}
-        """Record bytes per topic since the last wire report."""
         self._wire_seen = 0
+        self._fetched_seen: dict[str, int] = {}
 
     def fetched(self, topic: str, record_bytes: int) -> None:
-        """One record of ``record_bytes`` (decompressed) received from ``topic``."""
+        """One record of ``record_bytes`` (decompressed) handed to the worker from ``topic``."""
         self._add(topic, TopicBytes(1, record_bytes, 0))
-        self._window[topic] = self._window.get(topic, 0) + record_bytes
 
-    def wire_total(self, rx_bytes: int) -> None:
-        """The client's running total of bytes received from the brokers. A total below the
+    def wire_total(self, rx_bytes: int, fetched_by_topic: Mapping[str, int]) -> None:
+        """One statistics report of the client: its running total of bytes received from the
+        brokers, and per topic its running total of message bytes fetched. A total below the
         last one (a new client) counts from zero."""
-        delta = rx_bytes - self._wire_seen if rx_bytes >= self._wire_seen else rx_bytes
+        weights = {
+            t: _increase(self._fetched_seen.get(t, 0), n) for t, n in fetched_by_topic.items()
+        }
+        self._fetched_seen = dict(fetched_by_topic)
+        delta = _increase(self._wire_seen, rx_bytes)
         self._wire_seen = rx_bytes
-        for topic, share in apportion(delta, self._window).items():
+        for topic, share in apportion(delta, weights).items():
             self._add(topic, TopicBytes(0, 0, share))
-        self._window = {}
 
     def counts(self) -> EgressCounts:
         return EgressCounts(self.group, self.since_ns, dict(self._totals))
@@ -148,6 +151,11 @@ class EgressMeter:
 
     def _add(self, topic: str, counts: TopicBytes) -> None:
         self._totals[topic] = self._totals.get(topic, TopicBytes()) + counts
+
+
+def _increase(before: int, now: int) -> int:
+    """How much a running total grew; one that went down restarted from zero."""
+    return now - before if now >= before else now
 
 
 def apportion(total: int, weights: Mapping[str, int]) -> dict[str, int]:

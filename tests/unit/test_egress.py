@@ -25,10 +25,10 @@ def test_meter_counts_records_and_apportions_each_wire_report() -> None:
     meter = EgressMeter("g", since_ns=1)
     meter.fetched(A, 300)
     meter.fetched(B, 100)
-    meter.wire_total(200)  # 200 bytes read: 3/4 for A, 1/4 for B
-    meter.wire_total(250)  # nothing fetched since: overhead
+    meter.wire_total(200, {A: 300, B: 100})  # 200 bytes read: 3/4 for A, 1/4 for B
+    meter.wire_total(250, {A: 300, B: 100})  # no message fetched since: overhead
     meter.fetched(A, 10)
-    meter.wire_total(260)
+    meter.wire_total(260, {A: 310, B: 100})
     counts = meter.counts()
     assert counts.topics[A] == TopicBytes(records=2, record_bytes=310, wire_bytes=160)
     assert counts.topics[B] == TopicBytes(records=1, record_bytes=100, wire_bytes=50)
@@ -36,11 +36,19 @@ def test_meter_counts_records_and_apportions_each_wire_report() -> None:
     assert (counts.record_bytes, counts.wire_bytes) == (410, 260)
 
 
+def test_wire_bytes_follow_what_the_client_fetched_not_what_the_worker_took_yet() -> None:
+    meter = EgressMeter("g", since_ns=1)
+    meter.fetched(A, 100)  # handed over now, fetched in an earlier interval
+    meter.wire_total(1000, {A: 100, B: 900})  # this interval the client fetched B
+    assert meter.counts().topics[B].wire_bytes == 900
+
+
 def test_a_new_client_counts_its_wire_bytes_from_zero() -> None:
     meter = EgressMeter("g", since_ns=1)
-    meter.wire_total(1000)
-    meter.wire_total(40)  # the consumer was recreated: its total restarted
+    meter.wire_total(1000, {A: 900})
+    meter.wire_total(40, {A: 30})  # the consumer was recreated: its totals restarted
     assert meter.counts().wire_bytes == 1040
+    assert meter.counts().topics[A].wire_bytes == 1040
 
 
 def test_unpublished_hands_each_byte_over_once() -> None:
