@@ -571,8 +571,10 @@ def test_serve_exposes_metrics_and_a_status_page_that_renders_in_chromium(
 # Egress and cost ------------------------------------------------------------------------------
 def test_a_workers_fetched_bytes_metrics_grow_by_the_records_it_fetched(world: World) -> None:
     """A worker of its own consumer group reads the project's log from the start: its
-    record-bytes metric is exactly the bytes of the records it fetched, and its wire bytes
-    (zstd at the primary by default) are fewer."""
+    record-bytes metric is exactly the bytes of the records it fetched, and wire bytes are
+    counted for every topic. (Whether they are fewer depends on the log: a backlog of rows
+    compresses, but each heartbeat round is flushed on its own, one small record per batch,
+    whose batch header outweighs it: BENCHMARKS.md measures compression.)"""
     topology = world.topology
     bootstrap = topology.bootstrap_servers_for(VICTIM)
     group = f"{topology.consumer_group(VICTIM)}-egress-test"
@@ -607,7 +609,7 @@ def test_a_workers_fetched_bytes_metrics_grow_by_the_records_it_fetched(world: W
     expected = _bytes_of_records(bootstrap, positions)
     for topic in topics:
         assert (records[topic], record_bytes[topic]) == expected[topic], topic
-        assert 0 < wire_bytes[topic] < record_bytes[topic], topic
+        assert wire_bytes[topic] > 0, topic
 
 
 def test_check_once_json_shows_bytes_and_cost_per_region(world: World, tmp_path: Path) -> None:
