@@ -27,6 +27,7 @@ from replicator.config import Topology
 from replicator.regional_config import feast_env, write_regional_repo
 from replicator.registry_sync import sync_once
 from replicator.stack.local import LocalStack
+from replicator.stack.prometheus import scrape_summary, worker_metrics_port
 
 Say = Callable[[str], None]
 
@@ -57,7 +58,7 @@ class Demo:
     def run(self, *, once: bool) -> list[RegionReport]:
         started = time.monotonic()
         self.step("starting the local stack")
-        LocalStack(self.topology, progress=lambda m: self.say(f"    {m}")).up()
+        LocalStack(self.topology, progress=lambda m: self.say(f"    {m}"), prometheus=True).up()
         self.step("generating feature data")
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         _generator(self.repo).generate(self.repo / "data", end=end)
@@ -85,6 +86,7 @@ class Demo:
         self._print_table(reports)
         self.step("the consistency checker's report (consistency check --once)")
         self._consistency_report()
+        self.step(scrape_summary(self.topology))
         self.say(f"done in {time.monotonic() - started:.0f}s")
         if once:
             self.stop_workers()
@@ -146,8 +148,10 @@ class Demo:
 
     def _start_worker(self, region: str) -> subprocess.Popen[bytes]:
         args = ["--config", str(self.config_path), "--log-format", "json"]
+        metrics = ["--metrics-port", str(worker_metrics_port(self.topology, region))]
         return self._spawn(
-            f"worker-{region}", ["-m", "replicator.cli", *args, "worker", "--region", region]
+            f"worker-{region}",
+            ["-m", "replicator.cli", *args, "worker", "--region", region, *metrics],
         )
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
