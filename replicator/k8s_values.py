@@ -55,10 +55,7 @@ def k8s_values(
         "monitoring": {"prometheusRule": {"enabled": primary}},
     }
     if image:
-        repository, _, tag = (
-            image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
-        )
-        values["image"] = {"repository": repository, "tag": tag}
+        values["image"] = _image(image)
     return values
 
 
@@ -69,6 +66,14 @@ def render(topology: Topology, region: str, **options: Any) -> str:
         "# No secrets: passwords and S3 keys come from each region's Secret (docs/deploy.md).\n"
     )
     return header + yaml.safe_dump(k8s_values(topology, region, **options), sort_keys=False)
+
+
+def _image(reference: str) -> dict[str, str]:
+    """``registry:5000/name:tag`` -> repository and tag (a port is not a tag)."""
+    repository, colon, tag = reference.rpartition(":")
+    if not colon or "/" in tag:
+        return {"repository": reference, "tag": ""}
+    return {"repository": repository, "tag": tag}
 
 
 def _set(mapping: dict[str, Any], path: tuple[str, ...], value: str) -> None:

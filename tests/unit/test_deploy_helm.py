@@ -158,3 +158,18 @@ def test_the_health_endpoint_command_is_configurable() -> None:
         objects(rendered())[("Deployment", "feast-eu-west-1-feature-server")], "health"
     )
     assert default["args"][2:5] == ["region", "health", "eu-west-1"]
+
+
+def test_k8s_values_cli_writes_values_for_a_region(tmp_path: Path, capsys: Any) -> None:
+    from replicator import cli
+
+    out = tmp_path / "v.yaml"
+    config = str(ROOT / "infra" / "topology.yaml")
+    args = ["--config", config, "region", "k8s-values", "ap-southeast-1", "--out", str(out)]
+    assert cli.main([*args, "--image", "registry:5000/replicator"]) == 0
+    values = yaml.safe_load(out.read_text())
+    assert values["region"] == "ap-southeast-1" and values["checker"] == {"enabled": False}
+    assert values["image"] == {"repository": "registry:5000/replicator", "tag": ""}
+    assert [r["name"] for r in values["topology"]["regions"]] == list(TOPOLOGY.regions)
+    assert cli.main(["--config", config, "region", "k8s-values", "mars"]) == 2
+    assert "unknown region 'mars'" in capsys.readouterr().err
