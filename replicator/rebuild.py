@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from replicator.adapters.kafka_config import KafkaConnection, client_config, client_settings
 from replicator.adapters.kafka_source import drain
 from replicator.assembly import build_worker, region_pattern, worker_options
 from replicator.config import Topology
@@ -28,10 +29,10 @@ log = logging.getLogger(__name__)
 class LogReplaySource:
     """Every partition of the matching topics, from the start to the end seen at creation."""
 
-    def __init__(self, bootstrap_servers: str, pattern: str, *, group_id: str) -> None:
+    def __init__(self, connection: KafkaConnection, pattern: str, *, group_id: str) -> None:
         self._consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap_servers,
+                **client_settings(connection),
                 "group.id": group_id,
                 "enable.auto.commit": False,
                 "fetch.max.bytes": 64 * 1024 * 1024,
@@ -39,7 +40,7 @@ class LogReplaySource:
                 "queued.max.messages.kbytes": 256 * 1024,
             }
         )
-        admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+        admin = AdminClient(client_settings(connection))
         matcher = re.compile(pattern)
         metadata = admin.list_topics(timeout=30)
         self.end: dict[tuple[str, int], int] = {}
@@ -133,7 +134,7 @@ def rebuild_region(
     progress_interval: float = 1.0,
 ) -> RebuildReport:
     source = LogReplaySource(
-        topology.bootstrap_servers_for(region),
+        client_config(topology, "worker", region=region),
         region_pattern(topology, region),
         group_id=f"{topology.consumer_group(region)}-rebuild",
     )

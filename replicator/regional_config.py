@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from replicator.adapters.redis_store import feast_connection_string
 from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import Topology
 
@@ -31,10 +32,7 @@ def feature_store_yaml(topology: Topology, region: str, *, registry_cache_ttl: i
         },
         "online_store": {
             "type": "redis",
-            "connection_string": (
-                f"{config.redis.host}:{config.redis.port},username={reader.username},"
-                f"password={reader.password.get_secret_value()}"
-            ),
+            "connection_string": feast_connection_string(config.redis, reader),
         },
         "offline_store": {"type": "file"},
         "entity_key_serialization_version": 3,
@@ -56,6 +54,7 @@ def feast_env(topology: Topology, region: str) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": s3.access_key_id,
         "AWS_SECRET_ACCESS_KEY": s3.secret_access_key.get_secret_value(),
         "AWS_DEFAULT_REGION": s3.region_name,
+        **({"AWS_CA_BUNDLE": str(s3.ca_file)} if s3.ca_file else {}),
     }
 
 

@@ -13,6 +13,7 @@ test. Everything else in ``consistency`` imports these names from here.
 
 from __future__ import annotations
 
+from replicator.adapters.kafka_config import KafkaConnection, client_config, client_settings
 from replicator.adapters.redis_store import RegionStore, connect, version_key
 from replicator.adapters.s3 import is_absent, read_object, s3_client
 from replicator.adapters.s3_catalog import manifest_key
@@ -31,8 +32,11 @@ __all__ = [
     "F_INTERVAL_NS",
     "F_SEQUENCE",
     "TOPIC_FIELD_PREFIX",
+    "KafkaConnection",
     "RegionStore",
     "applied_key",
+    "client_config",
+    "client_settings",
     "connect",
     "emission_key",
     "is_absent",

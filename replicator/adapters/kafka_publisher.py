@@ -10,6 +10,7 @@ from types import TracebackType
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from replicator.adapters.kafka_config import KafkaConnection, client_settings, describe
 from replicator.core.wire import Headers
 from replicator.errors import PublishError
 
@@ -29,13 +30,14 @@ class KafkaPublisher:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaConnection,
         *,
         client_id: str,
         options: Mapping[str, str | int | float | bool] | None = None,
     ) -> None:
+        self._connection = client_settings(connection)
         self._config: dict[str, str | int | float | bool] = {
-            "bootstrap.servers": bootstrap_servers,
+            **self._connection,
             "client.id": client_id,
             "enable.idempotence": True,
             "acks": "all",
@@ -73,7 +75,7 @@ class KafkaPublisher:
         if not missing:
             return
         if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self._config["bootstrap.servers"]})
+            self._admin = AdminClient(dict(self._connection))
         new = [NewTopic(t, partitions, replication_factor, config=TOPIC_CONFIG) for t in missing]
         for topic, future in self._admin.create_topics(new, operation_timeout=30).items():
             try:
@@ -109,7 +111,7 @@ class KafkaPublisher:
         if remaining:
             raise PublishError(
                 f"{remaining} record(s) not acknowledged by Kafka within {timeout:.0f}s "
-                f"({self._config['bootstrap.servers']})"
+                f"({describe(self._connection)})"
             )
         if errors:
             raise PublishError(f"Kafka refused {len(errors)} record(s): {errors[0]}")

@@ -19,6 +19,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from replicator.adapters.redis_store import connect
 from replicator.config import RedisEndpoint, RedisUser, Topology
 from replicator.errors import ConfigError
 from replicator.stack.prereqs import Port, env_override, port_in_use
@@ -59,13 +60,11 @@ def acl_file(endpoint: RedisEndpoint) -> str:
 
 def admin_client(endpoint: RedisEndpoint, *, timeout: float = 2.0, retries: int = 3) -> redis.Redis:
     """A client logged in as the region's admin user."""
-    return redis.Redis(
-        host=endpoint.host,
-        port=endpoint.port,
-        username=endpoint.admin.username,
-        password=endpoint.admin.password.get_secret_value(),
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
+    return connect(
+        endpoint,
+        endpoint.admin,
+        timeout=timeout,
+        connect_timeout=timeout,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
     )
 
