@@ -1,9 +1,13 @@
 """One ``redis-server`` per region, loopback only, with ACL users from the topology.
 
-Users (``docs/local-stack.md`` explains why):
-- writer: read, write, scripting and transactions on all keys, minus every ``@dangerous``
-  command (FLUSHALL, KEYS, CONFIG, ...), plus PING and INFO;
-- reader: read commands and connection commands only: no write, no scripting;
+Users (``docs/local-stack.md`` and ``docs/security.md`` explain why):
+- writer: read, write and transactions on all keys, minus every ``@dangerous`` command
+  (FLUSHALL, KEYS, CONFIG, ...), plus PING and INFO; of scripting only what redis-py's
+  registered scripts use (EVALSHA, SCRIPT LOAD, SCRIPT EXISTS): no EVAL, no FUNCTION, no
+  SCRIPT FLUSH. Redis 7.0 cannot limit EVALSHA to given scripts, so a writer can still
+  SCRIPT LOAD its own; a script runs with the writer's command rights, no more;
+- reader: read and connection commands only, minus ``@dangerous`` (KEYS): no write, no
+  scripting;
 - admin: everything;
 - ``default``: disabled, so a client without credentials can do nothing.
 """
@@ -28,8 +32,11 @@ from replicator.stack.service import Service, write_private
 
 logger = logging.getLogger(__name__)
 
-WRITER_RULES = "~* +@read +@write +@scripting +@transaction +@connection -@dangerous +ping +info"
-READER_RULES = "~* -@all +@read +@connection"
+WRITER_RULES = (
+    "~* +@read +@write +@transaction +@connection -@dangerous +ping +info"
+    " +evalsha +script|load +script|exists"
+)
+READER_RULES = "~* -@all +@read +@connection -@dangerous"
 ADMIN_RULES = "~* &* +@all"
 
 
