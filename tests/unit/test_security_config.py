@@ -116,3 +116,31 @@ def test_redis_and_s3_clients_verify_the_private_ca(tmp_path: Path) -> None:
     assert kwargs["ssl_cert_reqs"] == "required"
     assert "ssl=true" in feast_connection_string(region.redis, region.redis.reader)
     assert s3_client(region.s3)._endpoint.http_session._verify == str(tmp_path / "ca.pem")
+
+
+def test_acls_give_each_principal_only_what_it_needs() -> None:
+    from replicator.kafka_acls import required_acls
+
+    topology = load_topology(ROOT / "infra" / "secure" / "topology.yaml")
+    acls = required_acls(topology)
+    writers = {
+        a.principal
+        for a in acls
+        if a.operation == "WRITE" and a.resource_name.startswith("feast.secure_demo.")
+    }
+    assert writers == {"User:primary"}
+    assert not [a for a in acls if a.principal == "User:checker" and a.operation == "WRITE"]
+    reads = {
+        (a.pattern_type, a.resource_name)
+        for a in acls
+        if a.principal == "User:worker-ap-southeast-1"
+        and a.resource_type == "TOPIC"
+        and a.operation == "READ"
+    }
+    assert reads == {("LITERAL", "feast.secure_demo.driver_hourly_stats")}
+    groups = {
+        a.resource_name
+        for a in acls
+        if a.principal == "User:worker-eu-west-1" and a.resource_type == "GROUP"
+    }
+    assert groups == {topology.consumer_group("eu-west-1")}
