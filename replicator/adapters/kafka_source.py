@@ -10,6 +10,7 @@ from types import TracebackType
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from replicator.adapters.kafka_config import KafkaConnection, client_settings
 from replicator.errors import TransientError
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,14 @@ def subscription_pattern(topic_prefix: str, project: str, feature_views: Iterabl
 class KafkaSource:
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaConnection,
         *,
         group_id: str,
         pattern: str,
         options: dict[str, object] | None = None,
     ) -> None:
         config: dict[str, object] = {
-            "bootstrap.servers": bootstrap_servers,
+            **client_settings(connection),
             "group.id": group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
