@@ -31,6 +31,7 @@ from benchmarks.dataset import feast_rows
 from benchmarks.project import BenchProject
 from benchmarks.report import Check, Result
 from replicator import feast_layout
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import MAX_RECORD_BYTES, KafkaPublisher
 from replicator.adapters.kafka_source import KafkaSource
 from replicator.assembly import build_worker, consumer_options, region_pattern, worker_options
@@ -132,9 +133,8 @@ def _measure(
     ctx: Context,
 ) -> dict[str, Any]:
     topology = project.topology
-    bootstrap = topology.bootstrap_servers_for(region)
     source = KafkaSource(
-        bootstrap,
+        client_config(topology, "worker", region=region),
         group_id=f"{topology.consumer_group(region)}-egress",
         pattern=region_pattern(topology, region),
         options={**consumer_options(topology), "statistics.interval.ms": STATS_MS},
@@ -142,7 +142,7 @@ def _measure(
     options = dataclasses.replace(worker_options(topology), publish_stats=False)
     worker = build_worker(topology, region, source=source, options=options)
     publisher = KafkaPublisher(
-        topology.bootstrap_servers_for(topology.primary_region),
+        client_config(topology, "primary"),
         client_id=f"bench-{project.name}",
         compression=codec,
     )

@@ -26,6 +26,13 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from replicator.config_security import (
+    Credentials,
+    KafkaSecurity,
+    KafkaUsers,
+    TlsSettings,
+    load_secret_files,
+)
 from replicator.errors import ConfigError
 
 ENV_PREFIX = "REPLICATOR_"
@@ -37,14 +44,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RedisUser(_Section):
-    username: str
-    password: SecretStr
+class RedisUser(Credentials):
+    """A Redis ACL user: ``password`` or ``password_file`` (mode 0600)."""
 
 
 class RedisEndpoint(_Section):
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
+    tls: TlsSettings = TlsSettings()
+    """TLS towards this Redis (its ``tls-port``); the client certificate is optional."""
     writer: RedisUser
     """The region's replicator: the only user allowed to write Feast keys."""
     reader: RedisUser
@@ -58,7 +66,16 @@ class S3Location(_Section):
     bucket: str
     access_key_id: str
     secret_access_key: SecretStr
+    secret_access_key_file: Path | None = None
     region_name: str = "us-east-1"
+    ca_file: Path | None = None
+    """PEM CA bundle for an ``https://`` endpoint signed by a private CA (S3-compatible
+    servers); the system's trust store when unset."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _files(cls, data: Any) -> Any:
+        return load_secret_files(data, ("secret_access_key",))
 
 
 Compression = Literal["zstd", "lz4", "snappy", "gzip", "none"]
@@ -75,6 +92,8 @@ class KafkaSettings(_Section):
     replication_factor: int = Field(default=1, ge=1)
     dead_letter_topic: str = "feast.dead-letter"
     heartbeat_topic_suffix: str = "_heartbeats"
+    security: KafkaSecurity = KafkaSecurity()
+    users: KafkaUsers = KafkaUsers()
     compression: Compression = DEFAULT_COMPRESSION
     """``compression.type`` of the primary's producer: record batches stay compressed in the
     log and on the wire to every region, and are decompressed by each region's worker."""
@@ -85,6 +104,10 @@ class RegionConfig(_Section):
     s3: S3Location
     kafka_bootstrap_servers: str | None = None
     """Brokers as seen from this region; defaults to ``kafka.bootstrap_servers``."""
+    kafka_user: Credentials | None = None
+    """This region's worker principal (SASL): reads its views' topics, writes dead letters."""
+    kafka_tls: TlsSettings | None = None
+    """TLS towards Kafka from this region; defaults to ``kafka.security.tls``."""
     feature_views: list[str] = Field(default_factory=lambda: ["*"])
     """Feature views this region subscribes to; ``*`` means all."""
     read_fallbacks: list[str] | None = None
@@ -143,6 +166,8 @@ class WorkerSettings(_Section):
     max_heartbeat_lead_seconds: float = Field(default=60.0, gt=0)
     """A heartbeat stamped further than this ahead of its record's broker timestamp is
     dead-lettered as ``implausible_heartbeat`` (forged), never stored."""
+    metrics_host: str = "127.0.0.1"
+    """Address /metrics binds to; ``0.0.0.0`` in a pod so Prometheus can scrape it."""
 
     @model_validator(mode="before")
     @classmethod
@@ -183,6 +208,12 @@ class StackSettings(_Section):
     kafka_heap_mb: int = 384
     s3_port: int = 19000
     s3_heap_mb: int = 192
+    prometheus_port: int = 19090
+    """Optional local Prometheus (``replicator demo`` starts it; docs/local-stack.md)."""
+    worker_metrics_port: int = 19101
+    """The first region's worker /metrics port in the local stack; the next regions count up."""
+    checker_metrics_address: str = "127.0.0.1:9108"
+    """Where the local Prometheus scrapes ``consistency serve`` (its ``server`` setting)."""
 
 
 class Topology(BaseSettings):

@@ -11,6 +11,7 @@ from types import TracebackType
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from replicator.adapters.kafka_config import KafkaConnection, client_settings
 from replicator.core.egress import EgressMeter
 from replicator.errors import TransientError
 
@@ -50,14 +51,14 @@ def subscription_pattern(topic_prefix: str, project: str, feature_views: Iterabl
 class KafkaSource:
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaConnection,
         *,
         group_id: str,
         pattern: str,
         options: dict[str, object] | None = None,
     ) -> None:
         config: dict[str, object] = {
-            "bootstrap.servers": bootstrap_servers,
+            **client_settings(connection),
             "group.id": group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,

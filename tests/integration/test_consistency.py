@@ -40,6 +40,7 @@ from consistency.core.feast_bytes import decode_timestamp, encode_timestamp
 from consistency.repair import repair_region
 from consistency.service import ConsistencyService
 from consistency.wiring import build_checker, build_webhook, close_checker
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_source import KafkaSource
 from replicator.adapters.prometheus import WorkerCollector
 from replicator.adapters.redis_store import RegionStore
@@ -576,10 +577,10 @@ def test_a_workers_fetched_bytes_metrics_grow_by_the_records_it_fetched(world: W
     compresses, but each heartbeat round is flushed on its own, one small record per batch,
     whose batch header outweighs it: BENCHMARKS.md measures compression.)"""
     topology = world.topology
-    bootstrap = topology.bootstrap_servers_for(VICTIM)
+    kafka = client_config(topology, "admin", region=VICTIM)
     group = f"{topology.consumer_group(VICTIM)}-egress-test"
     source = KafkaSource(
-        bootstrap,
+        kafka,
         group_id=group,
         pattern=region_pattern(topology, VICTIM),
         options={**consumer_options(topology), "statistics.interval.ms": 200},
@@ -590,7 +591,7 @@ def test_a_workers_fetched_bytes_metrics_grow_by_the_records_it_fetched(world: W
     topics = [topology.topic_for(v) for v in ("card_spending_stats", "merchant_risk")]
     try:
         assert _fetched(collector, "replicator_fetched_record_bytes") == {}
-        ends = _end_offsets(bootstrap, topics, topology.kafka.partitions)
+        ends = _end_offsets(kafka, topics, topology.kafka.partitions)
 
         def caught_up() -> bool:
             worker.step()
@@ -605,8 +606,8 @@ def test_a_workers_fetched_bytes_metrics_grow_by_the_records_it_fetched(world: W
         wire_bytes = _fetched(collector, "replicator_fetched_wire_bytes")
     finally:
         source.close()
-        _delete_group(bootstrap, group)
-    expected = _bytes_of_records(bootstrap, positions)
+        _delete_group(kafka, group)
+    expected = _bytes_of_records(kafka, positions)
     for topic in topics:
         assert (records[topic], record_bytes[topic]) == expected[topic], topic
         assert wire_bytes[topic] > 0, topic
@@ -656,12 +657,10 @@ def _fetched(collector: WorkerCollector, name: str) -> dict[str, float]:
     }
 
 
-def _end_offsets(bootstrap: str, topics: list[str], partitions: int) -> dict[Any, int]:
+def _end_offsets(kafka: dict[str, Any], topics: list[str], partitions: int) -> dict[Any, int]:
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "unused", "isolation.level": "read_committed"}
-    )
+    consumer = Consumer({**kafka, "group.id": "unused"})
     try:
         return {
             (t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
@@ -672,14 +671,16 @@ def _end_offsets(bootstrap: str, topics: list[str], partitions: int) -> dict[Any
         consumer.close()
 
 
-def _bytes_of_records(bootstrap: str, positions: dict[Any, int]) -> dict[str, tuple[int, int]]:
+def _bytes_of_records(
+    kafka: dict[str, Any], positions: dict[Any, int]
+) -> dict[str, tuple[int, int]]:
     """(records, bytes) per topic of the committed records before ``positions``, read by a
     plain consumer: key, value, header names and values."""
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **kafka,
             "group.id": "unused",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
@@ -713,13 +714,9 @@ def _bytes_of_records(bootstrap: str, positions: dict[Any, int]) -> dict[str, tu
     return out
 
 
-def _delete_group(bootstrap: str, group: str) -> None:
+def _delete_group(kafka: dict[str, Any], group: str) -> None:
     from confluent_kafka.admin import AdminClient
 
-    for future in (
-        AdminClient({"bootstrap.servers": bootstrap})
-        .delete_consumer_groups([group], request_timeout=10)
-        .values()
-    ):
+    for future in AdminClient(kafka).delete_consumer_groups([group], request_timeout=10).values():
         with contextlib.suppress(Exception):  # a leftover group is harmless
             future.result(10)
