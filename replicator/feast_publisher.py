@@ -56,6 +56,10 @@ class ReplicatingOnlineStoreConfig(RedisOnlineStoreConfig):
     """Region whose Redis serves reads at the primary (default: the primary region)."""
     publish_timeout_seconds: float = 60.0
     max_batch_rows: int = 2000
+    future_event_time: Literal["refuse", "apply"] = "refuse"
+    """A row whose event time is more than the topology's ``worker.max_future_skew_seconds``
+    ahead of this host's clock: ``refuse`` fails the write call with ``RefusedWrite`` before
+    anything is published; ``apply`` stores it as Feast does (every region applies it)."""
     transactional_id: str | None = None
     """Kafka ``transactional.id`` of this process's producer. Default: unique per process. A
     stable id per writer process lets a restarted process abort the transaction its crashed
@@ -117,6 +121,11 @@ class ReplicatingOnlineStore(RedisOnlineStore):
             published_ns=time.time_ns(),
             max_rows=store_config.max_batch_rows,
             max_bytes=publisher.record_limit(topic),
+            max_lead_s=(
+                int(topology.worker.max_future_skew_seconds)
+                if store_config.future_event_time == "refuse"
+                else None
+            ),
         )
         records = []
         for partition, batch in batches:

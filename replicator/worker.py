@@ -357,9 +357,11 @@ class Worker:
         payload = message.value() or b""
         # Judged against the primary's publish stamp, not this region's clock: a worker whose
         # clock runs slow must not refuse rows, and every region (and a rebuild, years later)
-        # decides alike. Only a record without a stamp falls back to the worker's clock.
+        # decides alike. Only a record without a stamp falls back to the worker's clock. Rows
+        # the primary accepted (its ``lead_s`` header) are never refused: it acknowledged them.
         now_ns = header.published_ns or self.clock()
-        limit_s = now_ns // 1_000_000_000 + int(self.options.max_future_skew_seconds)
+        lead_s = max(int(self.options.max_future_skew_seconds), header.accepted_lead_s)
+        limit_s = now_ns // 1_000_000_000 + lead_s
         if header.max_event_s > limit_s:
             batch = wire.decode_rows(header, payload)
             kept, future = wire.split_rows(batch, [r.event_s <= limit_s for r in batch.rows])
@@ -368,7 +370,7 @@ class Worker:
                 message,
                 FutureEventTime(
                     f"{len(future.rows)} row(s) with event time more than "
-                    f"{self.options.max_future_skew_seconds:.0f}s ahead of their publish time"
+                    f"{lead_s}s ahead of their publish time"
                 ),
                 payload=future_payload,
             )

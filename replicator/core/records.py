@@ -50,6 +50,9 @@ class RowBatch:
     schema_fingerprint: str
     registry_version: str = ""
     published_ns: int = 0
+    accepted_lead_s: int = 0
+    """Seconds of event time ahead of ``published_ns`` the primary accepted for these rows
+    (its ``future_event_time`` setting): no region refuses rows the primary acknowledged."""
 
     @property
     def ts_field(self) -> bytes:

@@ -8,7 +8,7 @@ fail at the primary as documented (docs/replication.md, "Intended differences fr
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -218,4 +218,58 @@ def test_a_primary_killed_mid_call_leaves_no_row_of_that_call_in_any_region(
     expected_store.write_to_online_store("merchant_risk", later)
     expected = project.feast_keys(reference.client)
     assert len(expected) == 300
+    project.wait_converged(expected)
+
+
+def _naive_local_now(hours_east_of_utc: int) -> datetime:
+    """``datetime.now()`` on a host at UTC+N: naive, so Feast reads it as UTC, N hours ahead."""
+    return datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=hours_east_of_utc)
+
+
+def test_a_far_future_row_is_refused_in_the_write_call_by_default(
+    project: ReplicatedProject, reference: ReferenceRedis
+) -> None:
+    from replicator.errors import RefusedWrite
+
+    primary, expected_store = _applied(project, reference)
+    project.start_workers()
+    frame = _merchant_frame(project, 12, timedelta(hours=1))
+    ahead = frame.index[4]
+    frame["event_timestamp"] = frame["event_timestamp"].astype(object)
+    frame.loc[ahead, "event_timestamp"] = _naive_local_now(9)
+    with pytest.raises(RefusedWrite) as error:
+        primary.write_to_online_store("merchant_risk", frame)
+    assert error.value.feature_view == "merchant_risk"
+    assert error.value.entity == f"merchant_id={frame.loc[ahead, 'merchant_id']!r}"
+    assert "event time" in str(error.value) and "future_event_time" in str(error.value)
+    # Nothing of the refused call reaches a region; a later call does, all of it.
+    later = _merchant_frame(project, 3, timedelta(hours=2))
+    for store in (primary, expected_store):
+        store.write_to_online_store("merchant_risk", later)
+    expected = project.feast_keys(reference.client)
+    assert len(expected) == 3
+    project.wait_converged(expected)
+
+
+def test_far_future_rows_are_applied_in_every_region_when_set_to_apply(
+    project: ReplicatedProject, reference: ReferenceRedis
+) -> None:
+    import yaml
+
+    primary, expected_store = _applied(project, reference)
+    settings = yaml.safe_load((project.repo / "feature_store.yaml").read_text())
+    settings["online_store"]["future_event_time"] = "apply"
+    (project.repo / "feature_store.yaml").write_text(yaml.safe_dump(settings))
+    from feast import FeatureStore
+
+    primary = FeatureStore(repo_path=str(project.repo))
+    project.start_workers()
+    # Hours ahead of every clock (workers allow 300 s): stored as Feast stores them.
+    frame = _merchant_frame(project, 10, timedelta(hours=1))
+    frame["event_timestamp"] = [_naive_local_now(9)] * len(frame)
+    frame["created"] = frame["event_timestamp"]
+    for store in (primary, expected_store):
+        store.write_to_online_store("merchant_risk", frame)
+    expected = project.feast_keys(reference.client)
+    assert len(expected) == 10
     project.wait_converged(expected)
