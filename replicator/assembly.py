@@ -70,9 +70,7 @@ def build_worker(
         )
         kafka_dead_letters.ensure_topic(1, topology.kafka.replication_factor)
         dead_letters = kafka_dead_letters
-    store = RegionStore(
-        config.redis, config.redis.writer, key_ttl_seconds=topology.worker.key_ttl_seconds
-    )
+    store = RegionStore(config.redis, config.redis.writer)
     guard = None
     if isinstance(source, GroupPositions):  # the live consumer, or a rebuild's replay
         guard = DataLossGuard(

@@ -85,6 +85,7 @@ def encode_rows(
     max_rows: int,
     max_bytes: int,
     max_lead_s: int | None = None,
+    key_ttl_seconds: int = 0,
 ) -> list[tuple[int, RowBatch]]:
     """Turn the rows Feast hands to ``online_write_batch`` into per-partition batches.
 
@@ -98,7 +99,8 @@ def encode_rows(
     ``published_ns`` raises ``RefusedWrite`` naming the view, the entity and the event time
     (the same all-or-nothing way); None accepts any event time, as Feast does. Each batch
     records the lead it was accepted with (``RowBatch.accepted_lead_s``) so that no region
-    dead-letters a row the primary acknowledged.
+    dead-letters a row the primary acknowledged. ``key_ttl_seconds`` (Feast's, 0: none)
+    travels with every batch: regions expire keys as Feast does.
     """
     published_s = published_ns // 1_000_000_000
     groups: dict[tuple[int, tuple[str, ...]], list[tuple[Row, int]]] = defaultdict(list)
@@ -148,6 +150,7 @@ def encode_rows(
                 registry_version=registry_version,
                 published_ns=published_ns,
                 accepted_lead_s=max(0, lead) if max_lead_s is None else max_lead_s,
+                key_ttl_seconds=key_ttl_seconds,
             )
             batches.append((partition, batch))
     return batches

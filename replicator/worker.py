@@ -27,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from replicator.core import wire
@@ -378,7 +378,8 @@ class Worker:
                 return []
             _, payload = wire.encode_rows(kept)
         _, partition, offset = position(message)
-        return [EncodedBatch(payload, header.feature_view, partition, offset, header.max_event_s)]
+        encoded = EncodedBatch(payload, header.feature_view, partition, offset, header.max_event_s)
+        return [replace(encoded, key_ttl_seconds=header.key_ttl_seconds)]
 
     def _apply(self, pending: list[tuple[EncodedBatch, wire.RecordHeader, Message]]) -> None:
         if not pending:

@@ -33,6 +33,7 @@ H_ROWS = "n"
 H_MAX_EVENT_S = "max_ev"
 H_PUBLISHED_NS = "pub_ns"
 H_ACCEPTED_LEAD = "lead_s"
+H_KEY_TTL = "ttl"
 H_REASON = "dlq_reason"
 H_DETAIL = "dlq_detail"
 H_SOURCE = "dlq_source"
@@ -60,6 +61,8 @@ class RecordHeader:
     published_ns: int
     accepted_lead_s: int = 0
     """Event-time lead over ``published_ns`` (s) the primary accepted; 0 when absent."""
+    key_ttl_seconds: int | None = None
+    """The primary's Feast ``key_ttl_seconds`` (0: none); None when the header is absent."""
 
 
 # Sizing ---------------------------------------------------------------------------------
@@ -104,6 +107,8 @@ def encode_rows(batch: RowBatch) -> tuple[Headers, bytes]:
     )
     if batch.accepted_lead_s:
         headers.append((H_ACCEPTED_LEAD, str(batch.accepted_lead_s).encode()))
+    if batch.key_ttl_seconds is not None:
+        headers.append((H_KEY_TTL, str(batch.key_ttl_seconds).encode()))
     return headers, payload
 
 
@@ -165,6 +170,7 @@ def read_header(headers: Sequence[tuple[str, bytes | None]] | None) -> RecordHea
             max_event_s=int(found.get(H_MAX_EVENT_S, "0")),
             published_ns=int(found.get(H_PUBLISHED_NS, "0")),
             accepted_lead_s=int(found.get(H_ACCEPTED_LEAD, "0")),
+            key_ttl_seconds=int(found[H_KEY_TTL]) if H_KEY_TTL in found else None,
         )
     except ValueError as exc:
         raise MalformedRecord(f"bad numeric header: {exc}") from None
@@ -190,6 +196,7 @@ def decode_rows(header: RecordHeader, payload: bytes) -> RowBatch:
         registry_version=header.registry_version,
         published_ns=header.published_ns,
         accepted_lead_s=header.accepted_lead_s,
+        key_ttl_seconds=header.key_ttl_seconds,
     )
 
 
@@ -280,4 +287,5 @@ def _with_rows(batch: RowBatch, rows: list[Row]) -> RowBatch:
         batch.registry_version,
         batch.published_ns,
         batch.accepted_lead_s,
+        batch.key_ttl_seconds,
     )

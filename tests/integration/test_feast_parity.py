@@ -273,3 +273,80 @@ def test_far_future_rows_are_applied_in_every_region_when_set_to_apply(
     expected = project.feast_keys(reference.client)
     assert len(expected) == 10
     project.wait_converged(expected)
+
+
+def _set_feast(project: ReplicatedProject, **changes: Any) -> Any:
+    """Rewrite the primary's feature_store.yaml with ``changes`` (``online_store`` and
+    ``registry`` merged); returns a FeatureStore on it."""
+    import yaml
+    from feast import FeatureStore
+
+    path = project.write_feature_store_yaml()
+    settings = yaml.safe_load(path.read_text())
+    for name, value in changes.items():
+        if isinstance(value, dict):
+            current = settings.get(name)
+            if not isinstance(current, dict):
+                current = {"path": current}
+            settings[name] = {**current, **value}
+        else:
+            settings[name] = value
+    path.write_text(yaml.safe_dump(settings))
+    return FeatureStore(repo_path=str(project.repo))
+
+
+def test_key_ttl_seconds_of_the_primary_expires_keys_in_every_region(
+    project: ReplicatedProject, reference: ReferenceRedis
+) -> None:
+    from feast import FeatureStore
+
+    primary = _set_feast(project, online_store={"key_ttl_seconds": 3600})
+    primary.apply(project.feature_objects())
+    project.sync_registry()
+    expected_store = project.reference_store(reference)
+    config = expected_store.config.model_copy()
+    config.online_store.key_ttl_seconds = 3600
+    expected_store = FeatureStore(config=config, repo_path=str(project.repo))
+    project.start_workers()
+    frame = _merchant_frame(project, 8, timedelta(hours=1))
+    for store in (primary, expected_store):
+        store.write_to_online_store("merchant_risk", frame)
+    expected = project.feast_keys(reference.client)
+    assert len(expected) == 8 and all(0 < reference.client.ttl(k) <= 3600 for k in expected)
+    project.wait_converged(expected)
+    for region in project.topology.regions:
+        admin = project.admin(region)
+        ttls = {key: admin.ttl(key) for key in expected}
+        assert all(0 < ttl <= 3600 for ttl in ttls.values()), (region, ttls)
+
+
+def test_a_feast_setting_the_replicas_cannot_honour_is_refused_at_start(
+    project: ReplicatedProject,
+) -> None:
+    from feast.repo_config import FeastConfigError
+
+    with pytest.raises(FeastConfigError, match="skip_dedup"):
+        _set_feast(project, online_store={"skip_dedup": True})
+
+
+def test_registry_sync_carries_the_primary_feast_settings_to_every_region(
+    project: ReplicatedProject, tmp_path: Path
+) -> None:
+    import yaml
+
+    from replicator.regional_config import write_regional_repo
+    from replicator.registry_sync import RegistryReleaser, sync_once
+
+    primary = _set_feast(project, registry={"enable_online_feature_view_versioning": True})
+    primary.apply(project.feature_objects())
+    sync_once(project.topology, repo=project.repo)  # the registry found from the repo
+    releaser = RegistryReleaser(project.topology)
+    for region in project.topology.regions:
+        feast = (releaser.live(region) or {}).get("feast")
+        assert feast == {
+            "entity_key_serialization_version": 3,
+            "enable_online_feature_view_versioning": True,
+            "key_ttl_seconds": None,
+        }
+    config = write_regional_repo(project.topology, "eu-west-1", tmp_path / "eu")
+    assert yaml.safe_load(config.read_text())["entity_key_serialization_version"] == 3
