@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from replicator.adapters.dead_letters import KafkaDeadLetters
 from replicator.adapters.kafka_publisher import KafkaPublisher
-from replicator.adapters.kafka_source import KafkaSource, subscription_pattern
+from replicator.adapters.kafka_source import KafkaSource
 from replicator.adapters.redis_marks import RedisAppliedMarks
 from replicator.adapters.redis_store import RegionStore
 from replicator.adapters.s3_catalog import S3ManifestCatalog
 from replicator.config import Topology
 from replicator.core.ports import ChangeSource, DeadLetters, SchemaCatalog
+from replicator.core.topics import subscription_pattern
 from replicator.healing import DataLossGuard, GroupPositions
 from replicator.worker import Worker, WorkerOptions
 

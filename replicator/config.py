@@ -26,6 +26,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from replicator.core.topics import topic_name
 from replicator.errors import ConfigError
 
 ENV_PREFIX = "REPLICATOR_"
@@ -259,7 +260,8 @@ class Topology(BaseSettings):
         return f"{self.worker.consumer_group_prefix}-{self.project}-{region}"
 
     def topic_for(self, feature_view: str) -> str:
-        return f"{self.kafka.topic_prefix}.{self.project}.{feature_view}"
+        """The view's Kafka topic (``replicator.core.topics``; ConfigError if too long)."""
+        return topic_name(self.kafka.topic_prefix, self.project, feature_view)
 
 
 class _EnvWithoutRegions(EnvSettingsSource):

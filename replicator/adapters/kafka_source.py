@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Iterable
 from types import TracebackType
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -25,15 +23,6 @@ def drain(consumer: Consumer, max_messages: int, timeout: float) -> list[Message
     if messages and max_messages > 1:
         messages += consumer.consume(num_messages=max_messages - 1, timeout=0)
     return messages
-
-
-def subscription_pattern(topic_prefix: str, project: str, feature_views: Iterable[str]) -> str:
-    """A librdkafka regex subscription: new views' topics are picked up as they appear."""
-    base = re.escape(f"{topic_prefix}.{project}.")
-    views = list(feature_views)
-    if "*" in views:
-        return f"^{base}.+$"
-    return f"^{base}({'|'.join(re.escape(v) for v in views)})$"
 
 
 class KafkaSource:

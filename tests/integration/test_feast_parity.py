@@ -350,3 +350,29 @@ def test_registry_sync_carries_the_primary_feast_settings_to_every_region(
         }
     config = write_regional_repo(project.topology, "eu-west-1", tmp_path / "eu")
     assert yaml.safe_load(config.read_text())["entity_key_serialization_version"] == 3
+
+
+def test_a_view_name_kafka_would_refuse_is_replicated(
+    project: ReplicatedProject, reference: ReferenceRedis
+) -> None:
+    import copy
+
+    from feast import FeatureView
+
+    name = "händler risiko/€"  # non-ASCII, a space and a slash: Feast accepts it
+    objects = project.feature_objects()
+    base = next(o for o in objects if isinstance(o, FeatureView) and o.name == "merchant_risk")
+    view = copy.copy(base)
+    view.name = name
+    view.projection.name = name
+    primary = project.primary_store()
+    primary.apply([*objects, view])
+    project.sync_registry()
+    expected_store = project.reference_store(reference)
+    project.start_workers()
+    frame = _merchant_frame(project, 6, timedelta(hours=1))
+    for store in (primary, expected_store):
+        store.write_to_online_store(name, frame)
+    expected = project.feast_keys(reference.client)
+    assert len(expected) == 6
+    project.wait_converged(expected)
