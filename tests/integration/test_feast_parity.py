@@ -7,6 +7,7 @@ fail at the primary as documented (docs/replication.md, "Intended differences fr
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -376,3 +377,33 @@ def test_a_view_name_kafka_would_refuse_is_replicated(
     expected = project.feast_keys(reference.client)
     assert len(expected) == 6
     project.wait_converged(expected)
+
+
+def test_readme_step_3_registry_sync_works_literally_in_a_feast_repo(
+    project: ReplicatedProject,
+) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    from replicator.registry_sync import RegistryReleaser
+
+    # A Feast repo with a plain file registry, the topology at infra/topology.yaml above it.
+    (project.workdir / "infra").mkdir()
+    shutil.copy(project.topology_path, project.workdir / "infra" / "topology.yaml")
+    primary = project.primary_store()
+    primary.apply(project.feature_objects())
+    env = {k: v for k, v in os.environ.items() if k != "REPLICATOR_CONFIG"}
+    done = subprocess.run(
+        [sys.executable, "-m", "replicator.cli", "registry", "sync"],
+        cwd=project.repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    releaser = RegistryReleaser(project.topology)
+    for region in project.topology.regions:
+        assert releaser.verified(region)
+        assert "merchant_risk" in (releaser.live(region) or {})["feature_views"]
