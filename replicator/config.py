@@ -137,6 +137,8 @@ class WorkerSettings(_Section):
     max_heartbeat_lead_seconds: float = Field(default=60.0, gt=0)
     """A heartbeat stamped further than this ahead of its record's broker timestamp is
     dead-lettered as ``implausible_heartbeat`` (forged), never stored."""
+    metrics_host: str = "127.0.0.1"
+    """Address /metrics binds to; ``0.0.0.0`` in a pod so Prometheus can scrape it."""
 
     @model_validator(mode="before")
     @classmethod
@@ -177,6 +179,12 @@ class StackSettings(_Section):
     kafka_heap_mb: int = 384
     s3_port: int = 19000
     s3_heap_mb: int = 192
+    prometheus_port: int = 19090
+    """Optional local Prometheus (``replicator demo`` starts it; docs/local-stack.md)."""
+    worker_metrics_port: int = 19101
+    """The first region's worker /metrics port in the local stack; the next regions count up."""
+    checker_metrics_address: str = "127.0.0.1:9108"
+    """Where the local Prometheus scrapes ``consistency serve`` (its ``server`` setting)."""
 
 
 class Topology(BaseSettings):

@@ -92,6 +92,6 @@ class WorkerCollector(Collector):
             yield gauge
 
 
-def serve_metrics(worker: Worker, source: KafkaSource, port: int) -> None:
+def serve_metrics(worker: Worker, source: KafkaSource, port: int, host: str = "127.0.0.1") -> None:
     REGISTRY.register(WorkerCollector(worker, source))
-    start_http_server(port, addr="127.0.0.1")
+    start_http_server(port, addr=host)

@@ -169,14 +169,16 @@ def served_names(text: str) -> set[str]:
     return names
 
 
-def monitoring_names() -> set[str]:
+def monitoring_names(prefix: str = "consistency_") -> set[str]:
+    """Metric names starting with ``prefix`` that the alert rules and the dashboard query
+    (tests/unit/test_deploy_monitoring.py checks the workers' ``replicator_`` ones)."""
     exprs: list[str] = []
     rules = yaml.safe_load((MONITORING / "prometheus-rules.yaml").read_text())
     exprs += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
     exprs += [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     exprs += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]
-    return {name for expr in exprs for name in re.findall(r"\bconsistency_[a-z_]+\b", expr)}
+    return {name for expr in exprs for name in re.findall(rf"\b{prefix}[a-z_]+\b", expr)}
 
 
 def populated_metrics_text() -> str:
