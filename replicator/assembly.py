@@ -7,6 +7,7 @@ the log), which differ only in where records come from and what happens to dead 
 from __future__ import annotations
 
 from replicator.adapters.dead_letters import KafkaDeadLetters
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.kafka_source import KafkaSource
 from replicator.adapters.redis_marks import RedisAppliedMarks
@@ -55,17 +56,17 @@ def build_worker(
 ) -> Worker:
     """A worker for ``region``; by default consuming live with the region's consumer group."""
     config = topology.region(region)
-    bootstrap = topology.bootstrap_servers_for(region)
+    kafka = client_config(topology, "worker", region=region)
     if source is None:
         source = KafkaSource(
-            bootstrap,
+            kafka,
             group_id=topology.consumer_group(region),
             pattern=region_pattern(topology, region),
             options=consumer_options(topology),
         )
     if dead_letters is None:
         kafka_dead_letters = KafkaDeadLetters(
-            KafkaPublisher(bootstrap, client_id=f"replicator-{region}-dlq"),
+            KafkaPublisher(kafka, client_id=f"replicator-{region}-dlq"),
             topology.kafka.dead_letter_topic,
             region,
         )

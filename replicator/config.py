@@ -26,6 +26,13 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from replicator.config_security import (
+    Credentials,
+    KafkaSecurity,
+    KafkaUsers,
+    TlsSettings,
+    load_secret_files,
+)
 from replicator.core.topics import topic_name
 from replicator.errors import ConfigError
 
@@ -38,14 +45,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RedisUser(_Section):
-    username: str
-    password: SecretStr
+class RedisUser(Credentials):
+    """A Redis ACL user: ``password`` or ``password_file`` (mode 0600)."""
 
 
 class RedisEndpoint(_Section):
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
+    tls: TlsSettings = TlsSettings()
+    """TLS towards this Redis (its ``tls-port``); the client certificate is optional."""
     writer: RedisUser
     """The region's replicator: the only user allowed to write Feast keys."""
     reader: RedisUser
@@ -59,7 +67,16 @@ class S3Location(_Section):
     bucket: str
     access_key_id: str
     secret_access_key: SecretStr
+    secret_access_key_file: Path | None = None
     region_name: str = "us-east-1"
+    ca_file: Path | None = None
+    """PEM CA bundle for an ``https://`` endpoint signed by a private CA (S3-compatible
+    servers); the system's trust store when unset."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _files(cls, data: Any) -> Any:
+        return load_secret_files(data, ("secret_access_key",))
 
 
 class KafkaSettings(_Section):
@@ -69,6 +86,8 @@ class KafkaSettings(_Section):
     replication_factor: int = Field(default=1, ge=1)
     dead_letter_topic: str = "feast.dead-letter"
     heartbeat_topic_suffix: str = "_heartbeats"
+    security: KafkaSecurity = KafkaSecurity()
+    users: KafkaUsers = KafkaUsers()
 
 
 class RegionConfig(_Section):
@@ -76,6 +95,10 @@ class RegionConfig(_Section):
     s3: S3Location
     kafka_bootstrap_servers: str | None = None
     """Brokers as seen from this region; defaults to ``kafka.bootstrap_servers``."""
+    kafka_user: Credentials | None = None
+    """This region's worker principal (SASL): reads its views' topics, writes dead letters."""
+    kafka_tls: TlsSettings | None = None
+    """TLS towards Kafka from this region; defaults to ``kafka.security.tls``."""
     feature_views: list[str] = Field(default_factory=lambda: ["*"])
     """Feature views this region subscribes to; ``*`` means all."""
     read_fallbacks: list[str] | None = None

@@ -36,7 +36,9 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from pydantic import PrivateAttr, model_validator
 
 from replicator import feast_layout
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import KafkaPublisher
+from replicator.adapters.redis_store import feast_connection_string
 from replicator.config import Topology, find_config_path, load_topology
 from replicator.core import wire
 from replicator.errors import ConfigError
@@ -76,11 +78,7 @@ class ReplicatingOnlineStoreConfig(RedisOnlineStoreConfig):
         topology = self.topology_config()
         region = topology.region(self.read_region or topology.primary_region)
         if "connection_string" not in self.model_fields_set:
-            reader = region.redis.reader
-            self.connection_string = (
-                f"{region.redis.host}:{region.redis.port},username={reader.username},"
-                f"password={reader.password.get_secret_value()}"
-            )
+            self.connection_string = feast_connection_string(region.redis, region.redis.reader)
         return self
 
     def topology_config(self) -> Topology:
@@ -235,7 +233,7 @@ class ReplicatingOnlineStore(RedisOnlineStore):
             client_id = f"feast-primary-{topology.project}"
             timeout_ms = int(store.publish_timeout_seconds * 1000)
             self._publisher = KafkaPublisher(
-                topology.bootstrap_servers_for(topology.primary_region),
+                client_config(topology, "primary"),
                 client_id=client_id,
                 transactional_id=store.transactional_id or f"{client_id}-{uuid.uuid4().hex}",
                 options={"transaction.timeout.ms": timeout_ms, "delivery.timeout.ms": timeout_ms},

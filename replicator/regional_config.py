@@ -63,6 +63,7 @@ def feast_env(topology: Topology, region: str) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": s3.access_key_id,
         "AWS_SECRET_ACCESS_KEY": s3.secret_access_key.get_secret_value(),
         "AWS_DEFAULT_REGION": s3.region_name,
+        **({"AWS_CA_BUNDLE": str(s3.ca_file)} if s3.ca_file else {}),
     }
 
 

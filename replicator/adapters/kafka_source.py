@@ -8,6 +8,7 @@ from types import TracebackType
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from replicator.adapters.kafka_config import KafkaConnection, client_settings
 from replicator.errors import TransientError
 
 log = logging.getLogger(__name__)
@@ -28,14 +29,14 @@ def drain(consumer: Consumer, max_messages: int, timeout: float) -> list[Message
 class KafkaSource:
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaConnection,
         *,
         group_id: str,
         pattern: str,
         options: dict[str, object] | None = None,
     ) -> None:
         config: dict[str, object] = {
-            "bootstrap.servers": bootstrap_servers,
+            **client_settings(connection),
             "group.id": group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,

@@ -18,11 +18,14 @@ import logging
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from types import TracebackType
+from typing import Any
 
 import msgpack
 import redis
+from redis.retry import Retry
 
 from replicator.config import RedisEndpoint, RedisUser
+from replicator.config_security import TlsSettings
 from replicator.core.keys import (
     NAMESPACE,
     applied_heartbeat_key,
@@ -89,15 +92,56 @@ def is_transient(error: redis.RedisError) -> bool:
     return isinstance(error, redis.ResponseError) and error_code(error) in TRANSIENT_CODES
 
 
-def connect(endpoint: RedisEndpoint, user: RedisUser, *, timeout: float = 30.0) -> redis.Redis:
+def connect(
+    endpoint: RedisEndpoint,
+    user: RedisUser,
+    *,
+    timeout: float = 30.0,
+    connect_timeout: float = 5.0,
+    retry: Retry | None = None,
+) -> redis.Redis:
+    """The one place that makes a Redis client: ``user`` logged in, over TLS when the
+    endpoint's ``tls.enabled`` (server certificate checked against ``tls.ca_file``, with the
+    client certificate when one is set). Timeouts in seconds."""
+    options: dict[str, Any] = tls_options(endpoint.tls)
+    if retry is not None:
+        options["retry"] = retry
     return redis.Redis(
         host=endpoint.host,
         port=endpoint.port,
         username=user.username,
         password=user.password.get_secret_value(),
         socket_timeout=timeout,
-        socket_connect_timeout=5,
+        socket_connect_timeout=connect_timeout,
+        **options,
     )
+
+
+def feast_connection_string(endpoint: RedisEndpoint, user: RedisUser) -> str:
+    """Feast's Redis ``connection_string`` for ``user`` (it holds the password: the file it
+    goes in must be private), with the TLS options of ``connect``."""
+    options = {k: v for k, v in tls_options(endpoint.tls).items() if v is not None}
+    parts = [
+        f"{endpoint.host}:{endpoint.port}",
+        f"username={user.username}",
+        f"password={user.password.get_secret_value()}",
+        *(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in options.items()),
+    ]
+    return ",".join(parts)
+
+
+def tls_options(tls: TlsSettings) -> dict[str, Any]:
+    """redis-py keyword arguments for ``tls`` (none when TLS is off)."""
+    if not tls.enabled:
+        return {}
+    return {
+        "ssl": True,
+        "ssl_cert_reqs": "required",
+        "ssl_ca_certs": str(tls.ca_file) if tls.ca_file else None,
+        "ssl_certfile": str(tls.cert_file) if tls.cert_file else None,
+        "ssl_keyfile": str(tls.key_file) if tls.key_file else None,
+        "ssl_check_hostname": tls.check_hostname,
+    }
 
 
 class RegionStore:

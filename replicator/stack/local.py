@@ -218,7 +218,7 @@ class LocalStack:
     def _summary(self) -> str:
         parts = [
             f"kafka {self.kafka.bootstrap_servers}",
-            f"s3 http://127.0.0.1:{self.s3.port}",
+            f"s3 {self.s3.location.endpoint_url}",
         ]
         parts += [f"redis {region} :{r.endpoint.port}" for region, r in self.redis.items()]
         return ", ".join(parts)

@@ -65,7 +65,7 @@ def worker_metrics_text() -> str:
     stats = WorkerStats(rows_applied=10, dead_letter_reasons={"malformed": 1})
     stats.lag_ms.append(12.0)
     stats.apply_ms.append(3.0)
-    worker = SimpleNamespace(region="eu-west-1", stats=stats)
+    worker = SimpleNamespace(region="eu-west-1", stats=stats, guard=None)
     source = SimpleNamespace(consumer_lag={("feast.p.v", 0): 5}, assigned={("feast.p.v", 0)})
     registry = CollectorRegistry()
     registry.register(WorkerCollector(worker, source))  # type: ignore[arg-type]

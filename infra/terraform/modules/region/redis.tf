@@ -3,8 +3,8 @@
 # but not dangerous commands; the reader only reads; the default user is disabled.
 locals {
   acl = {
-    writer = "on ~* +@read +@write +@scripting +@transaction +@connection -@dangerous +ping +info"
-    reader = "on ~* -@all +@read +@connection"
+    writer = "on ~* +@read +@write +@transaction +@connection -@dangerous +ping +info +evalsha +script|load +script|exists"
+    reader = "on ~* -@all +@read +@connection -@dangerous"
     admin  = "on ~* &* +@all"
   }
 }
