@@ -178,9 +178,7 @@ class _Variants:
         self.split = CallTimes()
         self.splits: list[dict[str, float]] = []
         self.worker_runs = 0
-        self.store = RegionStore(
-            endpoint, endpoint.writer, key_ttl_seconds=topology.worker.key_ttl_seconds
-        )
+        self.store = RegionStore(endpoint, endpoint.writer)
         self.encoded = _with_offsets(batches, project.view_name)
         self.feast_store = RedisOnlineStore()
         self.feast_config = project.feast_redis_config(region)

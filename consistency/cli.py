@@ -341,9 +341,7 @@ def _repair(args: argparse.Namespace) -> int:
     settings, topology = _load(args)
     region = topology.region(args.region)
     checker = build_checker(topology, settings)
-    store = RegionStore(
-        region.redis, region.redis.writer, key_ttl_seconds=topology.worker.key_ttl_seconds
-    )
+    store = RegionStore(region.redis, region.redis.writer)
     try:
         results = repair_region(checker, args.region, store, views=args.views, dry_run=args.dry_run)
     finally:

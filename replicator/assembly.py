@@ -9,12 +9,13 @@ from __future__ import annotations
 from replicator.adapters.dead_letters import KafkaDeadLetters
 from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import KafkaPublisher
-from replicator.adapters.kafka_source import KafkaSource, subscription_pattern
+from replicator.adapters.kafka_source import KafkaSource
 from replicator.adapters.redis_marks import RedisAppliedMarks
 from replicator.adapters.redis_store import RegionStore
 from replicator.adapters.s3_catalog import S3ManifestCatalog
 from replicator.config import Topology
 from replicator.core.ports import ChangeSource, DeadLetters, SchemaCatalog
+from replicator.core.topics import subscription_pattern
 from replicator.healing import DataLossGuard, GroupPositions
 from replicator.worker import Worker, WorkerOptions
 
@@ -71,9 +72,7 @@ def build_worker(
         )
         kafka_dead_letters.ensure_topic(1, topology.kafka.replication_factor)
         dead_letters = kafka_dead_letters
-    store = RegionStore(
-        config.redis, config.redis.writer, key_ttl_seconds=topology.worker.key_ttl_seconds
-    )
+    store = RegionStore(config.redis, config.redis.writer)
     guard = None
     if isinstance(source, GroupPositions):  # the live consumer, or a rebuild's replay
         guard = DataLossGuard(

@@ -33,6 +33,7 @@ from replicator.config_security import (
     TlsSettings,
     load_secret_files,
 )
+from replicator.core.topics import topic_name
 from replicator.errors import ConfigError
 
 ENV_PREFIX = "REPLICATOR_"
@@ -125,6 +126,11 @@ RENAMED_FIELDS: dict[str, dict[str, str]] = {
             "up to the publisher's max_batch_rows rows); the old value divided by 100 keeps "
             "the old behaviour (5000 -> 50)"
         ),
+        "key_ttl_seconds": (
+            "removed: regions now expire keys by the primary's Feast setting, carried on every "
+            "record; set online_store.key_ttl_seconds in the primary's feature_store.yaml "
+            "(docs/replication.md) and delete worker.key_ttl_seconds here"
+        ),
     },
 }
 """Section -> old field -> what to do: a renamed field is an error, never silently ignored."""
@@ -149,8 +155,6 @@ class WorkerSettings(_Section):
     schema_wait_seconds: float = Field(default=600.0, ge=0)
     """Rows of a schema the region's registry does not list wait this long for it (their
     partition paused), then go to the dead-letter topic."""
-    key_ttl_seconds: int | None = Field(default=None, ge=1)
-    """Same meaning as Feast's Redis ``key_ttl_seconds``: EXPIRE after an accepted write."""
     metrics_port: int | None = None
     session_timeout_seconds: float = Field(default=6.0, ge=1)
     """How long a worker that died without leaving (kill -9, lost host) holds its partitions
@@ -297,7 +301,8 @@ class Topology(BaseSettings):
         return f"{self.worker.consumer_group_prefix}-{self.project}-{region}"
 
     def topic_for(self, feature_view: str) -> str:
-        return f"{self.kafka.topic_prefix}.{self.project}.{feature_view}"
+        """The view's Kafka topic (``replicator.core.topics``; ConfigError if too long)."""
+        return topic_name(self.kafka.topic_prefix, self.project, feature_view)
 
 
 class _EnvWithoutRegions(EnvSettingsSource):

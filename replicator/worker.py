@@ -27,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from replicator.core import wire
@@ -363,9 +363,11 @@ class Worker:
         payload = message.value() or b""
         # Judged against the primary's publish stamp, not this region's clock: a worker whose
         # clock runs slow must not refuse rows, and every region (and a rebuild, years later)
-        # decides alike. Only a record without a stamp falls back to the worker's clock.
+        # decides alike. Only a record without a stamp falls back to the worker's clock. Rows
+        # the primary accepted (its ``lead_s`` header) are never refused: it acknowledged them.
         now_ns = header.published_ns or self.clock()
-        limit_s = now_ns // 1_000_000_000 + int(self.options.max_future_skew_seconds)
+        lead_s = max(int(self.options.max_future_skew_seconds), header.accepted_lead_s)
+        limit_s = now_ns // 1_000_000_000 + lead_s
         if header.max_event_s > limit_s:
             batch = wire.decode_rows(header, payload)
             kept, future = wire.split_rows(batch, [r.event_s <= limit_s for r in batch.rows])
@@ -374,7 +376,7 @@ class Worker:
                 message,
                 FutureEventTime(
                     f"{len(future.rows)} row(s) with event time more than "
-                    f"{self.options.max_future_skew_seconds:.0f}s ahead of their publish time"
+                    f"{lead_s}s ahead of their publish time"
                 ),
                 payload=future_payload,
             )
@@ -382,7 +384,8 @@ class Worker:
                 return []
             _, payload = wire.encode_rows(kept)
         _, partition, offset = position(message)
-        return [EncodedBatch(payload, header.feature_view, partition, offset, header.max_event_s)]
+        encoded = EncodedBatch(payload, header.feature_view, partition, offset, header.max_event_s)
+        return [replace(encoded, key_ttl_seconds=header.key_ttl_seconds)]
 
     def _apply(self, pending: list[tuple[EncodedBatch, wire.RecordHeader, Message]]) -> None:
         if not pending:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-from collections.abc import Iterable
 from types import TracebackType
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -37,15 +35,6 @@ def record_bytes(message: Message) -> int:
     for name, value in headers.items() if isinstance(headers, dict) else headers:
         size += len(name) + len(value or b"")
     return size
-
-
-def subscription_pattern(topic_prefix: str, project: str, feature_views: Iterable[str]) -> str:
-    """A librdkafka regex subscription: new views' topics are picked up as they appear."""
-    base = re.escape(f"{topic_prefix}.{project}.")
-    views = list(feature_views)
-    if "*" in views:
-        return f"^{base}.+$"
-    return f"^{base}({'|'.join(re.escape(v) for v in views)})$"
 
 
 class KafkaSource:

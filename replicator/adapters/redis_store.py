@@ -197,14 +197,13 @@ class RegionStore:
         if not batches:
             return []
         client = self.client
-        ttl = str(self._ttl)
         try:
             with client.pipeline(transaction=False) as pipe:
                 for b in batches:
                     args: list[bytes | str | int] = [
                         b.payload,
                         b.offset,
-                        ttl,
+                        self._ttl if b.key_ttl_seconds is None else b.key_ttl_seconds,
                         row_versions_key(b.feature_view, b.partition),
                         b.feature_view,
                         "" if b.max_event_s is None else b.max_event_s,

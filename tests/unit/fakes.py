@@ -340,17 +340,18 @@ class FakeStore(_Failures):
         indexes = b.row_indexes or range(FIRST_ROW_INDEX, FIRST_ROW_INDEX + len(batch.rows))
         if len(indexes) != len(batch.rows):
             return MalformedRecord("row indexes must be one integer per row")
+        ttl = self._ttl if b.key_ttl_seconds is None else b.key_ttl_seconds
         for index, row in zip(indexes, batch.rows, strict=True):
             version = row.version(b.offset, index)
             current = versions.get(row.key)
-            if current is not None and self._ttl and row.key not in self.hashes:
+            if current is not None and ttl and row.key not in self.hashes:
                 current = None  # the Feast key expired: forget its version, as Feast would
             if not version.supersedes(current):
                 skipped += 1
                 continue
             self.hashes.setdefault(row.key, {}).update(feast_hash(batch, row))
-            if self._ttl:
-                self.ttls[row.key] = self._ttl
+            if ttl:
+                self.ttls[row.key] = ttl
             versions[row.key] = version
             applied += 1
         return ApplyOutcome(applied, skipped)

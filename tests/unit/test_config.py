@@ -152,3 +152,11 @@ def test_read_fallbacks_default_to_every_other_region_and_must_name_regions(
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     with pytest.raises(ConfigError, match="read_fallbacks"):
         load_topology(path)
+
+
+def test_worker_key_ttl_seconds_is_refused_with_where_it_moved(tmp_path: Path, topology_data: dict):
+    topology_data["worker"] = {"key_ttl_seconds": 3600}
+    with pytest.raises(ConfigError) as error:
+        load_topology(write(tmp_path, topology_data))
+    assert "worker.key_ttl_seconds" in str(error.value)
+    assert "online_store.key_ttl_seconds" in str(error.value)
