@@ -180,7 +180,9 @@ class _Variants:
         self.records = records
         topology = project.topology
         endpoint = topology.region(region).redis
-        self.options = dataclasses.replace(worker_options(topology), publish_stats=False)
+        self.options = dataclasses.replace(
+            worker_options(topology), publish_stats=False, commit_interval_seconds=0.0
+        )
         # Same grouping as the worker: up to max_messages records per Redis round trip.
         self.group = self.options.max_messages
         self.split = CallTimes()

@@ -33,6 +33,7 @@ def worker_options(topology: Topology) -> WorkerOptions:
         max_future_skew_seconds=topology.worker.max_future_skew_seconds,
         max_messages=topology.worker.max_records_per_poll,
         poll_timeout_seconds=topology.worker.poll_timeout_seconds,
+        commit_interval_seconds=topology.worker.commit_interval_seconds,
         schema_wait_seconds=topology.worker.schema_wait_seconds,
         max_heartbeat_lead_seconds=topology.worker.max_heartbeat_lead_seconds,
     )

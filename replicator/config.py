@@ -149,6 +149,8 @@ class WorkerSettings(_Section):
     max_records_per_poll: int = Field(default=50, ge=1)
     """Kafka records a worker takes per poll and applies in one Redis round trip."""
     poll_timeout_seconds: float = Field(default=0.05, gt=0)
+    commit_interval_seconds: float = Field(default=0.1, ge=0)
+    """Offsets of applied records are committed at most this often (0: after every apply)."""
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     """Rows whose event time is further than this ahead of their publish time (the primary's
     stamp on the record; the worker's clock for a record without one) go to the DLQ."""

@@ -117,6 +117,10 @@ class WorkerOptions:
     max_heartbeat_lead_seconds: float = 60.0
     """A heartbeat stamped further than this ahead of its record's broker timestamp was not
     emitted by the primary: it is dead-lettered (``implausible_heartbeat``), never stored."""
+    commit_interval_seconds: float = 0.0
+    """Offsets of applied records are committed at most this often (0: after every apply);
+    a crash or a rebalance redelivers at most this much, which last-writer-wins makes
+    harmless. Pending offsets are committed when the worker stops."""
 
 
 class Worker:
@@ -148,6 +152,8 @@ class Worker:
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._last_stats = 0.0
+        self._uncommitted: dict[tuple[str, int], int] = {}
+        self._last_commit = float("-inf")
         self._parked: dict[tuple[str, int], Parked] = {}
         self._expired_schemas: set[tuple[str, str]] = set()
 
@@ -168,6 +174,7 @@ class Worker:
         except Stopped:
             log.info("stopped while retrying; uncommitted records will be redelivered")
         finally:
+            self._commit_pending()
             if self.options.publish_stats:
                 self._publish_stats()
             self.source.close()
@@ -193,7 +200,8 @@ class Worker:
         if messages:
             self._process(messages)
         elif moved := self.source.positions_past_markers():
-            self._commit(moved)
+            self._uncommitted.update(moved)  # past transaction markers: nothing to apply
+        self._commit_due()
         self.stats.assigned_partitions = len(getattr(self.source, "assigned", ()))
         now = self.monotonic()
         if (
@@ -263,8 +271,26 @@ class Worker:
             except PermanentError as exc:
                 self._dead_letter(message, exc)
         self._retrying(self.dead_letters.flush)
-        # Offsets advance only now: Redis acknowledged, dead letters are durable.
-        self._commit(positions)
+        # Offsets may advance only now: Redis acknowledged, dead letters are durable.
+        self._uncommitted.update(positions)
+
+    # Offsets ----------------------------------------------------------------------------
+    def _owned(self) -> dict[tuple[str, int], int]:
+        """Pending offsets of partitions still assigned (a revoked one belongs to another
+        worker now: its offset must not move back)."""
+        assigned = getattr(self.source, "assigned", None)
+        if assigned is None:
+            return dict(self._uncommitted)
+        return {tp: o for tp, o in self._uncommitted.items() if tp in assigned}
+
+    def _commit_due(self) -> None:
+        """Commit the applied records' offsets once ``commit_interval_seconds`` has passed."""
+        now = self.monotonic()
+        if not self._uncommitted or now - self._last_commit < self.options.commit_interval_seconds:
+            return
+        self._commit(self._owned())
+        self._uncommitted = {}
+        self._last_commit = now
 
     def _commit(self, positions: dict[tuple[str, int], int]) -> None:
         """The one way offsets advance: applied marks raised first (a partition whose Redis
@@ -273,6 +299,17 @@ class Worker:
             guard = self.guard
             positions = self._retrying(lambda: guard.marked(positions))
         self._retrying(lambda: self.source.commit(positions))
+
+    def _commit_pending(self) -> None:
+        """On the way out: what is still pending, through the same path."""
+        positions = self._owned()
+        self._uncommitted = {}
+        if not positions:
+            return
+        try:
+            self._commit(positions)
+        except Exception as exc:  # stopping anyway: the records are redelivered, harmlessly
+            log.warning("last offset commit failed (records will be redelivered): %s", exc)
 
     # Heartbeats the primary could not have emitted ------------------------------------------
     @property

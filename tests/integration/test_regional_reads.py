@@ -80,6 +80,9 @@ def _base_topology(config_file: Path, workdir: Path, port: int) -> Path:
     local["redis"]["port"] = port
     local["read_fallbacks"] = ["eu-west-1", "us-east-1"]
     regions[LOCAL] = local
+    for name, region in regions.items():  # fallbacks may only name regions of this topology
+        if name != LOCAL:
+            region["read_fallbacks"] = [r for r in regions if r != name]
     raw["reads"] = READS
     path = workdir / "base-topology.yaml"
     path.write_text(yaml.safe_dump(raw))

@@ -61,6 +61,7 @@ def rig(
     catalog: FakeCatalog | None = None,
     publish_stats: bool = False,
     schema_wait_seconds: float = 0.0,
+    commit_interval_seconds: float = 0.0,
 ) -> Rig:
     events: list[Event] = []
     source = FakeSource(messages, events=events)
@@ -80,6 +81,7 @@ def rig(
             publish_stats=publish_stats,
             stats_interval_seconds=3600,  # once at the first step, then when the run ends
             schema_wait_seconds=schema_wait_seconds,
+            commit_interval_seconds=commit_interval_seconds,
         ),
         clock=lambda: NOW_NS,
         monotonic=monotonic,
@@ -133,6 +135,24 @@ def test_commits_the_next_offset_of_every_partition_after_applying() -> None:
     for entity in (b"a", b"b", b"c", b"d"):
         assert stored(r.store, entity) == expected_hash(entity)
     assert kinds(r.events) == ["apply", "flush_dead_letters", "commit"]
+
+
+def test_offsets_are_committed_on_a_cadence_and_when_the_worker_stops() -> None:
+    r = rig([rows_msg(b"a", 0), rows_msg(b"b", 1), rows_msg(b"c", 2)], commit_interval_seconds=1)
+    r.source.max_per_poll = 1
+    r.step()  # the first commit is due at once
+    assert r.source.commits == [{(TOPIC, 0): 1}]
+    r.monotonic.advance(0.5)
+    r.step()  # applied, its offset held back: within the interval
+    assert r.source.commits == [{(TOPIC, 0): 1}]
+    assert stored(r.store, b"b") == expected_hash(b"b")
+    r.monotonic.advance(0.5)
+    r.step()  # the interval has passed: one commit covers both records
+    assert r.source.commits == [{(TOPIC, 0): 1}, {(TOPIC, 0): 3}]
+    r.source.add(rows_msg(b"d", 3))
+    r.source.on_drained = r.worker.stop
+    r.worker.run()  # applies d, then commits what is pending as it stops
+    assert r.source.committed == {(TOPIC, 0): 4}
 
 
 def test_no_commit_until_the_store_acknowledges() -> None:
