@@ -119,11 +119,12 @@ class WorkerSettings(_Section):
     key_ttl_seconds: int | None = Field(default=None, ge=1)
     """Same meaning as Feast's Redis ``key_ttl_seconds``: EXPIRE after an accepted write."""
     metrics_port: int | None = None
-    session_timeout_seconds: float = Field(default=6.0, ge=1)
+    session_timeout_seconds: float = Field(default=3.0, ge=1)
     """How long a worker that died without leaving (kill -9, lost host) holds its partitions
     before the group hands them to the region's other workers. Kafka's consumer default is
-    45 s; 6 s is the lowest a stock broker accepts (its ``group.min.session.timeout.ms``).
-    Heartbeats go every sixth of it."""
+    45 s. The broker must accept it: its ``group.min.session.timeout.ms`` is 6 s on a stock
+    broker, 1 s in the local stack and docker-compose.yml (a worker refused says so and
+    exits 2). Heartbeats go every sixth of it."""
     on_data_loss: Literal["replay", "alert"] = "replay"
     """When the region's Redis lost rows the group had committed (restart from an old
     snapshot, failover to an empty replica, FLUSHALL): ``replay`` them from the log at once,
