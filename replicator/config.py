@@ -166,6 +166,15 @@ class ReadSettings(_Section):
         return self.recover_staleness_seconds or self.max_staleness_seconds / 2
 
 
+class SnapshotSettings(_Section):
+    """Region snapshots in object storage (``replicator region snapshot R``)."""
+
+    interval_seconds: float = Field(default=6 * 3600.0, gt=0)
+    """Time between snapshots of ``replicator region snapshot R --schedule``."""
+    keep: int = Field(default=4, ge=1)
+    """Finished snapshots kept per region; older ones are deleted after each snapshot."""
+
+
 class StackSettings(_Section):
     """Only for the local stack (``replicator stack``)."""
 
@@ -191,6 +200,7 @@ class Topology(BaseSettings):
     regions: dict[str, RegionConfig]
     worker: WorkerSettings = WorkerSettings()
     reads: ReadSettings = ReadSettings()
+    snapshots: SnapshotSettings = SnapshotSettings()
     stack: StackSettings = StackSettings()
 
     @model_validator(mode="after")

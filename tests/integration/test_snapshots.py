@@ -1,0 +1,120 @@
+"""Region snapshots and bootstrap (issue 9), on the real stack: Kafka, S3 and a Redis of the
+test's own for the region that loses its data.
+
+Each test has its own project, hence its own topic, consumer group, S3 prefix and Redis keys.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from harness import ReplicatedProject, wait_for
+from private_redis import PrivateRedis
+from region_log import FIELDS, RegionLog
+
+from replicator.adapters.s3 import S3ObjectStore
+from replicator.bootstrap import bootstrap_region
+from replicator.config import Topology
+from replicator.core.keys import worker_stats_key
+from replicator.snapshots import snapshot_ids, take_snapshot
+
+pytestmark = pytest.mark.slow
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _lost_partitions(project: ReplicatedProject, server: PrivateRedis, region: str) -> int:
+    value = server.admin.hget(worker_stats_key(region), "data_lost_partitions")
+    return -1 if value is None else int(float(value))
+
+
+def test_an_emptied_region_is_bootstrapped_from_a_snapshot_and_the_log_tail_while_its_worker_runs(
+    topology: Topology, config_file: Path, tmp_path: Path
+) -> None:
+    project = ReplicatedProject(
+        config_file, tmp_path, partitions=6, worker={"on_data_loss": "alert"}
+    )
+    region = project.topology.replica_regions[0]
+    server = PrivateRedis(project, region, tmp_path / "stack")
+    try:
+        log = RegionLog(project, region)
+        log.write(rounds=4)
+        project.run_worker(log.worker())
+        log.wait_committed_to_end()
+        snapshot = take_snapshot(project.topology, region, progress=_quiet)
+        assert snapshot.keys == 5 * log.partitions
+        assert {p: o for (_, p), o in snapshot.offsets.items()} == log.written
+        log.write(rounds=2)  # the log tail after the snapshot: v4, v5
+        log.write(rounds=1, event_s=1_000_000_000)  # a backfill of older rows: must lose
+        log.wait_committed_to_end()
+        expected = project.feast_keys(server.admin)
+        assert {h[FIELDS[0]] for h in expected.values()} == {b"v5"}
+        # History before the snapshot is gone (retention): bootstrap does not need it.
+        for (_, partition), offset in snapshot.offsets.items():
+            log.delete_before(partition, offset)
+
+        server.admin.flushall()  # the region's Redis comes back empty
+        wait_for(
+            lambda: _lost_partitions(project, server, region) == log.partitions,
+            30,
+            "the worker to report the lost data",
+        )
+        log.write(rounds=1)  # live rows (v7) arrive while the region is bootstrapped
+        report = bootstrap_region(project.topology, region, progress=_quiet)
+
+        assert report.snapshot == snapshot.id and report.skipped == []
+        hashes = project.feast_keys(server.admin)
+        assert len(hashes) == 5 * log.partitions
+        assert {h[FIELDS[0]] for h in hashes.values()} == {b"v7"}
+        # The marks are back: the worker commits again by itself.
+        wait_for(
+            lambda: _lost_partitions(project, server, region) == 0, 30, "the region to be whole"
+        )
+        log.wait_committed_to_end()
+    finally:
+        project.stop()
+        server.stop()
+
+
+def test_bootstrap_falls_back_from_a_corrupt_snapshot_and_names_a_log_truncated_past_them(
+    project_log: tuple[ReplicatedProject, RegionLog],
+) -> None:
+    project, log = project_log
+    region = log.region
+    worker = project.run_worker(log.worker())
+    log.write(rounds=2)
+    log.wait_committed_to_end()
+    older = take_snapshot(project.topology, region, progress=_quiet)
+    log.write(rounds=2)
+    log.wait_committed_to_end()
+    newer = take_snapshot(project.topology, region, progress=_quiet)
+    worker.stop()
+    store = S3ObjectStore.at(project.topology.region(region).s3)
+    assert snapshot_ids(store, project.name, region)[0] == [newer.id, older.id]
+    store.put(newer.chunks[0]["key"], b"not what was written")
+
+    report = bootstrap_region(project.topology, region, progress=_quiet)
+    assert report.snapshot == older.id
+    assert "does not match its checksum" in report.skipped[0]
+
+    log.delete_before(partition=3, offset=log.written[3])  # past both snapshots' offsets
+    command = [sys.executable, "-m", "replicator.cli", "--config", str(project.topology_path)]
+    done = subprocess.run(
+        [*command, "region", "bootstrap", region], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 5, done.stdout  # EXIT_INCOMPLETE
+    assert "no usable snapshot" in done.stderr
+    assert f"{log.topic}[3]: offsets " in done.stderr
+    assert "does not match its checksum" in done.stderr
+
+
+@pytest.fixture
+def project_log(config_file: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    project = ReplicatedProject(config_file, tmp_path, partitions=6)
+    yield project, RegionLog(project, project.topology.replica_regions[0])
+    project.stop()
