@@ -67,7 +67,15 @@ class KafkaSettings(_Section):
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     dead_letter_topic: str = "feast.dead-letter"
+    retention_hours: float | None = Field(default=168.0, gt=0)
+    """How long the topics the replicator creates keep records (7 days; null: forever).
+    Snapshots (``snapshots.interval_seconds``) must be taken well inside it."""
     heartbeat_topic_suffix: str = "_heartbeats"
+
+    @property
+    def retention_ms(self) -> int:
+        """``retention.ms`` of the topics created (-1: unlimited)."""
+        return -1 if self.retention_hours is None else int(self.retention_hours * 3600 * 1000)
 
 
 class RegionConfig(_Section):
@@ -205,6 +213,13 @@ class Topology(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Topology:
+        retention = self.kafka.retention_hours
+        if retention is not None and self.snapshots.interval_seconds > retention * 3600 / 4:
+            raise ValueError(
+                f"snapshots.interval_seconds ({self.snapshots.interval_seconds:g}) must be at "
+                f"most a quarter of kafka.retention_hours ({retention:g} h), so that a "
+                "bootstrap always finds a snapshot whose log tail is still retained"
+            )
         if self.primary_region not in self.regions:
             raise ValueError(
                 f"primary_region {self.primary_region!r} is not one of the regions "

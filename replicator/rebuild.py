@@ -3,7 +3,8 @@
 Safe while the region's worker keeps running: both go through the same last-writer-wins
 script, so whichever applies a row second changes nothing. Correct when a backfill published
 older rows after newer ones, because the script orders by event time, not by arrival.
-It needs the topics' full history (the publisher creates them with retention.ms=-1).
+It needs the topics' full history; with finite retention (``kafka.retention_hours``) use
+``replicator/bootstrap.py``, which needs only the log after a snapshot.
 
 A rebuild that could not apply every record does not report success: when a partition's log
 no longer starts at offset 0, it applies what is there and then raises ``IncompleteRebuild``
@@ -342,5 +343,11 @@ def describe_missing(
         f"the {what} of {region} is INCOMPLETE: the log no longer holds\n{gone}\n"
         "(removed by retention or delete_records). Every record still in the log was applied; "
         "rows written only in the missing records are absent from the region until the "
-        "primary writes those entities again (e.g. feast materialize over that period)."
+        "primary writes those entities again (e.g. feast materialize over that period)"
+        + (
+            f", or bring the region back from a snapshot: `replicator region bootstrap "
+            f"{region}` needs only the log after the snapshot."
+            if what == "rebuild"
+            else "."
+        )
     )

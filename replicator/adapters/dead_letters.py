@@ -18,8 +18,12 @@ class KafkaDeadLetters:
         self._region = region
         self.counts: dict[str, int] = {}
 
-    def ensure_topic(self, partitions: int, replication_factor: int) -> None:
-        self._publisher.ensure_topics([self._topic], partitions, replication_factor)
+    def ensure_topic(
+        self, partitions: int, replication_factor: int, *, retention_ms: int = -1
+    ) -> None:
+        self._publisher.ensure_topics(
+            [self._topic], partitions, replication_factor, retention_ms=retention_ms
+        )
 
     def send(
         self, message: Message, reason: str, detail: str, payload: bytes | None = None

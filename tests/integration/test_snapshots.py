@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
 from harness import ReplicatedProject, wait_for
 from private_redis import PrivateRedis
 from region_log import FIELDS, RegionLog
 
+from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.s3 import S3ObjectStore
 from replicator.bootstrap import bootstrap_region
 from replicator.config import Topology
@@ -118,3 +120,22 @@ def project_log(config_file: Path, tmp_path: Path):  # type: ignore[no-untyped-d
     project = ReplicatedProject(config_file, tmp_path, partitions=6)
     yield project, RegionLog(project, project.topology.replica_regions[0])
     project.stop()
+
+
+def test_topics_the_publisher_creates_keep_records_for_the_configured_retention(
+    config_file: Path, tmp_path: Path
+) -> None:
+    project = ReplicatedProject(config_file, tmp_path, partitions=2)
+    kafka = project.topology.kafka
+    topic = project.topology.topic_for("retention_probe")
+    publisher = KafkaPublisher(kafka.bootstrap_servers, client_id=f"{project.name}-retention")
+    try:
+        publisher.ensure_topics(
+            [topic], kafka.partitions, kafka.replication_factor, retention_ms=kafka.retention_ms
+        )
+    finally:
+        publisher.close()
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(30)
+    assert configs["retention.ms"].value == str(7 * 24 * 3600 * 1000)  # 7 days by default

@@ -152,3 +152,17 @@ def test_read_fallbacks_default_to_every_other_region_and_must_name_regions(
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     with pytest.raises(ConfigError, match="read_fallbacks"):
         load_topology(path)
+
+
+def test_retention_is_finite_by_default_and_snapshots_must_be_well_inside_it(
+    tmp_path: Path, topology_data: dict
+):
+    assert load_topology(Path("infra/topology.yaml")).kafka.retention_ms == 7 * 24 * 3600 * 1000
+    topology_data["kafka"]["retention_hours"] = 24
+    topology_data["snapshots"] = {"interval_seconds": 12 * 3600}
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(topology_data))
+    with pytest.raises(ConfigError) as info:
+        load_topology(path)
+    assert "snapshots.interval_seconds" in str(info.value)
+    assert "kafka.retention_hours" in str(info.value)
