@@ -6,7 +6,7 @@ import logging
 
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.core.ports import Message, position
-from replicator.core.wire import H_DETAIL, H_REASON, H_SOURCE, Headers
+from replicator.core.wire import H_DETAIL, H_REASON, H_REGION, H_SOURCE, Headers
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class KafkaDeadLetters:
             (H_REASON, reason.encode()),
             (H_DETAIL, detail[:1000].encode()),
             (H_SOURCE, source.encode()),
-            ("dlq_region", self._region.encode()),
+            (H_REGION, self._region.encode()),
         ]
         value = message.value() if payload is None else payload
         self._publisher.send(self._topic, 0, value or b"", headers)

@@ -1,5 +1,5 @@
-"""``replicator region rebuild R``, ``snapshot R``, ``bootstrap R``, ``feast-config R`` and
-``health R``."""
+"""``replicator region rebuild R``, ``snapshot R``, ``bootstrap R``, ``redrive R``,
+``feast-config R`` and ``health R``."""
 
 from __future__ import annotations
 
@@ -81,6 +81,33 @@ def register(subparsers: Any) -> None:
     )
     bootstrap.set_defaults(handler=_bootstrap)
 
+    redrive = commands.add_parser(
+        "redrive",
+        help="re-apply rows a region dead-lettered for a reason that went away",
+        description=(
+            "Reads the dead-letter topic from its start to its current end and re-applies the "
+            "region's dead letters with the given reasons (default: unknown_schema and "
+            "future_event_time) as the records they came from, through the worker's checks "
+            "and last-writer-wins script. Rows still refused are counted, not dead-lettered "
+            "again. Safe to repeat."
+        ),
+    )
+    redrive.add_argument("region")
+    redrive.add_argument(
+        "--reason",
+        action="append",
+        choices=[
+            "unknown_schema",
+            "future_event_time",
+            "malformed",
+            "rejected_by_store",
+            "repeated_failure",
+        ],
+        help="a dead-letter reason to redrive (repeatable; default: unknown_schema and "
+        "future_event_time)",
+    )
+    redrive.set_defaults(handler=_redrive)
+
     feast_config = commands.add_parser(
         "feast-config",
         help="write the feature_store.yaml inference services in a region use",
@@ -138,6 +165,15 @@ def _bootstrap(args: argparse.Namespace) -> int:
     if args.source is not None:
         topology.region(args.source)
     bootstrap_region(topology, args.region, source_region=args.source, retry_seconds=args.retry_for)
+    return 0
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    from replicator.redrive import REDRIVABLE, redrive_region
+
+    topology = load_topology(args.config)
+    topology.region(args.region)
+    redrive_region(topology, args.region, reasons=args.reason or REDRIVABLE)
     return 0
 
 

@@ -35,6 +35,7 @@ H_PUBLISHED_NS = "pub_ns"
 H_REASON = "dlq_reason"
 H_DETAIL = "dlq_detail"
 H_SOURCE = "dlq_source"
+H_REGION = "dlq_region"
 
 ROW_FIXED_FIELDS = 6  # key, ts, event_s, event_nanos, created_s, created_nanos
 

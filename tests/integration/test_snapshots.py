@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from confluent_kafka.admin import AdminClient, ConfigResource
 from harness import ReplicatedProject, wait_for
 from private_redis import PrivateRedis
@@ -19,8 +20,9 @@ from region_log import FIELDS, RegionLog
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.s3 import S3ObjectStore
 from replicator.bootstrap import bootstrap_region
-from replicator.config import Topology
-from replicator.core.keys import worker_stats_key
+from replicator.config import Topology, load_topology
+from replicator.core.keys import manifest_key, worker_stats_key
+from replicator.redrive import redrive_region
 from replicator.snapshots import snapshot_ids, take_snapshot
 
 pytestmark = pytest.mark.slow
@@ -139,3 +141,40 @@ def test_topics_the_publisher_creates_keep_records_for_the_configured_retention(
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     configs = admin.describe_configs([resource])[resource].result(30)
     assert configs["retention.ms"].value == str(7 * 24 * 3600 * 1000)  # 7 days by default
+
+
+def test_rows_refused_for_an_unknown_schema_are_redriven_once_the_schema_arrives(
+    config_file: Path, tmp_path: Path
+) -> None:
+    project = ReplicatedProject(
+        config_file, tmp_path, partitions=6, worker={"schema_wait_seconds": 0.2}
+    )
+    raw = yaml.safe_load(project.topology_path.read_text())
+    raw["kafka"]["dead_letter_topic"] = f"{project.name}.dead-letter"  # this test's own
+    project.topology_path.write_text(yaml.safe_dump(raw))
+    project.topology = load_topology(project.topology_path)
+    try:
+        log = RegionLog(project, project.topology.replica_regions[0])
+        region = log.region
+        s3 = project.topology.region(region).s3
+        bucket = S3ObjectStore.at(s3)
+        manifest = bucket.get(manifest_key(project.name))
+        assert manifest is not None
+        bucket.put(manifest_key(project.name), b'{"version": "none", "feature_views": {}}')
+        log.write(rounds=2)
+        worker = project.run_worker(log.worker())
+        log.wait_committed_to_end()  # every record dead-lettered, then committed
+        assert worker.worker.stats.dead_letters == 2 * log.partitions
+        admin = project.admin(region)
+        assert project.feast_keys(admin) == {}
+
+        bucket.put(manifest_key(project.name), manifest)  # the schema arrives
+        redriven, report = redrive_region(project.topology, region, progress=_quiet)
+
+        assert redriven == 2 * log.partitions
+        assert report.skipped_bad == 0
+        hashes = project.feast_keys(admin)
+        assert len(hashes) == 5 * log.partitions
+        assert {h[FIELDS[0]] for h in hashes.values()} == {b"v1"}
+    finally:
+        project.stop()
