@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from replicator.adapters.redis_marks import RedisAppliedMarks
 from replicator.adapters.redis_state import RestoreCounts, field_owners, restore_states
@@ -39,6 +42,9 @@ from replicator.snapshots import (
     read_snapshot,
     snapshot_ids,
 )
+
+PREFETCH = 4
+"""Snapshot chunks read from S3 ahead of the one being restored."""
 
 
 @dataclass
@@ -151,9 +157,24 @@ def _restore(
         owners = b""  # only keys newer here for some views need it
     counts = RestoreCounts()
     with RegionStore(config.redis, config.redis.writer) as redis_store:
-        for number, chunk in enumerate(snapshot.chunks):
-            counts.add(restore_states(redis_store.client, read_chunk(store, chunk), owners))
+        for number, states in enumerate(_prefetched(store, snapshot.chunks)):
+            counts.add(restore_states(redis_store.client, states, owners))
             if number and number % 100 == 0:
                 progress(f"  {number:,}/{len(snapshot.chunks):,} chunks restored")
         RedisAppliedMarks(redis_store).raise_marks(snapshot.offsets, {})
     return counts
+
+
+def _prefetched(
+    store: ObjectStore, chunks: list[dict[str, Any]], ahead: int = PREFETCH
+) -> Iterator[bytes]:
+    """The chunks' checked bytes in order, up to ``ahead`` of them read from S3 while Redis
+    restores the current one (S3 latency and Redis time overlap; memory stays bounded)."""
+    with ThreadPoolExecutor(max_workers=ahead) as pool:
+        pending: deque[Future[bytes]] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(read_chunk, store, chunk))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

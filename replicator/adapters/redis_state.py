@@ -71,15 +71,35 @@ local function at_least(packed, stored)
   local a, b, c, d, e, f = struct.unpack(VERSION_FORMAT, packed)
   return version_supersedes(a, b, c, d, e, f, stored)
 end
+-- Stored versions, one HMGET per version hash (a chunk spans a few (view, partition)s).
+local wanted, order = {}, {}
+for i = 1, #entries do
+  local key, part, versions = entries[i][1], entries[i][2], entries[i][5]
+  for j = 1, #versions, 2 do
+    local vkey = prefix .. versions[j] .. ':' .. part
+    if not wanted[vkey] then wanted[vkey] = {}; order[#order + 1] = vkey end
+    local list = wanted[vkey]
+    list[#list + 1] = key
+  end
+end
+local stored = {}
+for _, vkey in ipairs(order) do
+  local keys, got = wanted[vkey], {}
+  for s = 1, #keys, PAIRS do
+    local part = call('HMGET', vkey, unpack(keys, s, math.min(s + PAIRS - 1, #keys)))
+    for k = 1, #part do got[keys[s + k - 1]] = part[k] end
+  end
+  stored[vkey] = got
+end
+local pending = {}  -- vkey -> {key, version, ...}: written after the hashes
 local written, skipped, mixed, unowned = 0, 0, 0, 0
 for i = 1, #entries do
   local key, part, pttl, flat, versions = unpack(entries[i])
-  local existed = call('EXISTS', key) == 1
   local wins, nwins, loses = {}, 0, 0
   for j = 1, #versions, 2 do
     local vkey = prefix .. versions[j] .. ':' .. part
-    local stored = call('HGET', vkey, key)
-    if not stored or at_least(versions[j + 1], stored) then
+    local current = stored[vkey][key]
+    if not current or at_least(versions[j + 1], current) then
       wins[versions[j]] = {vkey, versions[j + 1]}
       nwins = nwins + 1
     else
@@ -89,6 +109,7 @@ for i = 1, #entries do
   if loses > 0 and nwins == 0 then
     skipped = skipped + 1
   else
+    local existed = pttl > 0 and call('EXISTS', key) == 1
     if loses == 0 then  -- the snapshot is at least as new for every view it holds
       hset(key, flat)
       written = written + 1
@@ -107,10 +128,16 @@ for i = 1, #entries do
       if #chosen > 0 then hset(key, chosen) end
       mixed = mixed + 1
     end
-    for _, win in pairs(wins) do call('HSET', win[1], key, win[2]) end
-    if not existed and pttl > 0 then call('PEXPIRE', key, pttl) end
+    for _, win in pairs(wins) do
+      local list = pending[win[1]]
+      if not list then list = {}; pending[win[1]] = list end
+      list[#list + 1] = key
+      list[#list + 1] = win[2]
+    end
+    if pttl > 0 and not existed then call('PEXPIRE', key, pttl) end
   end
 end
+for vkey, list in pairs(pending) do hset(vkey, list) end
 return {written, skipped, mixed, unowned}
 """
 )
@@ -185,4 +212,4 @@ def field_owners(manifest: dict[str, Any] | None) -> bytes:
     for view, schema in ((manifest or {}).get("views") or {}).items():
         for hex_field in (schema.get("features") or {}).values():
             owners[bytes.fromhex(hex_field)] = view.encode()
-    return msgpack.packb(owners) if owners else b""
+    return msgpack.packb(owners, use_bin_type=False) if owners else b""  # Lua reads no bin

@@ -18,10 +18,14 @@ from private_redis import PrivateRedis
 from region_log import FIELDS, RegionLog
 
 from replicator.adapters.kafka_publisher import KafkaPublisher
+from replicator.adapters.redis_state import field_owners, read_states, restore_states
+from replicator.adapters.redis_store import RegionStore
 from replicator.adapters.s3 import S3ObjectStore
 from replicator.bootstrap import bootstrap_region
 from replicator.config import Topology, load_topology
-from replicator.core.keys import manifest_key, worker_stats_key
+from replicator.core import version
+from replicator.core.keys import manifest_key, row_versions_key, worker_stats_key
+from replicator.core.wire import partition_for
 from replicator.redrive import redrive_region
 from replicator.snapshots import snapshot_ids, take_snapshot
 
@@ -178,3 +182,62 @@ def test_rows_refused_for_an_unknown_schema_are_redriven_once_the_schema_arrives
         assert {h[FIELDS[0]] for h in hashes.values()} == {b"v1"}
     finally:
         project.stop()
+
+
+def test_a_restore_keeps_views_the_region_holds_newer_and_restores_the_others(
+    config_file: Path, tmp_path: Path
+) -> None:
+    """A key shared by two views: the live worker wrote view B newer than the snapshot
+    while view A is only in the snapshot. The restore writes A's fields, keeps B's."""
+    project = ReplicatedProject(config_file, tmp_path, partitions=6)
+    region = project.topology.replica_regions[0]
+    a, b = f"{project.name}_a", f"{project.name}_b"
+    key = b"shared-entity" + project.name.encode()
+    partition = partition_for(key, 6)
+    v_a, v_b = row_versions_key(a, partition), row_versions_key(b, partition)
+    field_a, field_b = b"\x0a\x00\x00\x00", b"\x0b\x00\x00\x00"
+
+    def stamp(event_s: int) -> bytes:
+        return version.encode(version.Version(event_s, 0))
+
+    writer = RegionStore(
+        project.topology.region(region).redis, project.topology.region(region).redis.writer
+    )
+    client = writer.client
+    try:
+        snapshot_hash = {
+            f"_ts:{a}".encode(): b"ts-a-1",
+            field_a: b"a-1",
+            f"_ts:{b}".encode(): b"ts-b-1",
+            field_b: b"b-1",
+        }
+        client.hset(key, mapping=snapshot_hash)
+        client.hset(v_a, key, stamp(10))
+        client.hset(v_b, key, stamp(10))
+        states = read_states(client, [key], 6)
+        client.delete(key, v_a, v_b)  # the region lost it; then the live worker wrote B anew
+        client.hset(key, mapping={f"_ts:{b}".encode(): b"ts-b-3", field_b: b"b-3"})
+        client.hset(v_b, key, stamp(30))
+        owners = field_owners(
+            {
+                "views": {
+                    a: {"features": {"fa": field_a.hex()}},
+                    b: {"features": {"fb": field_b.hex()}},
+                }
+            }
+        )
+
+        counts = restore_states(client, states, owners)
+
+        assert counts.mixed == 1 and counts.unowned_fields == 0
+        assert client.hgetall(key) == {
+            f"_ts:{a}".encode(): b"ts-a-1",
+            field_a: b"a-1",
+            f"_ts:{b}".encode(): b"ts-b-3",
+            field_b: b"b-3",
+        }
+        assert client.hget(v_a, key) == stamp(10)
+        assert client.hget(v_b, key) == stamp(30)
+    finally:
+        client.delete(key, v_a, v_b)
+        writer.close()
