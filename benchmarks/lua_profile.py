@@ -7,6 +7,8 @@ payloads, so the differences split the per-row cost:
 - ``unpack_only``: ``cmsgpack.unpack`` of the batch, nothing written;
 - ``unpack_hset``: unpack, then one ``HSET key _ts:<view> ts f1 v1 ...`` per row, no
   validation and no last-writer-wins bookkeeping: the least any Lua apply can cost;
+- ``unpack_hget_hset``: the same, plus one ``HGET key <field>`` per row first: the least an
+  apply that keeps each key's version inside the key's own hash can cost (one read, one write);
 - ``apply_rows``: the real script (validation, version reads, comparison, version writes);
 - ``client_hset``: the same HSETs sent by redis-py in a pipeline, no script.
 
@@ -52,9 +54,19 @@ return {#rows, 0}
 """
 
 
+UNPACK_HGET_HSET = UNPACK_HSET.replace(
+    "local r = rows[i]", "local r = rows[i]\n  local stored = call('HGET', r[1], '\\255v')"
+)
+
+
 def profile(rows: int, batch_sizes: list[int], repetitions: int = 3) -> dict[str, Any]:
     script = script_source("apply_rows.lua")
-    scripts = {"unpack_only": UNPACK_ONLY, "unpack_hset": UNPACK_HSET, "apply_rows": script}
+    scripts = {
+        "unpack_only": UNPACK_ONLY,
+        "unpack_hset": UNPACK_HSET,
+        "unpack_hget_hset": UNPACK_HGET_HSET,
+        "apply_rows": script,
+    }
     fast = FastRows("luaprofile", "lua_fv")
     with _redis_server() as client:
         out: dict[str, Any] = {}

@@ -24,6 +24,7 @@ from consistency.core.staleness import Emission
 from consistency.divergence import Findings
 from consistency.errors import ConsistencyError, SourceUnavailable
 from consistency.measure.divergence import DivergenceMeter
+from consistency.measure.egress import EgressMeter
 from consistency.measure.freshness import NewestEvents
 from consistency.measure.heartbeats import HeartbeatMeter
 from consistency.measure.log_positions import LogMeter
@@ -74,6 +75,7 @@ class Checker:
         self._heartbeats = HeartbeatMeter(regions[scope.primary_region], scope.project, monotonic)
         self._log = LogMeter(log_admin, monotonic)
         self._newest = NewestEvents()
+        self._egress = EgressMeter(scope, settings.egress, self.regions, clock)
         self._divergence = DivergenceMeter(
             scope,
             settings,
@@ -117,6 +119,7 @@ class Checker:
         ends = self._log.end_offsets(topics, errors)
         reports = self._regions_within_deadline(emission, heartbeat.stalled_seconds, topics, ends)
         self._newest.add_to(reports, self.clock() / 1e9)
+        self._egress.add_savings(reports, [v for t in topics if (v := self.scope.view_of(t))])
         if self._versions is not None:
             self._versions.add_to(reports)
         return StalenessRound(heartbeat, reports, errors)
@@ -201,6 +204,7 @@ class Checker:
         report.errors.extend(errors)
         self._log.add_catch_up(region, committed, report)
         self._log.add_retention([t for t, _ in mine.values()], report)
+        report.egress = self._egress.read(region, report.errors)
         return report
 
     # Divergence ---------------------------------------------------------------------------

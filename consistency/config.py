@@ -6,7 +6,8 @@ defaults). Any field can be overridden from the environment with the prefix
 ``CONSISTENCY_`` and ``__`` between nested names, for example
 ``CONSISTENCY_BOUNDS__MAX_STALENESS_SECONDS=3``,
 ``CONSISTENCY_BOUNDS__MAX_VERSION_SKEW_SECONDS=1800``,
-``CONSISTENCY_WEBHOOK__URL=https://alerts.example.com/hook`` or
+``CONSISTENCY_WEBHOOK__URL=https://alerts.example.com/hook``,
+``CONSISTENCY_EGRESS__DEFAULT_USD_PER_GB=0.09`` or
 ``CONSISTENCY_BOUNDS__REGIONS__EU_WEST_1__MAX_DIVERGENCE_RATIO=0.01`` (region names match
 with ``-`` and ``_`` alike, case-insensitively; the environment wins over the file).
 
@@ -151,6 +152,34 @@ class ServerSettings(_Section):
     """Staleness samples kept for the status page (900 x 2 s = 30 minutes)."""
 
 
+class EgressSettings(_Section):
+    """Prices of cross-region transfer, for the monthly cost estimate (docs/consistency.md,
+    "Egress and cost"). Prices are per GB as clouds bill them (2**30 bytes)."""
+
+    source_region: str | None = None
+    """Where the Kafka brokers run, so where every region fetches from (default: the
+    primary region)."""
+    default_usd_per_gb: float = Field(default=0.02, ge=0)
+    """Any pair of regions not listed in ``usd_per_gb`` (AWS inter-region list price)."""
+    same_region_usd_per_gb: float = Field(default=0.0, ge=0)
+    """A region fetching from brokers in its own region."""
+    usd_per_gb: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """From region -> to region -> USD per GB, e.g. ``us-east-1: {ap-southeast-1: 0.02}``."""
+
+    def price(self, source: str, region: str) -> float:
+        """USD per GB carried from ``source`` to ``region`` (names match with ``-`` and
+        ``_`` alike, case-insensitively)."""
+        for src, prices in self.usd_per_gb.items():
+            if _norm(src) != _norm(source):
+                continue
+            for dst, price in prices.items():
+                if _norm(dst) == _norm(region):
+                    return price
+        if _norm(source) == _norm(region):
+            return self.same_region_usd_per_gb
+        return self.default_usd_per_gb
+
+
 class ConsistencySettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -171,6 +200,7 @@ class ConsistencySettings(BaseSettings):
     full: FullSettings = FullSettings()
     webhook: WebhookSettings = WebhookSettings()
     server: ServerSettings = ServerSettings()
+    egress: EgressSettings = EgressSettings()
 
     @field_validator("schedule")
     @classmethod

@@ -139,6 +139,37 @@ class Metrics:
             registry=r,
         )
         self._version_series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+        self.egress_bytes = Gauge(
+            "consistency_egress_bytes",
+            "Bytes the region's workers fetched since counting began (encoding: wire = as "
+            "carried, compressed; decompressed = the records)",
+            ["region", "encoding"],
+            registry=r,
+        )
+        self.egress_rate = Gauge(
+            "consistency_egress_wire_bytes_per_second",
+            "Average wire bytes per second the region fetched since counting began",
+            ["region"],
+            registry=r,
+        )
+        self.egress_cost = Gauge(
+            "consistency_egress_monthly_cost_usd",
+            "Monthly transfer cost estimate of the region (its rate x 730 h x its $/GB)",
+            ["region"],
+            registry=r,
+        )
+        self.egress_view_cost = Gauge(
+            "consistency_egress_view_monthly_cost_usd",
+            "Monthly transfer cost estimate per region and feature view",
+            RV,
+            registry=r,
+        )
+        self.egress_saves = Gauge(
+            "consistency_egress_saves_usd",
+            "Monthly cost avoided per region by a lever (compression, subscription)",
+            ["region", "lever"],
+            registry=r,
+        )
         self.alerts = Counter(
             "consistency_alerts",
             "Alerts raised (state VIOLATED or RECOVERED)",
@@ -217,6 +248,21 @@ class Metrics:
                 ):
                     gauge = self.bound.labels(region, view, measure.value)
                     gauge.set(math.nan if value is None else value)
+
+    def egress(self, reports: Mapping[str, RegionReport]) -> None:
+        """Bytes and cost; a region not counted (or not read) keeps its last values."""
+        for region, report in reports.items():
+            e = report.egress
+            if e is None:
+                continue
+            self.egress_bytes.labels(region, "wire").set(e.wire_bytes)
+            self.egress_bytes.labels(region, "decompressed").set(e.record_bytes)
+            self.egress_rate.labels(region).set(e.wire_bytes_per_second)
+            self.egress_cost.labels(region).set(e.monthly_cost_usd)
+            self.egress_saves.labels(region, "compression").set(e.compression_saves_usd)
+            self.egress_saves.labels(region, "subscription").set(e.subscription_saves_usd)
+            for view, ve in e.feature_views.items():
+                self.egress_view_cost.labels(region, view).set(ve.monthly_cost_usd)
 
     def versions(self, reports: Mapping[str, RegionReport], bounds: Bounds, project: str) -> None:
         """Live versions and skew; a region whose bucket was not read keeps its last values."""
@@ -324,5 +370,10 @@ METRIC_NAMES = frozenset(
         "consistency_last_check_timestamp_seconds",
         "consistency_check_errors_total",
         "consistency_webhook_deliveries_total",
+        "consistency_egress_bytes",
+        "consistency_egress_wire_bytes_per_second",
+        "consistency_egress_monthly_cost_usd",
+        "consistency_egress_view_monthly_cost_usd",
+        "consistency_egress_saves_usd",
     }
 )

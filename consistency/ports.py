@@ -21,6 +21,7 @@ from consistency.core.digest import BucketDigests, entry_hash
 from consistency.core.feast_bytes import decode_timestamp
 from consistency.core.staleness import AppliedHeartbeat, Emission
 from consistency.core.versions import LiveVersions
+from replicator.core.egress import EgressCounts
 from replicator.core.version import Version
 
 TopicPartition = tuple[str, int]
@@ -84,6 +85,9 @@ class RegionData(Protocol):
         self, positions: Sequence[TopicPartition]
     ) -> dict[TopicPartition, AppliedHeartbeat]:
         """Newest applied heartbeat per (topic, partition); absent ones are left out."""
+
+    def egress(self, group: str) -> EgressCounts | None:
+        """Bytes the consumer group's workers fetched, per topic (None: nothing counted)."""
 
     def sample_keys(
         self, view: ViewLayout, project: str, partitions: int, size: int, seed: int | None

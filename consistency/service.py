@@ -90,6 +90,7 @@ class ConsistencyService:
         self.metrics.heartbeat(measured.heartbeat)
         self.metrics.regions(measured.regions, bounds)
         self.metrics.versions(measured.regions, bounds, self.checker.scope.project)
+        self.metrics.egress(measured.regions)
         self._finish("staleness", started, bool(measured.errors) or _region_errors(measured))
         self._dispatch(alerts)
         return measured

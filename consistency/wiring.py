@@ -5,7 +5,7 @@ from __future__ import annotations
 from consistency.adapters.kafka_log import KafkaLog
 from consistency.adapters.manifest import S3Manifest
 from consistency.adapters.redis_region import RedisRegion
-from consistency.adapters.shared import connect
+from consistency.adapters.shared import client_config, connect
 from consistency.adapters.versions import S3Versions
 from consistency.adapters.webhook import WebhookSender
 from consistency.checker import Checker
@@ -56,7 +56,7 @@ def build_checker(topology: Topology, settings: ConsistencySettings) -> Checker:
         settings,
         regions={name: region_reader(topology, name, settings) for name in topology.regions},
         log_admin=KafkaLog(
-            topology.kafka.bootstrap_servers,
+            client_config(topology, "checker"),
             timeout_seconds=settings.schedule.read_timeout_seconds,
         ),
         manifest=S3Manifest(topology.region(scope.reference_region).s3, topology.project),

@@ -7,13 +7,15 @@ the log), which differ only in where records come from and what happens to dead 
 from __future__ import annotations
 
 from replicator.adapters.dead_letters import KafkaDeadLetters
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import KafkaPublisher
-from replicator.adapters.kafka_source import KafkaSource, subscription_pattern
+from replicator.adapters.kafka_source import KafkaSource
 from replicator.adapters.redis_marks import RedisAppliedMarks
 from replicator.adapters.redis_store import RegionStore
 from replicator.adapters.s3_catalog import S3ManifestCatalog
 from replicator.config import Topology
 from replicator.core.ports import ChangeSource, DeadLetters, SchemaCatalog
+from replicator.core.topics import subscription_pattern
 from replicator.healing import DataLossGuard, GroupPositions
 from replicator.worker import Worker, WorkerOptions
 
@@ -54,17 +56,17 @@ def build_worker(
 ) -> Worker:
     """A worker for ``region``; by default consuming live with the region's consumer group."""
     config = topology.region(region)
-    bootstrap = topology.bootstrap_servers_for(region)
+    kafka = client_config(topology, "worker", region=region)
     if source is None:
         source = KafkaSource(
-            bootstrap,
+            kafka,
             group_id=topology.consumer_group(region),
             pattern=region_pattern(topology, region),
             options=consumer_options(topology),
         )
     if dead_letters is None:
         kafka_dead_letters = KafkaDeadLetters(
-            KafkaPublisher(bootstrap, client_id=f"replicator-{region}-dlq"),
+            KafkaPublisher(kafka, client_id=f"replicator-{region}-dlq"),
             topology.kafka.dead_letter_topic,
             region,
         )
@@ -72,9 +74,7 @@ def build_worker(
             1, topology.kafka.replication_factor, retention_ms=topology.kafka.retention_ms
         )
         dead_letters = kafka_dead_letters
-    store = RegionStore(
-        config.redis, config.redis.writer, key_ttl_seconds=topology.worker.key_ttl_seconds
-    )
+    store = RegionStore(config.redis, config.redis.writer)
     guard = None
     if isinstance(source, GroupPositions):  # the live consumer, or a rebuild's replay
         guard = DataLossGuard(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from replicator import logs
 from replicator.commands import demo as demo_cli
 from replicator.commands import heartbeats as heartbeats_cli
+from replicator.commands import kafka as kafka_cli
 from replicator.commands import models as models_cli
 from replicator.commands import region as region_cli
 from replicator.commands import registry as registry_cli
@@ -37,6 +38,7 @@ COMMAND_GROUPS = [
     models_cli,
     rollout_cli,
     heartbeats_cli,
+    kafka_cli,
 ]
 
 

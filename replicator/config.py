@@ -26,6 +26,14 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from replicator.config_security import (
+    Credentials,
+    KafkaSecurity,
+    KafkaUsers,
+    TlsSettings,
+    load_secret_files,
+)
+from replicator.core.topics import topic_name
 from replicator.errors import ConfigError
 
 ENV_PREFIX = "REPLICATOR_"
@@ -37,14 +45,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RedisUser(_Section):
-    username: str
-    password: SecretStr
+class RedisUser(Credentials):
+    """A Redis ACL user: ``password`` or ``password_file`` (mode 0600)."""
 
 
 class RedisEndpoint(_Section):
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
+    tls: TlsSettings = TlsSettings()
+    """TLS towards this Redis (its ``tls-port``); the client certificate is optional."""
     writer: RedisUser
     """The region's replicator: the only user allowed to write Feast keys."""
     reader: RedisUser
@@ -58,7 +67,23 @@ class S3Location(_Section):
     bucket: str
     access_key_id: str
     secret_access_key: SecretStr
+    secret_access_key_file: Path | None = None
     region_name: str = "us-east-1"
+    ca_file: Path | None = None
+    """PEM CA bundle for an ``https://`` endpoint signed by a private CA (S3-compatible
+    servers); the system's trust store when unset."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _files(cls, data: Any) -> Any:
+        return load_secret_files(data, ("secret_access_key",))
+
+
+Compression = Literal["zstd", "lz4", "snappy", "gzip", "none"]
+DEFAULT_COMPRESSION: Compression = "zstd"
+"""The primary's Kafka compression unless the topology says otherwise: the smallest records
+per row in ``benchmarks/egress.py`` at a publish cost below the other codecs' noise
+(BENCHMARKS.md, "egress")."""
 
 
 class KafkaSettings(_Section):
@@ -71,6 +96,11 @@ class KafkaSettings(_Section):
     """How long the topics the replicator creates keep records (7 days; null: forever).
     Snapshots (``snapshots.interval_seconds``) must be taken well inside it."""
     heartbeat_topic_suffix: str = "_heartbeats"
+    security: KafkaSecurity = KafkaSecurity()
+    users: KafkaUsers = KafkaUsers()
+    compression: Compression = DEFAULT_COMPRESSION
+    """``compression.type`` of the primary's producer: record batches stay compressed in the
+    log and on the wire to every region, and are decompressed by each region's worker."""
 
     @property
     def retention_ms(self) -> int:
@@ -83,6 +113,10 @@ class RegionConfig(_Section):
     s3: S3Location
     kafka_bootstrap_servers: str | None = None
     """Brokers as seen from this region; defaults to ``kafka.bootstrap_servers``."""
+    kafka_user: Credentials | None = None
+    """This region's worker principal (SASL): reads its views' topics, writes dead letters."""
+    kafka_tls: TlsSettings | None = None
+    """TLS towards Kafka from this region; defaults to ``kafka.security.tls``."""
     feature_views: list[str] = Field(default_factory=lambda: ["*"])
     """Feature views this region subscribes to; ``*`` means all."""
     read_fallbacks: list[str] | None = None
@@ -99,6 +133,11 @@ RENAMED_FIELDS: dict[str, dict[str, str]] = {
             "renamed to max_records_per_poll, which counts Kafka records per poll (each holds "
             "up to the publisher's max_batch_rows rows); the old value divided by 100 keeps "
             "the old behaviour (5000 -> 50)"
+        ),
+        "key_ttl_seconds": (
+            "removed: regions now expire keys by the primary's Feast setting, carried on every "
+            "record; set online_store.key_ttl_seconds in the primary's feature_store.yaml "
+            "(docs/replication.md) and delete worker.key_ttl_seconds here"
         ),
     },
 }
@@ -124,8 +163,6 @@ class WorkerSettings(_Section):
     schema_wait_seconds: float = Field(default=600.0, ge=0)
     """Rows of a schema the region's registry does not list wait this long for it (their
     partition paused), then go to the dead-letter topic."""
-    key_ttl_seconds: int | None = Field(default=None, ge=1)
-    """Same meaning as Feast's Redis ``key_ttl_seconds``: EXPIRE after an accepted write."""
     metrics_port: int | None = None
     session_timeout_seconds: float = Field(default=3.0, ge=1)
     """How long a worker that died without leaving (kill -9, lost host) holds its partitions
@@ -142,6 +179,8 @@ class WorkerSettings(_Section):
     max_heartbeat_lead_seconds: float = Field(default=60.0, gt=0)
     """A heartbeat stamped further than this ahead of its record's broker timestamp is
     dead-lettered as ``implausible_heartbeat`` (forged), never stored."""
+    metrics_host: str = "127.0.0.1"
+    """Address /metrics binds to; ``0.0.0.0`` in a pod so Prometheus can scrape it."""
 
     @model_validator(mode="before")
     @classmethod
@@ -191,6 +230,12 @@ class StackSettings(_Section):
     kafka_heap_mb: int = 384
     s3_port: int = 19000
     s3_heap_mb: int = 192
+    prometheus_port: int = 19090
+    """Optional local Prometheus (``replicator demo`` starts it; docs/local-stack.md)."""
+    worker_metrics_port: int = 19101
+    """The first region's worker /metrics port in the local stack; the next regions count up."""
+    checker_metrics_address: str = "127.0.0.1:9108"
+    """Where the local Prometheus scrapes ``consistency serve`` (its ``server`` setting)."""
 
 
 class Topology(BaseSettings):
@@ -282,7 +327,8 @@ class Topology(BaseSettings):
         return f"{self.worker.consumer_group_prefix}-{self.project}-{region}"
 
     def topic_for(self, feature_view: str) -> str:
-        return f"{self.kafka.topic_prefix}.{self.project}.{feature_view}"
+        """The view's Kafka topic (``replicator.core.topics``; ConfigError if too long)."""
+        return topic_name(self.kafka.topic_prefix, self.project, feature_view)
 
 
 class _EnvWithoutRegions(EnvSettingsSource):

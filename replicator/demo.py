@@ -32,6 +32,7 @@ from replicator.heartbeat import F_EMITTED_NS, TOPIC_FIELD_PREFIX, applied_key, 
 from replicator.regional_config import feast_env, write_regional_repo
 from replicator.registry_sync import sync_once
 from replicator.stack.local import LocalStack
+from replicator.stack.prometheus import scrape_summary, worker_metrics_port
 
 Say = Callable[[str], None]
 T = TypeVar("T")
@@ -79,7 +80,7 @@ class Demo:
     def _run(self, *, once: bool) -> list[RegionReport]:
         started = time.monotonic()
         self.step("starting the local stack")
-        LocalStack(self.topology, progress=lambda m: self.say(f"    {m}")).up()
+        LocalStack(self.topology, progress=lambda m: self.say(f"    {m}"), prometheus=True).up()
         self.step("generating feature data")
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         self._run_logged(
@@ -114,6 +115,7 @@ class Demo:
         self._print_table(reports)
         self.step("the consistency checker's report (consistency check --once)")
         self._consistency_report()
+        self.step(scrape_summary(self.topology))
         self.say(f"done in {time.monotonic() - started:.0f}s")
         if once:
             self.stop_workers()
@@ -188,8 +190,10 @@ class Demo:
 
     def _start_worker(self, region: str) -> subprocess.Popen[bytes]:
         args = ["--config", str(self.config_path), "--log-format", "json"]
+        metrics = ["--metrics-port", str(worker_metrics_port(self.topology, region))]
         return self._spawn(
-            f"worker-{region}", ["-m", "replicator.cli", *args, "worker", "--region", region]
+            f"worker-{region}",
+            ["-m", "replicator.cli", *args, "worker", "--region", region, *metrics],
         )
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:

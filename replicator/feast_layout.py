@@ -84,6 +84,8 @@ def encode_rows(
     published_ns: int,
     max_rows: int,
     max_bytes: int,
+    max_lead_s: int | None = None,
+    key_ttl_seconds: int = 0,
 ) -> list[tuple[int, RowBatch]]:
     """Turn the rows Feast hands to ``online_write_batch`` into per-partition batches.
 
@@ -92,7 +94,15 @@ def encode_rows(
     Kafka record limit). Raises ``RefusedWrite`` naming the view, the entity and the limit
     when one row alone cannot fit in a record; nothing is returned then, so nothing of the
     call is published.
+
+    ``max_lead_s``: a row whose event time is more than this many seconds ahead of
+    ``published_ns`` raises ``RefusedWrite`` naming the view, the entity and the event time
+    (the same all-or-nothing way); None accepts any event time, as Feast does. Each batch
+    records the lead it was accepted with (``RowBatch.accepted_lead_s``) so that no region
+    dead-letters a row the primary acknowledged. ``key_ttl_seconds`` (Feast's, 0: none)
+    travels with every batch: regions expire keys as Feast does.
     """
+    published_s = published_ns // 1_000_000_000
     groups: dict[tuple[int, tuple[str, ...]], list[tuple[Row, int]]] = defaultdict(list)
     field_cache: dict[tuple[str, ...], tuple[bytes, ...]] = {}
     overhead: dict[tuple[str, ...], int] = {}  # record bytes besides the rows
@@ -105,6 +115,8 @@ def encode_rows(
             field_cache[names] = tuple(field_key(view_name, n) for n in names)
             overhead[names] = wire.batch_overhead_bytes(view_name, field_cache[names])
         event = _timestamp(event_time)
+        if max_lead_s is not None and event.seconds > published_s + max_lead_s:
+            raise _future_row(view_name, entity_key, event, max_lead_s)
         created_s, created_nanos = _created(created_time)
         row = Row(
             key=key,
@@ -129,6 +141,7 @@ def encode_rows(
     batches: list[tuple[int, RowBatch]] = []
     for (partition, names), rows in groups.items():
         for chunk in _chunks(rows, max_rows, max_bytes - overhead[names]):
+            lead = max(r.event_s for r in chunk) - published_s
             batch = RowBatch(
                 feature_view=view_name,
                 fields=field_cache[names],
@@ -136,9 +149,25 @@ def encode_rows(
                 schema_fingerprint=fingerprint,
                 registry_version=registry_version,
                 published_ns=published_ns,
+                accepted_lead_s=max(0, lead) if max_lead_s is None else max_lead_s,
+                key_ttl_seconds=key_ttl_seconds,
             )
             batches.append((partition, batch))
     return batches
+
+
+def _future_row(
+    view_name: str, entity_key: EntityKeyProto, event: Timestamp, max_lead_s: int
+) -> RefusedWrite:
+    entity = entity_text(entity_key)
+    return RefusedWrite(
+        f"a row of feature view {view_name!r} for entity {entity} has event time "
+        f"{event.ToJsonString()}, more than {max_lead_s}s ahead of this host's clock "
+        "(a naive local time?); nothing of this write was published. Send UTC event times, "
+        "or set online_store.future_event_time: apply to store them as Feast does",
+        feature_view=view_name,
+        entity=entity,
+    )
 
 
 def _chunks(rows: list[tuple[Row, int]], max_rows: int, max_bytes: int) -> list[tuple[Row, ...]]:

@@ -36,7 +36,9 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from pydantic import PrivateAttr, model_validator
 
 from replicator import feast_layout
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import KafkaPublisher
+from replicator.adapters.redis_store import feast_connection_string
 from replicator.config import Topology, find_config_path, load_topology
 from replicator.core import wire
 from replicator.errors import ConfigError
@@ -56,6 +58,10 @@ class ReplicatingOnlineStoreConfig(RedisOnlineStoreConfig):
     """Region whose Redis serves reads at the primary (default: the primary region)."""
     publish_timeout_seconds: float = 60.0
     max_batch_rows: int = 2000
+    future_event_time: Literal["refuse", "apply"] = "refuse"
+    """A row whose event time is more than the topology's ``worker.max_future_skew_seconds``
+    ahead of this host's clock: ``refuse`` fails the write call with ``RefusedWrite`` before
+    anything is published; ``apply`` stores it as Feast does (every region applies it)."""
     transactional_id: str | None = None
     """Kafka ``transactional.id`` of this process's producer. Default: unique per process. A
     stable id per writer process lets a restarted process abort the transaction its crashed
@@ -66,20 +72,37 @@ class ReplicatingOnlineStoreConfig(RedisOnlineStoreConfig):
 
     @model_validator(mode="after")
     def _derive_connection(self) -> ReplicatingOnlineStoreConfig:
+        for name, (value, supported, why) in _unsupported(self).items():
+            if value != supported:
+                raise ValueError(f"online_store.{name}: {value!r} is not supported: {why}")
         topology = self.topology_config()
         region = topology.region(self.read_region or topology.primary_region)
         if "connection_string" not in self.model_fields_set:
-            reader = region.redis.reader
-            self.connection_string = (
-                f"{region.redis.host}:{region.redis.port},username={reader.username},"
-                f"password={reader.password.get_secret_value()}"
-            )
+            self.connection_string = feast_connection_string(region.redis, region.redis.reader)
         return self
 
     def topology_config(self) -> Topology:
         if self._topology is None:
             self._topology = load_topology(find_config_path(self.topology))
         return self._topology
+
+
+def _unsupported(config: RedisOnlineStoreConfig) -> dict[str, tuple[Any, Any, str]]:
+    """Feast settings of its Redis store the replicas cannot honour: field -> (value, the
+    only supported value, why). Refused when Feast loads the config (at start)."""
+    return {
+        "skip_dedup": (
+            config.skip_dedup,
+            False,
+            "every region keeps the newest row by event time (last writer wins); older rows "
+            "never overwrite newer ones",
+        ),
+        "redis_type": (
+            str(getattr(config.redis_type, "value", config.redis_type)),
+            "redis",
+            "the primary reads its region's Redis as the topology describes it (one server)",
+        ),
+    }
 
 
 FeastRows = list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]]
@@ -117,6 +140,12 @@ class ReplicatingOnlineStore(RedisOnlineStore):
             published_ns=time.time_ns(),
             max_rows=store_config.max_batch_rows,
             max_bytes=publisher.record_limit(topic),
+            max_lead_s=(
+                int(topology.worker.max_future_skew_seconds)
+                if store_config.future_event_time == "refuse"
+                else None
+            ),
+            key_ttl_seconds=store_config.key_ttl_seconds or 0,
         )
         records = []
         for partition, batch in batches:
@@ -204,9 +233,10 @@ class ReplicatingOnlineStore(RedisOnlineStore):
             client_id = f"feast-primary-{topology.project}"
             timeout_ms = int(store.publish_timeout_seconds * 1000)
             self._publisher = KafkaPublisher(
-                topology.bootstrap_servers_for(topology.primary_region),
+                client_config(topology, "primary"),
                 client_id=client_id,
                 transactional_id=store.transactional_id or f"{client_id}-{uuid.uuid4().hex}",
+                compression=topology.kafka.compression,
                 options={"transaction.timeout.ms": timeout_ms, "delivery.timeout.ms": timeout_ms},
             )
         self._publisher.ensure_topics(

@@ -41,6 +41,7 @@ from replicator.core.keys import (
     emission_key,
 )
 from replicator.core.records import Heartbeat
+from replicator.core.topics import topic_head
 from replicator.errors import PublishError, TransientError
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ class KafkaTopicLister:
 
     def __init__(self, admin: object, topic_prefix: str, project: str) -> None:
         self._admin = admin
-        self._head = f"{topic_prefix}.{project}."
+        self._head = topic_head(topic_prefix, project)
 
     def partitions(self) -> dict[str, int]:
         try:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from replicator.adapters.kafka_config import KafkaConnection, client_config, client_settings
 from replicator.adapters.kafka_source import drain
 from replicator.adapters.s3_catalog import S3ManifestCatalog
 from replicator.assembly import build_worker, region_pattern, worker_options
@@ -42,7 +43,7 @@ class LogReplaySource:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaConnection,
         pattern: str,
         *,
         group_id: str,
@@ -57,10 +58,12 @@ class LogReplaySource:
         self.total = 0
         self.records_read = 0
         self.position: dict[tuple[str, int], int] = {}
+        settings = client_settings(connection)
+        servers = settings["bootstrap.servers"]
         try:
             self._consumer = Consumer(
                 {
-                    "bootstrap.servers": bootstrap_servers,
+                    **settings,
                     "group.id": group_id,
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",  # aborted Feast calls are never applied
@@ -69,15 +72,17 @@ class LogReplaySource:
                     "queued.max.messages.kbytes": 256 * 1024,
                 }
             )
-            self._consumer.assign(self._find_partitions(bootstrap_servers, pattern))
+            self._consumer.assign(self._find_partitions(settings, pattern))
         except KafkaException as exc:
             raise KafkaUnavailable(
-                f"kafka {bootstrap_servers}: cannot list the topics to replay: {exc}",
-                service=f"kafka {bootstrap_servers}",
+                f"kafka {servers}: cannot list the topics to replay: {exc}",
+                service=f"kafka {servers}",
             ) from exc
 
-    def _find_partitions(self, bootstrap_servers: str, pattern: str) -> list[TopicPartition]:
-        admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    def _find_partitions(
+        self, settings: dict[str, str | int | float | bool], pattern: str
+    ) -> list[TopicPartition]:
+        admin = AdminClient(dict(settings))
         matcher = re.compile(pattern)
         metadata = admin.list_topics(timeout=30)
         assignments = []
@@ -265,7 +270,7 @@ def replay_source(
 ) -> LogReplaySource:
     """The region's topics from ``starts`` (default: 0) to their current end."""
     return LogReplaySource(
-        topology.bootstrap_servers_for(region),
+        client_config(topology, "worker", region=region),
         region_pattern(topology, region),
         group_id=f"{topology.consumer_group(region)}-rebuild",
         starts=starts,

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from replicator.adapters.kafka_config import client_config
 from replicator.config import Topology
 from replicator.core.ports import Message
 from replicator.core.wire import H_REASON, H_REGION, H_SOURCE
@@ -116,7 +117,7 @@ def redrive_region(
     ``rebuild_region`` does (``Incomplete`` when the region's manifest stays unreadable)."""
     topic = topology.kafka.dead_letter_topic
     log_source = LogReplaySource(
-        topology.bootstrap_servers_for(region),
+        client_config(topology, "worker", region=region),
         "^" + topic.replace(".", r"\.") + "$",
         group_id=f"{topology.consumer_group(region)}-redrive",
     )

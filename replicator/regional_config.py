@@ -9,17 +9,25 @@ this package installed for those classes, and no Feast change.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
 
+from replicator.adapters.s3 import region_stores
 from replicator.config import Topology
+from replicator.core.feast_settings import FeastSettings
 from replicator.core.keys import manifest_key
+from replicator.errors import ConfigError
 from replicator.read_plan import plan_document, read_plan
 from replicator.secret_files import write_secret_file
 
 
-def feature_store_yaml(topology: Topology, region: str, *, registry_cache_ttl: int = 60) -> str:
+def feature_store_yaml(
+    topology: Topology, region: str, settings: FeastSettings, *, registry_cache_ttl: int = 60
+) -> str:
+    """``settings``: the primary's Feast settings (``released_settings``), so keys are read
+    with the bytes the primary wrote."""
     config = topology.region(region)
     document = {
         "project": topology.project,
@@ -35,7 +43,7 @@ def feature_store_yaml(topology: Topology, region: str, *, registry_cache_ttl: i
             "plan": plan_document(read_plan(topology, region)),
         },
         "offline_store": {"type": "file"},
-        "entity_key_serialization_version": 3,
+        "entity_key_serialization_version": settings.entity_key_serialization_version,
         "auth": {"type": "no_auth"},
     }
     header = (
@@ -55,14 +63,37 @@ def feast_env(topology: Topology, region: str) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": s3.access_key_id,
         "AWS_SECRET_ACCESS_KEY": s3.secret_access_key.get_secret_value(),
         "AWS_DEFAULT_REGION": s3.region_name,
+        **({"AWS_CA_BUNDLE": str(s3.ca_file)} if s3.ca_file else {}),
     }
 
 
-def write_regional_repo(topology: Topology, region: str, out_dir: Path) -> Path:
-    """Write ``feature_store.yaml`` and ``feast.env`` (both 0600: they hold credentials)."""
+def released_settings(topology: Topology, region: str) -> FeastSettings:
+    """The primary's Feast settings, from the manifest released to the region. Raises
+    ``ConfigError`` when no registry was released there yet, ``ObjectStoreUnavailable`` /
+    ``ObjectStoreRefused`` when its bucket cannot be read."""
+    raw = region_stores(topology)(region).get(manifest_key(topology.project))
+    try:
+        manifest = json.loads(raw) if raw is not None else None
+    except ValueError:
+        manifest = None
+    settings = FeastSettings.from_manifest(manifest if isinstance(manifest, dict) else None)
+    if settings is None:
+        raise ConfigError(
+            f"no registry with the primary's Feast settings released to {region} yet: run "
+            "`replicator registry sync` in the primary's feature repo first"
+        )
+    return settings
+
+
+def write_regional_repo(
+    topology: Topology, region: str, out_dir: Path, *, settings: FeastSettings | None = None
+) -> Path:
+    """Write ``feature_store.yaml`` and ``feast.env`` (both 0600: they hold credentials).
+    ``settings``: default ``released_settings`` (read from the region's bucket)."""
+    settings = settings or released_settings(topology, region)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
-        out_dir / "feature_store.yaml": feature_store_yaml(topology, region),
+        out_dir / "feature_store.yaml": feature_store_yaml(topology, region, settings),
         out_dir / "feast.env": "".join(
             f"{k}={v}\n" for k, v in feast_env(topology, region).items()
         ),

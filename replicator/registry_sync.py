@@ -32,6 +32,7 @@ from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from replicator import feast_layout
 from replicator.adapters.s3 import region_stores
 from replicator.config import Topology
+from replicator.core.feast_settings import MANIFEST_FIELD, FeastSettings
 from replicator.core.keys import manifest_key, primary_registry_key, registry_version_key
 from replicator.core.ports import ObjectStore
 from replicator.errors import ConfigError
@@ -69,7 +70,10 @@ def regional_form(registry_bytes: bytes) -> bytes:
     return registry.SerializeToString(deterministic=True)
 
 
-def build_manifest(registry_bytes: bytes, project: str, versioning: bool) -> dict[str, Any]:
+def build_manifest(registry_bytes: bytes, project: str, settings: FeastSettings) -> dict[str, Any]:
+    """What a region needs of a registry version; ``settings``: the primary's Feast settings
+    (view names are versioned when it says so)."""
+    versioning = settings.enable_online_feature_view_versioning
     registry = RegistryProto()
     registry.ParseFromString(registry_bytes)
     views = [
@@ -88,6 +92,8 @@ def build_manifest(registry_bytes: bytes, project: str, versioning: bool) -> dic
         "feature_views": {name: schema["fingerprint"] for name, schema in schemas.items()},
         # view -> join keys, Redis key prefix (hex), feature -> field key (hex).
         "views": schemas,
+        # The primary's Feast settings that shape Redis bytes (region feast-config reads them).
+        MANIFEST_FIELD: settings.as_manifest(),
     }
 
 
@@ -102,12 +108,15 @@ class RegistryReleaser:
         self,
         topology: Topology,
         *,
-        versioning: bool = False,
+        settings: FeastSettings | None = None,
         stores: Callable[[str], ObjectStore] | None = None,
     ) -> None:
+        """``settings``: the primary's Feast settings (``primary_repo``); None keeps those
+        of the primary region's live manifest (a rollout, a rollback), else Feast's
+        defaults."""
         self.topology = topology
         self.project = topology.project
-        self._versioning = versioning
+        self._settings = settings
         self.store = stores or region_stores(topology)
         """``store(region)``: the region's bucket."""
 
@@ -133,7 +142,7 @@ class RegistryReleaser:
                     f"{source}: no registry yet: run `feast apply` in the feature repo first"
                 ) from None
         body = regional_form(raw)
-        manifest = build_manifest(body, self.project, self._versioning)
+        manifest = build_manifest(body, self.project, self.settings())
         version = RegistryVersion(manifest["version"], body, manifest)
         key = registry_version_key(self.project, version.version)
         if self._get(primary, key) is None:
@@ -145,7 +154,14 @@ class RegistryReleaser:
         body = self._get(self.topology.primary_region, registry_version_key(self.project, version))
         if body is None:
             raise ConfigError(f"registry version {version} is not in the primary bucket")
-        return RegistryVersion(version, body, build_manifest(body, self.project, self._versioning))
+        return RegistryVersion(version, body, build_manifest(body, self.project, self.settings()))
+
+    def settings(self) -> FeastSettings:
+        """The primary's Feast settings this releaser writes into manifests."""
+        if self._settings is None:
+            live = self.live(self.topology.primary_region)
+            self._settings = FeastSettings.from_manifest(live) or FeastSettings()
+        return self._settings
 
     # Releases ------------------------------------------------------------------------------
     def live(self, region: str) -> dict[str, Any] | None:
@@ -213,7 +229,43 @@ class RegistryReleaser:
         return self.store(region).get(key)
 
 
-def sync_once(topology: Topology, registry_path: Path | None = None) -> SyncResult:
-    """Snapshot the primary's registry and release it to every region."""
-    releaser = RegistryReleaser(topology)
+def sync_once(
+    topology: Topology, registry_path: Path | None = None, *, repo: Path | None = None
+) -> SyncResult:
+    """Snapshot the primary's registry and release it to every region.
+
+    ``repo``: the primary's Feast repo (the directory of its ``feature_store.yaml``): its
+    registry (when a local file, and ``registry_path`` is not given) and its Feast settings
+    (``FeastSettings``) are used. Without it, ``registry_path`` or the primary's registry
+    object in S3, and the settings of the live manifest. Raises ``ConfigError`` for an
+    unreadable ``feature_store.yaml`` (naming the field) or a missing registry.
+    """
+    settings = None
+    if repo is not None:
+        settings, repo_registry = primary_repo(repo)
+        registry_path = registry_path or repo_registry
+    releaser = RegistryReleaser(topology, settings=settings)
     return releaser.release(releaser.snapshot(registry_path), topology.regions)
+
+
+FEATURE_STORE_YAML = "feature_store.yaml"
+
+
+def primary_repo(repo: Path) -> tuple[FeastSettings, Path | None]:
+    """The Feast settings and local registry file of the primary's repo (None: the registry
+    is not a local file, e.g. ``s3://``: the primary bucket's object is used)."""
+    from feast.repo_config import FeastConfigError, load_repo_config
+
+    try:
+        config = load_repo_config(repo, repo / FEATURE_STORE_YAML)
+    except FileNotFoundError:
+        raise ConfigError(f"{repo / FEATURE_STORE_YAML}: not found (pass --repo DIR)") from None
+    except FeastConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    path = str(config.registry.path)
+    if "://" in path:
+        return FeastSettings.from_repo_config(config), None
+    registry = Path(path)
+    return FeastSettings.from_repo_config(config), registry if registry.is_absolute() else (
+        repo / registry
+    )

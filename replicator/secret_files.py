@@ -12,8 +12,8 @@ from pathlib import Path
 SECRET_FILE_MODE = 0o600
 
 
-def write_secret_file(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` with mode 0600, created or replaced.
+def write_secret_file(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (str as UTF-8, or bytes) to ``path`` with mode 0600, created or replaced.
 
     A file that existed with wider permissions is narrowed to 0600 before anything is
     written to it, whatever the umask. Raises ``OSError`` (e.g. ``PermissionError`` when the
@@ -25,5 +25,6 @@ def write_secret_file(path: Path, text: str) -> None:
     except BaseException:
         os.close(fd)
         raise
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)

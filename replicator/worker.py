@@ -27,10 +27,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from replicator.core import wire
+from replicator.core.egress import EgressMeter
 from replicator.core.ports import ChangeSource, DeadLetters, Message, SchemaCatalog, Store, position
 from replicator.core.records import ApplyOutcome, EncodedBatch, Heartbeat, Kind
 from replicator.errors import (
@@ -207,6 +208,11 @@ class Worker:
         """The counters, and ``updated_ns`` (this worker's wall clock) so a reader can tell
         a summary written after a moment it cares about from an older one."""
         self.store.write_stats(self.region, {**self.summary(), "updated_ns": self.clock()})
+        meter = getattr(self.source, "egress", None)
+        if isinstance(meter, EgressMeter):  # fetched bytes, added to the group's totals
+            delta = meter.unpublished()
+            if delta.topics and self.store.add_egress(delta):
+                meter.published(delta)
 
     # The pipeline ---------------------------------------------------------------------
     def _process(self, messages: Sequence[Message]) -> None:
@@ -357,9 +363,11 @@ class Worker:
         payload = message.value() or b""
         # Judged against the primary's publish stamp, not this region's clock: a worker whose
         # clock runs slow must not refuse rows, and every region (and a rebuild, years later)
-        # decides alike. Only a record without a stamp falls back to the worker's clock.
+        # decides alike. Only a record without a stamp falls back to the worker's clock. Rows
+        # the primary accepted (its ``lead_s`` header) are never refused: it acknowledged them.
         now_ns = header.published_ns or self.clock()
-        limit_s = now_ns // 1_000_000_000 + int(self.options.max_future_skew_seconds)
+        lead_s = max(int(self.options.max_future_skew_seconds), header.accepted_lead_s)
+        limit_s = now_ns // 1_000_000_000 + lead_s
         if header.max_event_s > limit_s:
             batch = wire.decode_rows(header, payload)
             kept, future = wire.split_rows(batch, [r.event_s <= limit_s for r in batch.rows])
@@ -368,7 +376,7 @@ class Worker:
                 message,
                 FutureEventTime(
                     f"{len(future.rows)} row(s) with event time more than "
-                    f"{self.options.max_future_skew_seconds:.0f}s ahead of their publish time"
+                    f"{lead_s}s ahead of their publish time"
                 ),
                 payload=future_payload,
             )
@@ -376,7 +384,8 @@ class Worker:
                 return []
             _, payload = wire.encode_rows(kept)
         _, partition, offset = position(message)
-        return [EncodedBatch(payload, header.feature_view, partition, offset, header.max_event_s)]
+        encoded = EncodedBatch(payload, header.feature_view, partition, offset, header.max_event_s)
+        return [replace(encoded, key_ttl_seconds=header.key_ttl_seconds)]
 
     def _apply(self, pending: list[tuple[EncodedBatch, wire.RecordHeader, Message]]) -> None:
         if not pending:

@@ -27,6 +27,8 @@ import pytest
 import redis
 from confluent_kafka.admin import AdminClient
 
+from replicator.adapters.kafka_config import client_config
+from replicator.adapters.redis_store import connect as connect_redis
 from replicator.adapters.s3 import s3_client as make_s3_client
 from replicator.config import Topology, load_topology
 from replicator.stack.redis_server import acl_rules
@@ -124,14 +126,7 @@ def redis_user(topology: Topology) -> Iterator[Callable[[str, str], redis.Redis]
 
     def connect(region: str, role: str) -> redis.Redis:
         endpoint = topology.region(region).redis
-        user = getattr(endpoint, role)
-        client = redis.Redis(
-            host=endpoint.host,
-            port=endpoint.port,
-            username=user.username,
-            password=user.password.get_secret_value(),
-            socket_timeout=5,
-        )
+        client = connect_redis(endpoint, getattr(endpoint, role), timeout=5)
         clients.append(client)
         return client
 
@@ -150,7 +145,7 @@ def redis_admin(
 
 @pytest.fixture
 def kafka_admin(topology: Topology) -> AdminClient:
-    return AdminClient({"bootstrap.servers": topology.kafka.bootstrap_servers})
+    return AdminClient(client_config(topology, "admin"))
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec, ResourceType
 
+from consistency.adapters.shared import KafkaConnection, client_settings
 from consistency.errors import SourceUnavailable
 from consistency.ports import TopicPartition as Position
 
@@ -41,8 +42,8 @@ T = TypeVar("T")
 
 
 class KafkaLog:
-    def __init__(self, bootstrap_servers: str, *, timeout_seconds: float = 10.0) -> None:
-        self._bootstrap = bootstrap_servers
+    def __init__(self, connection: KafkaConnection, *, timeout_seconds: float = 10.0) -> None:
+        self._connection = client_settings(connection)
         self._timeout = timeout_seconds
         self._admin: AdminClient | None = None
         self._probe: Consumer | None = None
@@ -50,7 +51,7 @@ class KafkaLog:
     @property
     def admin(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self._bootstrap, "logger": log})  # type: ignore[dict-item]
+            self._admin = AdminClient({**self._connection, "logger": log})  # type: ignore[dict-item]
         return self._admin
 
     @property
@@ -58,7 +59,7 @@ class KafkaLog:
         if self._probe is None:
             self._probe = Consumer(
                 {
-                    "bootstrap.servers": self._bootstrap,
+                    **self._connection,
                     "group.id": f"consistency-probe-{uuid.uuid4().hex[:8]}",
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,

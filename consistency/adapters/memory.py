@@ -21,6 +21,7 @@ from consistency.core.versions import LiveVersion, LiveVersions
 from consistency.errors import SourceUnavailable
 from consistency.ports import RawRow, ScanResult, TopicPartition, ViewLayout
 from replicator.core import version as version_layout
+from replicator.core.egress import EgressCounts
 from replicator.core.version import Version
 
 
@@ -31,6 +32,8 @@ class MemoryRegion:
     versions: dict[tuple[str, int], dict[bytes, bytes]] = field(default_factory=dict)
     heartbeats: dict[TopicPartition, AppliedHeartbeat] = field(default_factory=dict)
     emitted: dict[str, Emission] = field(default_factory=dict)
+    fetched: dict[str, EgressCounts] = field(default_factory=dict)
+    """Consumer group -> bytes its workers fetched."""
     down: bool = False
 
     # Test helpers -------------------------------------------------------------------------
@@ -67,6 +70,10 @@ class MemoryRegion:
     ) -> dict[TopicPartition, AppliedHeartbeat]:
         self._check()
         return {p: self.heartbeats[p] for p in positions if p in self.heartbeats}
+
+    def egress(self, group: str) -> EgressCounts | None:
+        self._check()
+        return self.fetched.get(group)
 
     def sample_keys(
         self, view: ViewLayout, project: str, partitions: int, size: int, seed: int | None

@@ -24,12 +24,14 @@ from consistency.core.staleness import AppliedHeartbeat, Emission, TopicEmission
 from consistency.errors import SourceUnavailable
 from consistency.ports import RawRow, ScanResult, TopicPartition, ViewLayout
 from replicator.core import version
+from replicator.core.egress import EgressCounts
 from replicator.core.keys import (
     F_EMITTED_NS,
     F_INTERVAL_NS,
     F_SEQUENCE,
     TOPIC_FIELD_PREFIX,
     applied_heartbeat_key,
+    egress_key,
     emission_key,
     row_versions_key,
 )
@@ -106,6 +108,16 @@ class RedisRegion:
         except ValueError as exc:
             raise self._fail("parse applied heartbeats", exc) from exc
         return out
+
+    def egress(self, group: str) -> EgressCounts | None:
+        try:
+            raw = self.client.hgetall(egress_key(group))
+        except redis.RedisError as exc:
+            raise self._fail("read the fetched-bytes counters", exc) from exc
+        try:
+            return EgressCounts.from_fields(group, {k.decode(): v for k, v in raw.items()})
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise self._fail("parse the fetched-bytes counters", exc) from exc
 
     # Keys ---------------------------------------------------------------------------------
     def sample_keys(

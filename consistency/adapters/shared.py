@@ -11,7 +11,17 @@ This module is the only part of ``consistency`` allowed to import ``replicator.a
 
 from __future__ import annotations
 
+from replicator.adapters.kafka_config import KafkaConnection, client_config, client_settings
 from replicator.adapters.redis_store import RegionStore, connect
 from replicator.adapters.s3 import is_absent, read_object, s3_client
 
-__all__ = ["RegionStore", "connect", "is_absent", "read_object", "s3_client"]
+__all__ = [
+    "KafkaConnection",
+    "RegionStore",
+    "client_config",
+    "client_settings",
+    "connect",
+    "is_absent",
+    "read_object",
+    "s3_client",
+]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consistency.core.bounds import Measure
+from consistency.core.cost import EgressReport
 from consistency.core.versions import VersionsReport
 
 
@@ -72,6 +73,8 @@ class RegionReport:
     feature_views: dict[str, ViewReport] = field(default_factory=dict)
     versions: VersionsReport | None = None
     """Registry and models live in the region against the reference (None: not read)."""
+    egress: EgressReport | None = None
+    """Bytes its workers fetched and their monthly cost (None: nothing counted yet)."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -134,6 +137,7 @@ class Report:
                 "stalled_seconds": round(self.heartbeat.stalled_seconds, 3),
             },
             "regions": {name: _region(r) for name, r in self.regions.items()},
+            "egress": _egress_totals(self.regions),
             "violations": [v.to_dict() for v in self.violations],
             "errors": list(self.errors),
         }
@@ -158,7 +162,19 @@ def _region(report: RegionReport) -> dict[str, Any]:
         "retention_headroom_seconds": _num(report.retention_headroom_seconds),
         "feature_views": {name: _view(v) for name, v in sorted(report.feature_views.items())},
         "versions": None if report.versions is None else report.versions.to_dict(),
+        "egress": None if report.egress is None else report.egress.to_dict(),
         "errors": list(report.errors),
+    }
+
+
+def _egress_totals(regions: dict[str, RegionReport]) -> dict[str, Any]:
+    """Monthly USD over every region whose egress was counted."""
+    counted = [r.egress for r in regions.values() if r.egress is not None]
+    return {
+        "regions_counted": len(counted),
+        "monthly_cost_usd": round(sum(e.monthly_cost_usd for e in counted), 4),
+        "compression_saves_usd": round(sum(e.compression_saves_usd for e in counted), 4),
+        "subscription_saves_usd": round(sum(e.subscription_saves_usd for e in counted), 4),
     }
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from consistency.core.staleness import view_of_topic
+from replicator.core.topics import topic_name
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Scope:
         return "*" in views or view in views
 
     def topic(self, view: str) -> str:
-        return f"{self.topic_prefix}.{self.project}.{view}"
+        return topic_name(self.topic_prefix, self.project, view)
 
     def view_of(self, topic: str) -> str | None:
         """``<prefix>.<project>.<view>`` -> ``<view>``; None for another project's topic."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from replicator.core import topics
+
 NS = 1_000_000_000
 
 
@@ -80,6 +82,6 @@ def worst(values: Iterable[float | None]) -> float | None:
 
 
 def view_of_topic(topic: str, topic_prefix: str, project: str) -> str | None:
-    """``feast.<project>.<view>`` -> ``<view>``; None for another project's topic."""
-    head = f"{topic_prefix}.{project}."
-    return topic[len(head) :] if topic.startswith(head) and len(topic) > len(head) else None
+    """``feast.<project>.<view>`` -> ``<view>``; None for another project's topic (the one
+    mapping: ``replicator.core.topics``)."""
+    return topics.view_of_topic(topic, topic_prefix, project)

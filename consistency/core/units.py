@@ -58,6 +58,14 @@ def size(n_bytes: float | None) -> str:
     return _scaled(n_bytes, SIZE_UNITS)
 
 
+def usd(amount: float | None) -> str:
+    """``1234.5`` -> ``$1,234.50``, ``0.0123`` -> ``$0.0123`` (4 decimals below a dollar, so a
+    small cost does not read as zero); None -> ``n/a``. The status page applies the same rule."""
+    if amount is None or math.isnan(amount):
+        return NOT_MEASURED
+    return f"${amount:,.4f}" if abs(amount) < 1 else f"${amount:,.2f}"
+
+
 def tables() -> dict[str, list[list[float | str | int | None]]]:
     """The unit tables as JSON for the status page (infinity as null)."""
     return {

@@ -89,3 +89,9 @@ if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
     { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; } ||
         log "warning: could not install chromium; the status-page test will be skipped"
 fi
+
+# 4. Tools for the offline deployment checks (Helm, Terraform, promtool, checkov...): see
+#    infra/local/install-tools.sh. SETUP_DEPLOY_TOOLS=0 skips them (their tests then skip).
+if [ "${SETUP_DEPLOY_TOOLS:-1}" != 0 ]; then
+    infra/local/install-tools.sh
+fi

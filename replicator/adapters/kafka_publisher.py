@@ -16,6 +16,8 @@ from types import TracebackType
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
+from replicator.adapters.kafka_config import KafkaConnection, client_settings, describe
+from replicator.config import DEFAULT_COMPRESSION, Compression
 from replicator.core.wire import Headers
 from replicator.errors import KafkaUnavailable, PublishError
 
@@ -46,18 +48,22 @@ class KafkaPublisher:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaConnection,
         *,
         client_id: str,
         transactional_id: str | None = None,
+        compression: Compression = DEFAULT_COMPRESSION,
         options: Mapping[str, str | int | float | bool] | None = None,
     ) -> None:
+        """``compression``: the producer's ``compression.type`` (topology
+        ``kafka.compression``)."""
+        self._connection = client_settings(connection)
         self._config: dict[str, str | int | float | bool] = {
-            "bootstrap.servers": bootstrap_servers,
+            **self._connection,
             "client.id": client_id,
             "enable.idempotence": True,
             "acks": "all",
-            "compression.type": "lz4",
+            "compression.type": compression,
             "linger.ms": 5,
             "batch.size": 4 * 1024 * 1024,
             "message.max.bytes": MAX_RECORD_BYTES,
@@ -147,7 +153,7 @@ class KafkaPublisher:
 
     def _admin_client(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self._config["bootstrap.servers"]})
+            self._admin = AdminClient(dict(self._connection))
         return self._admin
 
     def ensure_topics(
@@ -216,7 +222,7 @@ class KafkaPublisher:
         if remaining:
             raise PublishError(
                 f"{remaining} record(s) not acknowledged by Kafka within {timeout:.0f}s "
-                f"({self._config['bootstrap.servers']})"
+                f"({describe(self._connection)})"
             )
         if errors:
             raise PublishError(f"Kafka refused {len(errors)} record(s): {errors[0]}")

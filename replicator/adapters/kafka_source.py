@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Iterable
+import time
 from types import TracebackType
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from replicator.adapters.kafka_config import KafkaConnection, client_settings
+from replicator.core.egress import EgressMeter
 from replicator.errors import ConfigError, TransientError
 
 log = logging.getLogger(__name__)
@@ -27,26 +28,26 @@ def drain(consumer: Consumer, max_messages: int, timeout: float) -> list[Message
     return messages
 
 
-def subscription_pattern(topic_prefix: str, project: str, feature_views: Iterable[str]) -> str:
-    """A librdkafka regex subscription: new views' topics are picked up as they appear."""
-    base = re.escape(f"{topic_prefix}.{project}.")
-    views = list(feature_views)
-    if "*" in views:
-        return f"^{base}.+$"
-    return f"^{base}({'|'.join(re.escape(v) for v in views)})$"
+def record_bytes(message: Message) -> int:
+    """A record's size as received (decompressed): key, value, header names and values."""
+    size = len(message.key() or b"") + len(message.value() or b"")
+    headers = message.headers() or []
+    for name, value in headers.items() if isinstance(headers, dict) else headers:
+        size += len(name) + len(value or b"")
+    return size
 
 
 class KafkaSource:
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaConnection,
         *,
         group_id: str,
         pattern: str,
         options: dict[str, object] | None = None,
     ) -> None:
         config: dict[str, object] = {
-            "bootstrap.servers": bootstrap_servers,
+            **client_settings(connection),
             "group.id": group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -68,6 +69,8 @@ class KafkaSource:
         self._committed: dict[tuple[str, int], int] = {}
         self.consumer_lag: dict[tuple[str, int], int] = {}
         """Offsets behind the log end per partition, from librdkafka's statistics."""
+        self.egress = EgressMeter(group_id, time.time_ns())
+        """Bytes fetched per topic: records as received, wire bytes from the statistics."""
 
     @property
     def consumer(self) -> Consumer:
@@ -92,11 +95,14 @@ class KafkaSource:
     def _on_stats(self, raw: str) -> None:
         stats = json.loads(raw)
         lag = {}
+        fetched: dict[str, int] = {}
         for topic, data in stats.get("topics", {}).items():
             for partition, p in data.get("partitions", {}).items():
                 if int(partition) >= 0 and p.get("consumer_lag", -1) >= 0:
                     lag[(topic, int(partition))] = int(p["consumer_lag"])
+                fetched[topic] = fetched.get(topic, 0) + int(p.get("rxbytes", 0))
         self.consumer_lag = lag
+        self.egress.wire_total(int(stats.get("rx_bytes", 0)), fetched)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = {(p.topic, p.partition) for p in partitions}
@@ -154,6 +160,7 @@ class KafkaSource:
         for message in messages:
             err = message.error()
             if err is None:
+                self.egress.fetched(str(message.topic()), record_bytes(message))
                 out.append(message)
             elif err.code() == KafkaError._PARTITION_EOF:
                 continue

@@ -11,6 +11,22 @@ from prometheus_client.registry import Collector
 from replicator.adapters.kafka_source import KafkaSource
 from replicator.worker import Worker, quantile
 
+EGRESS_METRICS = (
+    ("replicator_fetched_records", "Records fetched from Kafka per topic", "records"),
+    (
+        "replicator_fetched_record_bytes",
+        "Bytes of the records fetched per topic, decompressed (key, value, headers)",
+        "record_bytes",
+    ),
+    (
+        "replicator_fetched_wire_bytes",
+        "Bytes read from the brokers (compressed, with protocol), shared among topics by "
+        "their record bytes; topic _overhead: read while no record arrived",
+        "wire_bytes",
+    ),
+)
+"""(name, help, ``TopicBytes`` field): cross-region egress (docs/replication.md)."""
+
 
 class WorkerCollector(Collector):
     def __init__(self, worker: Worker, source: KafkaSource) -> None:
@@ -67,6 +83,15 @@ class WorkerCollector(Collector):
         assigned.add_metric([region], len(self._source.assigned))
         yield assigned
         yield from self._data_loss(region)
+        yield from self._egress(region)
+
+    def _egress(self, region: str) -> Iterator[CounterMetricFamily]:
+        counts = self._source.egress.counts()
+        for name, help_text, measure in EGRESS_METRICS:
+            family = CounterMetricFamily(name, help_text, labels=["region", "topic"])
+            for topic, bytes_of_topic in sorted(counts.topics.items()):
+                family.add_metric([region, topic], getattr(bytes_of_topic, measure))
+            yield family
 
     def _data_loss(self, region: str) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         guard = self._worker.guard
@@ -92,6 +117,6 @@ class WorkerCollector(Collector):
             yield gauge
 
 
-def serve_metrics(worker: Worker, source: KafkaSource, port: int) -> None:
+def serve_metrics(worker: Worker, source: KafkaSource, port: int, host: str = "127.0.0.1") -> None:
     REGISTRY.register(WorkerCollector(worker, source))
-    start_http_server(port, addr="127.0.0.1")
+    start_http_server(port, addr=host)

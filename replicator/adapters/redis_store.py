@@ -18,14 +18,19 @@ import logging
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from types import TracebackType
+from typing import Any
 
 import msgpack
 import redis
+from redis.retry import Retry
 
 from replicator.config import RedisEndpoint, RedisUser
+from replicator.config_security import TlsSettings
+from replicator.core.egress import F_SINCE_NS, EgressCounts
 from replicator.core.keys import (
     NAMESPACE,
     applied_heartbeat_key,
+    egress_key,
     row_versions_key,
     worker_stats_key,
 )
@@ -89,15 +94,56 @@ def is_transient(error: redis.RedisError) -> bool:
     return isinstance(error, redis.ResponseError) and error_code(error) in TRANSIENT_CODES
 
 
-def connect(endpoint: RedisEndpoint, user: RedisUser, *, timeout: float = 30.0) -> redis.Redis:
+def connect(
+    endpoint: RedisEndpoint,
+    user: RedisUser,
+    *,
+    timeout: float = 30.0,
+    connect_timeout: float = 5.0,
+    retry: Retry | None = None,
+) -> redis.Redis:
+    """The one place that makes a Redis client: ``user`` logged in, over TLS when the
+    endpoint's ``tls.enabled`` (server certificate checked against ``tls.ca_file``, with the
+    client certificate when one is set). Timeouts in seconds."""
+    options: dict[str, Any] = tls_options(endpoint.tls)
+    if retry is not None:
+        options["retry"] = retry
     return redis.Redis(
         host=endpoint.host,
         port=endpoint.port,
         username=user.username,
         password=user.password.get_secret_value(),
         socket_timeout=timeout,
-        socket_connect_timeout=5,
+        socket_connect_timeout=connect_timeout,
+        **options,
     )
+
+
+def feast_connection_string(endpoint: RedisEndpoint, user: RedisUser) -> str:
+    """Feast's Redis ``connection_string`` for ``user`` (it holds the password: the file it
+    goes in must be private), with the TLS options of ``connect``."""
+    options = {k: v for k, v in tls_options(endpoint.tls).items() if v is not None}
+    parts = [
+        f"{endpoint.host}:{endpoint.port}",
+        f"username={user.username}",
+        f"password={user.password.get_secret_value()}",
+        *(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in options.items()),
+    ]
+    return ",".join(parts)
+
+
+def tls_options(tls: TlsSettings) -> dict[str, Any]:
+    """redis-py keyword arguments for ``tls`` (none when TLS is off)."""
+    if not tls.enabled:
+        return {}
+    return {
+        "ssl": True,
+        "ssl_cert_reqs": "required",
+        "ssl_ca_certs": str(tls.ca_file) if tls.ca_file else None,
+        "ssl_certfile": str(tls.cert_file) if tls.cert_file else None,
+        "ssl_keyfile": str(tls.key_file) if tls.key_file else None,
+        "ssl_check_hostname": tls.check_hostname,
+    }
 
 
 class RegionStore:
@@ -151,14 +197,13 @@ class RegionStore:
         if not batches:
             return []
         client = self.client
-        ttl = str(self._ttl)
         try:
             with client.pipeline(transaction=False) as pipe:
                 for b in batches:
                     args: list[bytes | str | int] = [
                         b.payload,
                         b.offset,
-                        ttl,
+                        self._ttl if b.key_ttl_seconds is None else b.key_ttl_seconds,
                         row_versions_key(b.feature_view, b.partition),
                         b.feature_view,
                         "" if b.max_event_s is None else b.max_event_s,
@@ -215,6 +260,21 @@ class RegionStore:
             self.client.hset(worker_stats_key(region), mapping=stats)
         except redis.RedisError as exc:
             log.debug("cannot write worker stats: %s", exc)
+
+    def add_egress(self, delta: EgressCounts) -> bool:
+        """HINCRBY each field of ``delta`` into ``_replicator:egress:<group>`` (one MULTI: all
+        fields or none), and set ``since_ns`` if no worker of the group did before."""
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            key = egress_key(delta.group)
+            pipe.hsetnx(key, F_SINCE_NS, str(delta.since_ns))
+            for name, value in delta.to_fields().items():
+                pipe.hincrby(key, name, value)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.debug("cannot add egress counts: %s", exc)
+            return False
+        return True
 
     def _keys_of(self, pattern: bytes, partition: int, partitions: int) -> Iterator[bytes]:
         for key in self.client.scan_iter(match=pattern, count=1000):

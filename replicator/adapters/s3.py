@@ -27,10 +27,14 @@ from replicator.errors import ObjectStoreRefused, ObjectStoreUnavailable, Replic
 
 
 def s3_client(location: S3Location, *, timeout: float = 10.0, attempts: int = 3) -> Any:
-    """A boto3 S3 client for a region's location, path-style (S3Proxy has no virtual hosts)."""
+    """A boto3 S3 client for a region's location, path-style (S3Proxy has no virtual hosts).
+
+    An ``https://`` endpoint's certificate is checked against ``location.ca_file`` when set
+    (an S3-compatible server with a private CA), else against the system's trust store."""
     return boto3.client(
         "s3",
         endpoint_url=location.endpoint_url,
+        verify=str(location.ca_file) if location.ca_file else None,
         aws_access_key_id=location.access_key_id,
         aws_secret_access_key=location.secret_access_key.get_secret_value(),
         region_name=location.region_name,

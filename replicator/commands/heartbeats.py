@@ -37,6 +37,7 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from confluent_kafka.admin import AdminClient
 
+    from replicator.adapters.kafka_config import client_config
     from replicator.adapters.kafka_publisher import KafkaPublisher
     from replicator.adapters.redis_store import connect
     from replicator.heartbeat import HeartbeatEmitter, KafkaTopicLister, RedisEmissionRecord
@@ -44,19 +45,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         raise SystemExit("replicator: error: --interval must be positive")
     topology = load_topology(args.config)
-    bootstrap = topology.bootstrap_servers_for(topology.primary_region)
+    kafka = client_config(topology, "primary")
     primary = topology.region(topology.primary_region).redis
     record = RedisEmissionRecord(
         lambda: connect(primary, primary.writer), topology.project, args.interval
     )
     emitter = HeartbeatEmitter(
         topics=KafkaTopicLister(
-            AdminClient({"bootstrap.servers": bootstrap}),
+            AdminClient(dict(kafka)),
             topology.kafka.topic_prefix,
             topology.project,
         ),
         producer=KafkaPublisher(
-            bootstrap,
+            kafka,
             client_id=f"heartbeats-{topology.project}",
             options={"linger.ms": 0},
         ),

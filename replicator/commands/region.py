@@ -1,5 +1,5 @@
 """``replicator region rebuild R``, ``snapshot R``, ``bootstrap R``, ``redrive R``,
-``feast-config R`` and ``health R``."""
+``feast-config R``, ``health R`` and ``k8s-values R``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from replicator.commands import k8s_values as k8s_values_cli
 from replicator.config import load_topology
 
 
@@ -122,6 +123,7 @@ def register(subparsers: Any) -> None:
         "--out", type=Path, default=None, help="directory (default: regions/<region>)"
     )
     feast_config.set_defaults(handler=_feast_config)
+    k8s_values_cli.register(commands)
 
     health = commands.add_parser(
         "health",

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from replicator.config import load_topology
+from replicator.config import find_config_path, load_topology
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,19 @@ def register(subparsers: Any) -> None:
         ),
     )
     sync.add_argument(
+        "--repo",
+        type=Path,
+        metavar="DIR",
+        help=(
+            "the primary's Feast repo: its feature_store.yaml gives the registry (a local "
+            "file) and the Feast settings regions need (default: the current directory when "
+            "it holds a feature_store.yaml)"
+        ),
+    )
+    sync.add_argument(
         "--registry",
         type=Path,
-        help="a local registry file instead of the primary's registry object in S3",
+        help="a local registry file (default: the repo's; else the primary's object in S3)",
     )
     sync.add_argument(
         "--watch",
@@ -47,12 +57,16 @@ def register(subparsers: Any) -> None:
 
 def _sync(args: argparse.Namespace) -> int:
     from replicator.errors import TransientError
-    from replicator.registry_sync import sync_once
+    from replicator.registry_sync import FEATURE_STORE_YAML, sync_once
 
-    topology = load_topology(args.config)
+    # Like Feast commands, found from inside the feature repo: the nearest infra/topology.yaml.
+    topology = load_topology(find_config_path(args.config))
+    repo = args.repo
+    if repo is None and (Path.cwd() / FEATURE_STORE_YAML).exists():
+        repo = Path.cwd()
     while True:
         try:
-            result = sync_once(topology, args.registry)
+            result = sync_once(topology, args.registry, repo=repo)
         except TransientError as exc:
             if not args.watch:
                 raise

@@ -29,7 +29,8 @@ def register(subparsers: Any) -> None:
         "--metrics-port",
         type=int,
         metavar="PORT",
-        help="serve Prometheus /metrics on 127.0.0.1:PORT (default: worker.metrics_port)",
+        help="serve Prometheus /metrics on PORT of worker.metrics_host (default 127.0.0.1; "
+        "port default: worker.metrics_port)",
     )
     parser.set_defaults(handler=_run)
 
@@ -42,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
         from replicator.adapters.prometheus import serve_metrics
 
         assert isinstance(worker.source, KafkaSource)
-        serve_metrics(worker, worker.source, port)
+        serve_metrics(worker, worker.source, port, topology.worker.metrics_host)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     worker.run()

@@ -6,6 +6,7 @@ Redis (every region; metadata under ``_replicator:``, never colliding with Feast
     _replicator:hb:<topic>:<partition>     newest heartbeat a region's worker applied
     _replicator:v:<view>:<partition>       last-writer-wins versions of one (view, partition)
     _replicator:worker:<region>            the region's worker counters
+    _replicator:egress:<group>             bytes a consumer group's workers fetched, per topic
 
 S3 (every region's bucket):
 
@@ -55,6 +56,12 @@ def row_versions_key(feature_view: str, partition: int) -> bytes:
 def worker_stats_key(region: str) -> str:
     """Hash of a region's worker counters (rows applied, skipped, lag quantiles...)."""
     return f"{NAMESPACE.decode()}worker:{region}"
+
+
+def egress_key(group: str) -> str:
+    """Hash of the bytes a consumer group's workers (one project in one region) fetched from
+    Kafka (``replicator.core.egress``)."""
+    return f"{NAMESPACE.decode()}egress:{group}"
 
 
 def manifest_key(project: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from replicator.core.egress import EgressCounts
 from replicator.core.records import ApplyOutcome, DeleteView, EncodedBatch, Heartbeat
 from replicator.errors import PermanentError
 
@@ -94,6 +95,10 @@ class Store(Protocol):
         ``plausible_until_ns`` was never emitted by the primary (forged) and is replaced."""
 
     def write_stats(self, region: str, stats: dict[str, float]) -> None: ...
+    def add_egress(self, delta: EgressCounts) -> bool:
+        """Add a worker's newly fetched bytes to its consumer group's totals; False when they
+        could not be written (kept for the next call, never counted twice)."""
+
     def close(self) -> None: ...
 
 

@@ -50,6 +50,12 @@ class RowBatch:
     schema_fingerprint: str
     registry_version: str = ""
     published_ns: int = 0
+    accepted_lead_s: int = 0
+    """Seconds of event time ahead of ``published_ns`` the primary accepted for these rows
+    (its ``future_event_time`` setting): no region refuses rows the primary acknowledged."""
+    key_ttl_seconds: int | None = None
+    """The primary's Feast ``online_store.key_ttl_seconds`` (0: keys never expire); None: the
+    record does not say (written before the header existed)."""
 
     @property
     def ts_field(self) -> bytes:
@@ -105,6 +111,9 @@ class EncodedBatch:
     """Each row's index in its version (``core.version``), one per row; None: the row's
     position in the batch, from ``version.FIRST_ROW_INDEX`` (repair re-applies rows with the
     indexes they had in their original record)."""
+    key_ttl_seconds: int | None = None
+    """The record's ``ttl`` header: EXPIRE after an accepted write, 0 none; None: the store's
+    default (the record has no header)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from replicator.core.keys import F_EMITTED_NS, F_INTERVAL_NS, TOPIC_FIELD_PREFIX
+from replicator.core.topics import view_of_topic
 
 NS = 1_000_000_000
 
@@ -49,10 +50,9 @@ def subscribed_positions(
     emission: Emission, topic_prefix: str, project: str, views: Sequence[str]
 ) -> list[tuple[str, int]]:
     """(topic, partition) pairs of this project's topics a region subscribes to (``*``: all)."""
-    head = f"{topic_prefix}.{project}."
     out: list[tuple[str, int]] = []
     for topic, (partitions, _) in sorted(emission.topics.items()):
-        view = topic[len(head) :] if topic.startswith(head) else ""
+        view = view_of_topic(topic, topic_prefix, project)
         if view and ("*" in views or view in views):
             out.extend((topic, p) for p in range(partitions))
     return out

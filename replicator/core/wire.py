@@ -32,6 +32,8 @@ H_REGISTRY = "reg"
 H_ROWS = "n"
 H_MAX_EVENT_S = "max_ev"
 H_PUBLISHED_NS = "pub_ns"
+H_ACCEPTED_LEAD = "lead_s"
+H_KEY_TTL = "ttl"
 H_REASON = "dlq_reason"
 H_DETAIL = "dlq_detail"
 H_SOURCE = "dlq_source"
@@ -58,6 +60,10 @@ class RecordHeader:
     rows: int
     max_event_s: int
     published_ns: int
+    accepted_lead_s: int = 0
+    """Event-time lead over ``published_ns`` (s) the primary accepted; 0 when absent."""
+    key_ttl_seconds: int | None = None
+    """The primary's Feast ``key_ttl_seconds`` (0: none); None when the header is absent."""
 
 
 # Sizing ---------------------------------------------------------------------------------
@@ -100,6 +106,10 @@ def encode_rows(batch: RowBatch) -> tuple[Headers, bytes]:
         rows=len(batch.rows),
         max_event_s=batch.max_event_s,
     )
+    if batch.accepted_lead_s:
+        headers.append((H_ACCEPTED_LEAD, str(batch.accepted_lead_s).encode()))
+    if batch.key_ttl_seconds is not None:
+        headers.append((H_KEY_TTL, str(batch.key_ttl_seconds).encode()))
     return headers, payload
 
 
@@ -160,6 +170,8 @@ def read_header(headers: Sequence[tuple[str, bytes | None]] | None) -> RecordHea
             rows=int(found.get(H_ROWS, "0")),
             max_event_s=int(found.get(H_MAX_EVENT_S, "0")),
             published_ns=int(found.get(H_PUBLISHED_NS, "0")),
+            accepted_lead_s=int(found.get(H_ACCEPTED_LEAD, "0")),
+            key_ttl_seconds=int(found[H_KEY_TTL]) if H_KEY_TTL in found else None,
         )
     except ValueError as exc:
         raise MalformedRecord(f"bad numeric header: {exc}") from None
@@ -184,6 +196,8 @@ def decode_rows(header: RecordHeader, payload: bytes) -> RowBatch:
         schema_fingerprint=header.schema_fingerprint,
         registry_version=header.registry_version,
         published_ns=header.published_ns,
+        accepted_lead_s=header.accepted_lead_s,
+        key_ttl_seconds=header.key_ttl_seconds,
     )
 
 
@@ -273,4 +287,6 @@ def _with_rows(batch: RowBatch, rows: list[Row]) -> RowBatch:
         batch.schema_fingerprint,
         batch.registry_version,
         batch.published_ns,
+        batch.accepted_lead_s,
+        batch.key_ttl_seconds,
     )

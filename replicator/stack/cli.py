@@ -72,6 +72,9 @@ def format_status(report: dict[str, Any]) -> str:
         rows.append(
             (f"redis {region}", _state(redis), _pid(redis), f"{redis['host']}:{redis['port']}")
         )
+    if "prometheus" in report:
+        prom = report["prometheus"]
+        rows.append(("prometheus", _state(prom), _pid(prom), prom["url"]))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))

@@ -11,8 +11,12 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
+from replicator.adapters.kafka_config import KafkaConnection, client_config, client_settings
 from replicator.config import Topology
 from replicator.errors import ConfigError, StackError
+from replicator.secret_files import write_secret_file
+from replicator.stack import kafka_security
+from replicator.stack.pki import StackPki
 from replicator.stack.prereqs import Port, env_override, port_in_use
 from replicator.stack.service import Service, render_properties
 
@@ -64,8 +68,15 @@ class KafkaBroker(Service):
 
     def __init__(self, topology: Topology, state_dir: Path) -> None:
         super().__init__(state_dir / "kafka")
+        self.topology = topology
         self.bootstrap_servers = topology.kafka.bootstrap_servers
         self.port = parse_local_bootstrap(self.bootstrap_servers)
+        self.secure = topology.kafka.security.protocol != "PLAINTEXT"
+        self.admin = kafka_security.admin_user(topology) if self.secure else None
+        self.pki = StackPki(state_dir / "tls")
+        self.connection: KafkaConnection = (
+            client_config(topology, "admin") if self.secure else self.bootstrap_servers
+        )
         self.controller_port = topology.stack.kafka_controller_port
         self.heap_mb = topology.stack.kafka_heap_mb
         self.offsets_partitions = 10
@@ -93,9 +104,20 @@ class KafkaBroker(Service):
             "port": self.port,
             "controller_port": self.controller_port,
             "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.topology.kafka.security.protocol,
         }
 
     def server_properties(self) -> dict[str, object]:
+        properties = self._plaintext_properties()
+        if self.admin is not None:
+            properties.update(
+                kafka_security.secure_properties(
+                    self.port, self.controller_port, self.pki, self.admin
+                )
+            )
+        return properties
+
+    def _plaintext_properties(self) -> dict[str, object]:
         return {
             "process.roles": "broker,controller",
             "node.id": 1,
@@ -126,12 +148,15 @@ class KafkaBroker(Service):
         }
 
     def prepare(self, tools: dict[str, str], jars: Path | None) -> list[str]:
-        self.config_file.write_text(render_properties(self.server_properties()), encoding="utf-8")
+        notes = []
+        if self.secure and self.pki.ensure():
+            notes.append(f"made the stack's certificate authority in {self.pki.directory}")
+        write_secret_file(self.config_file, render_properties(self.server_properties()))
         self.log4j_file.write_text(LOG4J2_XML, encoding="utf-8")
         if (self.data_dir / "meta.properties").exists():
-            return []
+            return notes
         cluster_id = self._format_storage(tools, jars)
-        return [f"formatted kafka storage in {self.data_dir} (cluster id {cluster_id})"]
+        return [*notes, f"formatted kafka storage in {self.data_dir} (cluster id {cluster_id})"]
 
     def _cluster_id(self) -> str:
         if self.cluster_id_file.exists():
@@ -164,6 +189,7 @@ class KafkaBroker(Service):
             cluster_id,
             "-c",
             str(self.config_file),
+            *(kafka_security.scram_format_args(self.admin) if self.admin else []),
         ]
         result = subprocess.run(
             command, capture_output=True, text=True, cwd=self.workdir, timeout=120, check=False
@@ -188,15 +214,20 @@ class KafkaBroker(Service):
         ]
 
     def probe(self) -> bool:
-        return probe_kafka(self.bootstrap_servers, self.port)
+        return probe_kafka(self.connection, self.port)
+
+    def after_healthy(self) -> list[str]:
+        if not self.secure:
+            return []
+        return kafka_security.provision(self.topology)
 
 
-def probe_kafka(bootstrap_servers: str, port: int | None = None, timeout: float = 3.0) -> bool:
+def probe_kafka(connection: KafkaConnection, port: int | None = None, timeout: float = 3.0) -> bool:
     """True when an AdminClient can list topics."""
     if port is not None and not port_in_use(port):
         return False  # nothing listens: skip librdkafka's connection-refused noise
     config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
+        **client_settings(connection),
         "socket.timeout.ms": int(timeout * 1000),
         "log_level": 0,
         "error_cb": lambda _err: None,

@@ -22,6 +22,7 @@ from replicator.stack import processes
 from replicator.stack.artifacts import ensure_artifacts, find_maven_dir, jars_ready
 from replicator.stack.kafka_broker import KafkaBroker
 from replicator.stack.prereqs import check_java_version, ensure_ports_free, require_tools
+from replicator.stack.prometheus import PrometheusServer
 from replicator.stack.redis_server import RedisServer
 from replicator.stack.s3_server import S3Proxy
 from replicator.stack.service import Service
@@ -54,6 +55,7 @@ class LocalStack:
         progress: Progress | None = None,
         cwd: Path | None = None,
         grace_seconds: float = 30.0,
+        prometheus: bool = False,
     ) -> None:
         self.topology = topology
         self.state_dir = ((cwd or Path.cwd()) / topology.stack.state_dir).resolve()
@@ -64,7 +66,15 @@ class LocalStack:
         self.redis = {
             region: RedisServer(topology, region, self.state_dir) for region in topology.regions
         }
+        self.prometheus = PrometheusServer(topology, self.state_dir)
         self.services: list[Service] = [self.kafka, self.s3, *self.redis.values()]
+        """What ``up`` starts and ``status`` requires: Prometheus only when asked for."""
+        if prometheus:
+            self.services.append(self.prometheus)
+        self.known: list[Service] = [*self.services]
+        """What ``down`` stops: also a Prometheus that another command started."""
+        if not prometheus:
+            self.known.append(self.prometheus)
 
     # up ----------------------------------------------------------------------------------
     def up(self) -> UpResult:
@@ -157,7 +167,7 @@ class LocalStack:
             self._progress("nothing to stop: the stack is not running")
             return []
         with self._lock():
-            live = [(s, pid) for s in self.services if (pid := s.pid()) is not None]
+            live = [(s, pid) for s in self.known if (pid := s.pid()) is not None]
             if not live:
                 self._progress("nothing to stop: the stack is not running")
                 return []
@@ -192,11 +202,14 @@ class LocalStack:
             "s3": s3,
             "regions": regions,
         }
+        if self.prometheus in self.services or self.prometheus.pid() is not None:
+            report["prometheus"] = one(self.prometheus)
+            report["ok"] = ok and report["prometheus"]["ok"]
         return report
 
     def pids(self) -> dict[str, int]:
         """Pids of the running services, by service key."""
-        return {s.key: pid for s in self.services if (pid := s.pid()) is not None}
+        return {s.key: pid for s in self.known if (pid := s.pid()) is not None}
 
     # helpers -----------------------------------------------------------------------------
     def _jars_dir(self, artifact: str) -> Path:
@@ -205,7 +218,7 @@ class LocalStack:
     def _summary(self) -> str:
         parts = [
             f"kafka {self.kafka.bootstrap_servers}",
-            f"s3 http://127.0.0.1:{self.s3.port}",
+            f"s3 {self.s3.location.endpoint_url}",
         ]
         parts += [f"redis {region} :{r.endpoint.port}" for region, r in self.redis.items()]
         return ", ".join(parts)

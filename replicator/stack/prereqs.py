@@ -25,6 +25,7 @@ INSTALL_HINTS = {
     "java": "install a Java 17+ runtime with `sudo apt-get install openjdk-17-jre-headless`",
     "mvn": "install Maven with `sudo apt-get install maven`",
     "redis-server": "install it with `sudo apt-get install redis-server`",
+    "prometheus": "install it with `sudo apt-get install prometheus` (make setup does)",
 }
 
 

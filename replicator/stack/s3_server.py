@@ -13,6 +13,7 @@ from replicator.adapters.s3 import s3_client
 from replicator.config import S3Location, Topology
 from replicator.errors import ConfigError, StackError
 from replicator.secret_files import write_secret_file
+from replicator.stack.pki import StackPki
 from replicator.stack.prereqs import Port, env_override, port_in_use
 from replicator.stack.service import Service, render_properties
 
@@ -48,10 +49,10 @@ def shared_location(topology: Topology) -> S3Location:
                 )
     url = urlsplit(first.s3.endpoint_url)
     port = url.port or (443 if url.scheme == "https" else 80)
-    if url.scheme != "http" or url.hostname not in ("127.0.0.1", "localhost"):
+    if url.scheme not in ("http", "https") or url.hostname not in ("127.0.0.1", "localhost"):
         raise ConfigError(
             f"regions.{first_name}.s3.endpoint_url: the local stack serves S3 at "
-            f"http://127.0.0.1:{topology.stack.s3_port} (got {first.s3.endpoint_url!r})"
+            f"http(s)://127.0.0.1:{topology.stack.s3_port} (got {first.s3.endpoint_url!r})"
         )
     if port != topology.stack.s3_port:
         raise ConfigError(
@@ -78,6 +79,8 @@ class S3Proxy(Service):
         self.config_file = self.workdir / "s3proxy.properties"
         self.logback_file = self.workdir / "logback.xml"
         self._client: Any = None
+        self.https = urlsplit(self.location.endpoint_url).scheme == "https"
+        self.pki = StackPki(state_dir / "tls")
 
     @property
     def ports(self) -> list[Port]:
@@ -92,13 +95,21 @@ class S3Proxy(Service):
     def describe(self) -> dict[str, Any]:
         return {
             "port": self.port,
-            "endpoint_url": f"http://127.0.0.1:{self.port}",
+            "endpoint_url": self.location.endpoint_url,
             "buckets": self.buckets,
         }
 
     def properties(self) -> dict[str, object]:
+        if self.https:  # HTTPS only: the keystore holds the stack CA's server certificate
+            listener: dict[str, object] = {
+                "s3proxy.secure-endpoint": f"https://127.0.0.1:{self.port}",
+                "s3proxy.keystore-path": self.pki.keystore,
+                "s3proxy.keystore-password": self.pki.keystore_password(),
+            }
+        else:
+            listener = {"s3proxy.endpoint": f"http://127.0.0.1:{self.port}"}
         return {
-            "s3proxy.endpoint": f"http://127.0.0.1:{self.port}",
+            **listener,
             "s3proxy.authorization": "aws-v2-or-v4",
             "s3proxy.identity": self.location.access_key_id,
             "s3proxy.credential": self.location.secret_access_key.get_secret_value(),
@@ -108,6 +119,8 @@ class S3Proxy(Service):
 
     def prepare(self, tools: dict[str, str], jars: Path | None) -> list[str]:
         self.data_dir.mkdir(exist_ok=True)
+        if self.https:
+            self.pki.ensure()
         write_secret_file(self.config_file, render_properties(self.properties()))
         self.logback_file.write_text(LOGBACK_XML, encoding="utf-8")
         return []

@@ -8,6 +8,8 @@ heartbeat emitter runs as ``replicator heartbeats --interval 0.2``.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -38,8 +40,11 @@ from consistency.core.feast_bytes import decode_timestamp, encode_timestamp
 from consistency.repair import repair_region
 from consistency.service import ConsistencyService
 from consistency.wiring import build_checker, build_webhook, close_checker
+from replicator.adapters.kafka_config import client_config
+from replicator.adapters.kafka_source import KafkaSource
+from replicator.adapters.prometheus import WorkerCollector
 from replicator.adapters.redis_store import RegionStore
-from replicator.assembly import build_worker
+from replicator.assembly import build_worker, consumer_options, region_pattern, worker_options
 from replicator.core import version
 from replicator.core.keys import row_versions_key
 from replicator.core.version import Version
@@ -548,6 +553,8 @@ def test_serve_exposes_metrics_and_a_status_page_that_renders_in_chromium(
             assert re.search(rf'<path d="M[^"]+" data-region="{region}"', html), region
         assert "ALL BOUNDS HOLD" in html or "VIOLATED" in html
         assert 'data-view="merchant_risk"' in html
+        for region in world.topology.regions:  # fetched bytes and cost per region
+            assert f'<tr data-region="{region}">' in html, region
         shot = tmp_path / "status.png"
         subprocess.run(
             ["chromium", *flags, "--window-size=1280,1400", f"--screenshot={shot}", base + "/"],
@@ -560,3 +567,156 @@ def test_serve_exposes_metrics_and_a_status_page_that_renders_in_chromium(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
         log.close()
+
+
+# Egress and cost ------------------------------------------------------------------------------
+def test_a_workers_fetched_bytes_metrics_grow_by_the_records_it_fetched(world: World) -> None:
+    """A worker of its own consumer group reads the project's log from the start: its
+    record-bytes metric is exactly the bytes of the records it fetched, and wire bytes are
+    counted for every topic. (Whether they are fewer depends on the log: a backlog of rows
+    compresses, but each heartbeat round is flushed on its own, one small record per batch,
+    whose batch header outweighs it: BENCHMARKS.md measures compression.)"""
+    topology = world.topology
+    kafka = client_config(topology, "admin", region=VICTIM)
+    group = f"{topology.consumer_group(VICTIM)}-egress-test"
+    source = KafkaSource(
+        kafka,
+        group_id=group,
+        pattern=region_pattern(topology, VICTIM),
+        options={**consumer_options(topology), "statistics.interval.ms": 200},
+    )
+    options = dataclasses.replace(worker_options(topology), publish_stats=False)
+    worker = build_worker(topology, VICTIM, source=source, options=options)
+    collector = WorkerCollector(worker, source)
+    topics = [topology.topic_for(v) for v in ("card_spending_stats", "merchant_risk")]
+    try:
+        assert _fetched(collector, "replicator_fetched_record_bytes") == {}
+        ends = _end_offsets(kafka, topics, topology.kafka.partitions)
+
+        def caught_up() -> bool:
+            worker.step()
+            done = all(source.committed.get(tp, 0) >= end for tp, end in ends.items())
+            wire = _fetched(collector, "replicator_fetched_wire_bytes")
+            return done and all(wire.get(t, 0) > 0 for t in topics)
+
+        wait_until(caught_up, 90, "the worker to fetch the log and count its wire bytes")
+        positions = {tp: o for tp, o in source.committed.items() if tp[0] in topics}
+        record_bytes = _fetched(collector, "replicator_fetched_record_bytes")
+        records = _fetched(collector, "replicator_fetched_records")
+        wire_bytes = _fetched(collector, "replicator_fetched_wire_bytes")
+    finally:
+        source.close()
+        _delete_group(kafka, group)
+    expected = _bytes_of_records(kafka, positions)
+    for topic in topics:
+        assert (records[topic], record_bytes[topic]) == expected[topic], topic
+        assert wire_bytes[topic] > 0, topic
+
+
+def test_check_once_json_shows_bytes_and_cost_per_region(world: World, tmp_path: Path) -> None:
+    settings = tmp_path / "consistency.yaml"
+    prices = {"source_region": PRIMARY, "usd_per_gb": {PRIMARY: {SKEWED: 0.09}}}
+    settings.write_text(yaml.safe_dump({"consistency": {"egress": prices}}))
+    # Every worker publishes its counts each second: wait until all three have.
+    report = wait_until(
+        lambda: (
+            (r := json.loads(world.cli("--config", str(settings), *CHECK).stdout))
+            and all(x["egress"] and x["egress"]["wire_bytes"] > 0 for x in r["regions"].values())
+            and r
+        ),
+        60,
+        "every region's fetched bytes in the report",
+    )
+    for name, region in report["regions"].items():
+        egress = region["egress"]
+        assert egress["source_region"] == PRIMARY
+        # Mostly heartbeats by now: protocol overhead may outweigh the records themselves.
+        assert egress["record_bytes"] > 0 and egress["wire_bytes"] > 0, name
+        assert egress["monthly_wire_bytes"] > egress["wire_bytes"], name
+        assert set(egress["feature_views"]) >= {"card_spending_stats", "merchant_risk"}
+    skewed, victim = report["regions"][SKEWED]["egress"], report["regions"][VICTIM]["egress"]
+    assert report["regions"][PRIMARY]["egress"]["monthly_cost_usd"] == 0.0  # same region
+    assert (skewed["usd_per_gb"], victim["usd_per_gb"]) == (0.09, 0.02)
+    assert skewed["monthly_cost_usd"] > 0 and victim["monthly_cost_usd"] > 0
+    assert report["egress"]["monthly_cost_usd"] == pytest.approx(
+        sum(r["egress"]["monthly_cost_usd"] for r in report["regions"].values()), abs=1e-3
+    )
+    text = world.cli("--config", str(settings), "check", "--once", "--divergence", "none").stdout
+    assert f"egress from {PRIMARY}:" in text and "egress, all regions:" in text
+
+
+CHECK = ("check", "--once", "--json", "--divergence", "none")
+
+
+def _fetched(collector: WorkerCollector, name: str) -> dict[str, float]:
+    return {
+        sample.labels["topic"]: sample.value
+        for family in collector.collect()
+        if family.name == name
+        for sample in family.samples
+    }
+
+
+def _end_offsets(kafka: dict[str, Any], topics: list[str], partitions: int) -> dict[Any, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**kafka, "group.id": "unused"})
+    try:
+        return {
+            (t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+            for t in topics
+            for p in range(partitions)
+        }
+    finally:
+        consumer.close()
+
+
+def _bytes_of_records(
+    kafka: dict[str, Any], positions: dict[Any, int]
+) -> dict[str, tuple[int, int]]:
+    """(records, bytes) per topic of the committed records before ``positions``, read by a
+    plain consumer: key, value, header names and values."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            **kafka,
+            "group.id": "unused",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    out: dict[str, tuple[int, int]] = {}
+    try:
+        wanted = {tp: end for tp, end in positions.items() if end > 0}
+        consumer.assign([TopicPartition(t, p, 0) for t, p in wanted])
+        remaining = dict(wanted)
+        deadline = time.monotonic() + 60
+        while remaining and time.monotonic() < deadline:
+            for message in consumer.consume(500, timeout=1.0):
+                tp = (message.topic(), message.partition())
+                if message.error() or tp not in remaining or message.offset() >= wanted[tp]:
+                    continue
+                size = len(message.key() or b"") + len(message.value() or b"")
+                size += sum(len(k) + len(v or b"") for k, v in message.headers() or [])
+                count, total = out.get(tp[0], (0, 0))
+                out[tp[0]] = (count + 1, total + size)
+                if message.offset() + 1 >= wanted[tp]:
+                    del remaining[tp]
+            # A partition whose last offsets are transaction markers has nothing more to read.
+            for tp in list(remaining):
+                position = consumer.position([TopicPartition(*tp)])[0].offset
+                if position >= wanted[tp]:
+                    del remaining[tp]
+        assert not remaining, f"could not read the records before {remaining}"
+    finally:
+        consumer.close()
+    return out
+
+
+def _delete_group(kafka: dict[str, Any], group: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    for future in AdminClient(kafka).delete_consumer_groups([group], request_timeout=10).values():
+        with contextlib.suppress(Exception):  # a leftover group is harmless
+            future.result(10)

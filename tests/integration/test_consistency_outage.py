@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from harness import free_port
 
-from consistency.adapters.shared import TOPIC_FIELD_PREFIX, connect, emission_key
+from consistency.adapters.shared import connect
+from replicator.core.keys import TOPIC_FIELD_PREFIX, emission_key
 
 ROOT = Path(__file__).resolve().parents[2]
 PRIMARY, CUT = "us-east-1", "ap-southeast-1"

@@ -7,8 +7,9 @@ fail at the primary as documented (docs/replication.md, "Intended differences fr
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,190 @@ def test_a_primary_killed_mid_call_leaves_no_row_of_that_call_in_any_region(
     expected = project.feast_keys(reference.client)
     assert len(expected) == 300
     project.wait_converged(expected)
+
+
+def _naive_local_now(hours_east_of_utc: int) -> datetime:
+    """``datetime.now()`` on a host at UTC+N: naive, so Feast reads it as UTC, N hours ahead."""
+    return datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=hours_east_of_utc)
+
+
+def test_a_far_future_row_is_refused_in_the_write_call_by_default(
+    project: ReplicatedProject, reference: ReferenceRedis
+) -> None:
+    from replicator.errors import RefusedWrite
+
+    primary, expected_store = _applied(project, reference)
+    project.start_workers()
+    frame = _merchant_frame(project, 12, timedelta(hours=1))
+    ahead = frame.index[4]
+    frame["event_timestamp"] = frame["event_timestamp"].astype(object)
+    frame.loc[ahead, "event_timestamp"] = _naive_local_now(9)
+    with pytest.raises(RefusedWrite) as error:
+        primary.write_to_online_store("merchant_risk", frame)
+    assert error.value.feature_view == "merchant_risk"
+    assert error.value.entity == f"merchant_id={frame.loc[ahead, 'merchant_id']!r}"
+    assert "event time" in str(error.value) and "future_event_time" in str(error.value)
+    # Nothing of the refused call reaches a region; a later call does, all of it.
+    later = _merchant_frame(project, 3, timedelta(hours=2))
+    for store in (primary, expected_store):
+        store.write_to_online_store("merchant_risk", later)
+    expected = project.feast_keys(reference.client)
+    assert len(expected) == 3
+    project.wait_converged(expected)
+
+
+def test_far_future_rows_are_applied_in_every_region_when_set_to_apply(
+    project: ReplicatedProject, reference: ReferenceRedis
+) -> None:
+    import yaml
+
+    primary, expected_store = _applied(project, reference)
+    settings = yaml.safe_load((project.repo / "feature_store.yaml").read_text())
+    settings["online_store"]["future_event_time"] = "apply"
+    (project.repo / "feature_store.yaml").write_text(yaml.safe_dump(settings))
+    from feast import FeatureStore
+
+    primary = FeatureStore(repo_path=str(project.repo))
+    project.start_workers()
+    # Hours ahead of every clock (workers allow 300 s): stored as Feast stores them.
+    frame = _merchant_frame(project, 10, timedelta(hours=1))
+    frame["event_timestamp"] = [_naive_local_now(9)] * len(frame)
+    frame["created"] = frame["event_timestamp"]
+    for store in (primary, expected_store):
+        store.write_to_online_store("merchant_risk", frame)
+    expected = project.feast_keys(reference.client)
+    assert len(expected) == 10
+    project.wait_converged(expected)
+
+
+def _set_feast(project: ReplicatedProject, **changes: Any) -> Any:
+    """Rewrite the primary's feature_store.yaml with ``changes`` (``online_store`` and
+    ``registry`` merged); returns a FeatureStore on it."""
+    import yaml
+    from feast import FeatureStore
+
+    path = project.write_feature_store_yaml()
+    settings = yaml.safe_load(path.read_text())
+    for name, value in changes.items():
+        if isinstance(value, dict):
+            current = settings.get(name)
+            if not isinstance(current, dict):
+                current = {"path": current}
+            settings[name] = {**current, **value}
+        else:
+            settings[name] = value
+    path.write_text(yaml.safe_dump(settings))
+    return FeatureStore(repo_path=str(project.repo))
+
+
+def test_key_ttl_seconds_of_the_primary_expires_keys_in_every_region(
+    project: ReplicatedProject, reference: ReferenceRedis
+) -> None:
+    from feast import FeatureStore
+
+    primary = _set_feast(project, online_store={"key_ttl_seconds": 3600})
+    primary.apply(project.feature_objects())
+    project.sync_registry()
+    expected_store = project.reference_store(reference)
+    config = expected_store.config.model_copy()
+    config.online_store.key_ttl_seconds = 3600
+    expected_store = FeatureStore(config=config, repo_path=str(project.repo))
+    project.start_workers()
+    frame = _merchant_frame(project, 8, timedelta(hours=1))
+    for store in (primary, expected_store):
+        store.write_to_online_store("merchant_risk", frame)
+    expected = project.feast_keys(reference.client)
+    assert len(expected) == 8 and all(0 < reference.client.ttl(k) <= 3600 for k in expected)
+    project.wait_converged(expected)
+    for region in project.topology.regions:
+        admin = project.admin(region)
+        ttls = {key: admin.ttl(key) for key in expected}
+        assert all(0 < ttl <= 3600 for ttl in ttls.values()), (region, ttls)
+
+
+def test_a_feast_setting_the_replicas_cannot_honour_is_refused_at_start(
+    project: ReplicatedProject,
+) -> None:
+    from feast.repo_config import FeastConfigError
+
+    with pytest.raises(FeastConfigError, match="skip_dedup"):
+        _set_feast(project, online_store={"skip_dedup": True})
+
+
+def test_registry_sync_carries_the_primary_feast_settings_to_every_region(
+    project: ReplicatedProject, tmp_path: Path
+) -> None:
+    import yaml
+
+    from replicator.regional_config import write_regional_repo
+    from replicator.registry_sync import RegistryReleaser, sync_once
+
+    primary = _set_feast(project, registry={"enable_online_feature_view_versioning": True})
+    primary.apply(project.feature_objects())
+    sync_once(project.topology, repo=project.repo)  # the registry found from the repo
+    releaser = RegistryReleaser(project.topology)
+    for region in project.topology.regions:
+        feast = (releaser.live(region) or {}).get("feast")
+        assert feast == {
+            "entity_key_serialization_version": 3,
+            "enable_online_feature_view_versioning": True,
+            "key_ttl_seconds": None,
+        }
+    config = write_regional_repo(project.topology, "eu-west-1", tmp_path / "eu")
+    assert yaml.safe_load(config.read_text())["entity_key_serialization_version"] == 3
+
+
+def test_a_view_name_kafka_would_refuse_is_replicated(
+    project: ReplicatedProject, reference: ReferenceRedis
+) -> None:
+    import copy
+
+    from feast import FeatureView
+
+    name = "händler risiko/€"  # non-ASCII, a space and a slash: Feast accepts it
+    objects = project.feature_objects()
+    base = next(o for o in objects if isinstance(o, FeatureView) and o.name == "merchant_risk")
+    view = copy.copy(base)
+    view.name = name
+    view.projection.name = name
+    primary = project.primary_store()
+    primary.apply([*objects, view])
+    project.sync_registry()
+    expected_store = project.reference_store(reference)
+    project.start_workers()
+    frame = _merchant_frame(project, 6, timedelta(hours=1))
+    for store in (primary, expected_store):
+        store.write_to_online_store(name, frame)
+    expected = project.feast_keys(reference.client)
+    assert len(expected) == 6
+    project.wait_converged(expected)
+
+
+def test_readme_step_3_registry_sync_works_literally_in_a_feast_repo(
+    project: ReplicatedProject,
+) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    from replicator.registry_sync import RegistryReleaser
+
+    # A Feast repo with a plain file registry, the topology at infra/topology.yaml above it.
+    (project.workdir / "infra").mkdir()
+    shutil.copy(project.topology_path, project.workdir / "infra" / "topology.yaml")
+    primary = project.primary_store()
+    primary.apply(project.feature_objects())
+    env = {k: v for k, v in os.environ.items() if k != "REPLICATOR_CONFIG"}
+    done = subprocess.run(
+        [sys.executable, "-m", "replicator.cli", "registry", "sync"],
+        cwd=project.repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    releaser = RegistryReleaser(project.topology)
+    for region in project.topology.regions:
+        assert releaser.verified(region)
+        assert "merchant_risk" in (releaser.live(region) or {})["feature_views"]

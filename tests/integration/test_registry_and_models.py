@@ -16,6 +16,7 @@ from waiting import wait_until
 from replicator.adapters.s3 import s3_client
 from replicator.adapters.s3_catalog import manifest_key
 from replicator.config import Topology
+from replicator.core.feast_settings import FeastSettings
 from replicator.core.keys import registry_version_key
 from replicator.feast_registry import RegistryNotReplicated
 from replicator.models import ModelNotAvailable, ModelStore
@@ -177,7 +178,10 @@ def test_regional_reader_on_an_empty_bucket_fails_clearly_and_writes_nothing(
 
     region = project.topology.replica_regions[0]
     location = project.topology.region(region).s3
-    repo = write_regional_repo(project.topology, region, tmp_path / region).parent
+    # Nothing released yet, so feast-config would refuse: the settings are given here.
+    settings = FeastSettings()
+    repo = write_regional_repo(project.topology, region, tmp_path / region, settings=settings)
+    repo = repo.parent
     for name, value in feast_env(project.topology, region).items():
         monkeypatch.setenv(name, value)
     s3 = s3_client(location)

@@ -124,7 +124,8 @@ def test_reader_reads_what_the_writer_wrote(
     key = f"test:stack:{uuid.uuid4().hex}"
     try:
         assert writer.hset(key, mapping={"a": "1", "b": "2"}) == 2
-        assert writer.eval("return redis.call('HSET', KEYS[1], 'c', ARGV[1])", 1, key, "3") == 1
+        script = writer.register_script("return redis.call('HSET', KEYS[1], 'c', ARGV[1])")
+        assert script(keys=[key], args=["3"]) == 1  # EVALSHA (after SCRIPT LOAD), not EVAL
         assert reader.hmget(key, ["a", "b", "c"]) == [b"1", b"2", b"3"]
         assert reader.ping()
     finally:

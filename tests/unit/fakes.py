@@ -19,6 +19,7 @@ from fnmatch import fnmatchcase
 import msgpack
 
 from replicator.core import wire
+from replicator.core.egress import EgressCounts
 from replicator.core.records import (
     ApplyOutcome,
     DeleteView,
@@ -239,6 +240,7 @@ class FakeStore(_Failures):
         """(view, partition) -> Feast key -> version of the write the hash holds."""
         self.heartbeats: dict[tuple[str, int], dict[str, int]] = {}
         self.stats: dict[str, dict[str, float]] = {}
+        self.egress: list[EgressCounts] = []
         self.events: list[Event] = [] if events is None else events
         self.calls: dict[str, int] = {}
         self._ttl = key_ttl_seconds or 0
@@ -314,6 +316,11 @@ class FakeStore(_Failures):
         self.calls["write_stats"] = self.calls.get("write_stats", 0) + 1
         self.stats[region] = dict(stats)
 
+    def add_egress(self, delta: EgressCounts) -> bool:
+        self.calls["add_egress"] = self.calls.get("add_egress", 0) + 1
+        self.egress.append(delta)
+        return True
+
     def close(self) -> None:
         self.closed = True
 
@@ -333,17 +340,18 @@ class FakeStore(_Failures):
         indexes = b.row_indexes or range(FIRST_ROW_INDEX, FIRST_ROW_INDEX + len(batch.rows))
         if len(indexes) != len(batch.rows):
             return MalformedRecord("row indexes must be one integer per row")
+        ttl = self._ttl if b.key_ttl_seconds is None else b.key_ttl_seconds
         for index, row in zip(indexes, batch.rows, strict=True):
             version = row.version(b.offset, index)
             current = versions.get(row.key)
-            if current is not None and self._ttl and row.key not in self.hashes:
+            if current is not None and ttl and row.key not in self.hashes:
                 current = None  # the Feast key expired: forget its version, as Feast would
             if not version.supersedes(current):
                 skipped += 1
                 continue
             self.hashes.setdefault(row.key, {}).update(feast_hash(batch, row))
-            if self._ttl:
-                self.ttls[row.key] = self._ttl
+            if ttl:
+                self.ttls[row.key] = ttl
             versions[row.key] = version
             applied += 1
         return ApplyOutcome(applied, skipped)

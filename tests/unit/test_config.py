@@ -166,3 +166,11 @@ def test_retention_is_finite_by_default_and_snapshots_must_be_well_inside_it(
         load_topology(path)
     assert "snapshots.interval_seconds" in str(info.value)
     assert "kafka.retention_hours" in str(info.value)
+
+
+def test_worker_key_ttl_seconds_is_refused_with_where_it_moved(tmp_path: Path, topology_data: dict):
+    topology_data["worker"] = {"key_ttl_seconds": 3600}
+    with pytest.raises(ConfigError) as error:
+        load_topology(write(tmp_path, topology_data))
+    assert "worker.key_ttl_seconds" in str(error.value)
+    assert "online_store.key_ttl_seconds" in str(error.value)

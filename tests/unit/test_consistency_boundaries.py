@@ -48,6 +48,7 @@ ALLOWED = ("replicator.core", "replicator.config", "replicator.errors", "replica
 SHARED_MAY_IMPORT = {
     # The means to reach a region (see consistency/adapters/shared.py); names and layouts
     # come from replicator.core.
+    "replicator.adapters.kafka_config",
     "replicator.adapters.redis_store",
     "replicator.adapters.s3",
 }

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from test_consistency_checker import TOPIC, S, caught_up, damage, fill, make_world
+from test_consistency_checker import NOW_NS, TOPIC, S, caught_up, damage, fill, make_world
 from waiting import wait_until
 
 from consistency.adapters.webhook import WebhookSender
@@ -24,6 +24,7 @@ from consistency.metrics import METRIC_NAMES
 from consistency.service import ConsistencyService
 from consistency.status_page import render
 from consistency.web import StatusServer
+from replicator.core.egress import EgressCounts, TopicBytes
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "infra" / "monitoring"
@@ -169,14 +170,16 @@ def served_names(text: str) -> set[str]:
     return names
 
 
-def monitoring_names() -> set[str]:
+def monitoring_names(prefix: str = "consistency_") -> set[str]:
+    """Metric names starting with ``prefix`` that the alert rules and the dashboard query
+    (tests/unit/test_deploy_monitoring.py checks the workers' ``replicator_`` ones)."""
     exprs: list[str] = []
     rules = yaml.safe_load((MONITORING / "prometheus-rules.yaml").read_text())
     exprs += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
     exprs += [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     exprs += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]
-    return {name for expr in exprs for name in re.findall(r"\bconsistency_[a-z_]+\b", expr)}
+    return {name for expr in exprs for name in re.findall(rf"\b{prefix}[a-z_]+\b", expr)}
 
 
 def populated_metrics_text() -> str:
@@ -184,6 +187,9 @@ def populated_metrics_text() -> str:
     service.metrics.add_webhook(lambda: {"delivered": 1, "failed": 0, "dropped": 0})
     damage(regions, log)
     log.retention[TOPIC] = 86_400_000
+    regions["eu"].fetched["replicator-proj-eu"] = EgressCounts(
+        "replicator-proj-eu", NOW_NS - 3600 * S, {TOPIC: TopicBytes(10, 3000, 1000)}
+    )
     for seconds in (0, 9, 9):
         set_eu_staleness(regions, seconds)
         service.run_staleness()

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from consistency.core.units import duration, size
+from consistency.core.units import duration, size, usd
 from consistency.status_page import render
 
 CASES = {
@@ -60,3 +60,22 @@ def test_the_status_page_formats_durations_with_the_same_rule() -> None:
     assert done.returncode == 0, done.stderr
     expected = [*CASES.values(), "n/a", "unmeasurable"]
     assert json.loads(done.stdout) == expected
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_the_status_page_formats_sizes_and_money_with_the_same_rule() -> None:
+    page = render({"project": "p", "regions": {}}, [])
+    units = re.search(r'id="units" type="application/json">(.*?)</script>', page, re.S)
+    scaled = re.search(r"(function scaled.*?\n})", page, re.S)
+    helpers = re.search(r"(function size.*?\n}\n.*?const usd = .*?;\n)", page, re.S)
+    assert units and scaled and helpers
+    sizes = [512, 1536, 12_000_000, 5 * 1024**3]
+    amounts = [0.0123, 0.5, 1234.5, 14.6]
+    program = (
+        f"const UNITS = {units.group(1)};\n{scaled.group(1)}\n{helpers.group(1)}\n"
+        f"console.log(JSON.stringify([{json.dumps(sizes)}.map(size), "
+        f"{json.dumps(amounts)}.map(usd)]));"
+    )
+    done = subprocess.run(["node", "-e", program], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [[size(n) for n in sizes], [usd(a) for a in amounts]]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from replicator.config import load_topology
+from replicator.core.feast_settings import FeastSettings
 from replicator.regional_config import write_regional_repo
 from replicator.secret_files import write_secret_file
 
@@ -55,7 +56,7 @@ def test_feast_config_files_of_a_region_are_0600_even_when_they_existed(
     for name in ("feast.env", "feature_store.yaml"):
         (out / name).write_text("stale\n")
         (out / name).chmod(0o666)
-    write_regional_repo(topology, "eu-west-1", out)
+    write_regional_repo(topology, "eu-west-1", out, settings=FeastSettings())
     for name in ("feast.env", "feature_store.yaml"):
         assert mode(out / name) == 0o600, name
     secret = topology.region("eu-west-1").s3.secret_access_key.get_secret_value()

@@ -265,3 +265,18 @@ def test_partition_for_is_stable_and_in_range() -> None:
     # must agree on a key's partition without talking to each other.
     key = b"driver_id\x00\x01global_fraud"
     assert [wire.partition_for(key, n) for n in (6, 12, 1000)] == [3, 9, 749]
+
+
+def test_the_primary_feast_settings_travel_in_the_headers() -> None:
+    from dataclasses import replace
+
+    from replicator.core.records import Row, RowBatch
+
+    row = Row(b"k", b"ts", 1, 0, 1, 0, (b"v",))
+    batch = RowBatch("v", (b"f" * 4,), (row,), "fp", published_ns=5)
+    for ttl, lead in ((None, 0), (0, 0), (3600, 9 * 3600)):
+        sent = replace(batch, key_ttl_seconds=ttl, accepted_lead_s=lead)
+        headers, payload = wire.encode_rows(sent)
+        header = wire.read_header(headers)
+        assert (header.key_ttl_seconds, header.accepted_lead_s) == (ttl, lead)
+        assert wire.decode_rows(header, payload) == sent

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import msgpack
 import pytest
@@ -309,6 +309,16 @@ def test_a_batch_entirely_in_the_future_applies_nothing() -> None:
     assert r.store.hashes == {}
     assert [d.reason for d in r.dead_letters.durable] == ["future_event_time"]
     assert r.source.commits == [{(TOPIC, 0): 1}]
+
+
+def test_rows_the_primary_accepted_ahead_are_applied_whatever_the_workers_skew() -> None:
+    # future_event_time: apply at the primary; the record says how far ahead it accepted.
+    ahead = make_row(feast_key(b"ahead"), NOW_S + 9 * 3600)
+    batch = replace(make_batch([ahead], published_ns=NOW_NS), accepted_lead_s=9 * 3600)
+    r = rig([rows_message(batch, 0)])
+    r.step()
+    assert r.store.hashes[ahead.key] == feast_hash(batch, ahead)
+    assert r.dead_letters.durable == []
 
 
 # Order inside a poll ---------------------------------------------------------------------

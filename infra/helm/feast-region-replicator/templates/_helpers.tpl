@@ -1,0 +1,131 @@
+{{/* Names and labels. "frr" = feast-region-replicator. */}}
+{{- define "frr.fullname" -}}
+{{- printf "%s-%s" .Release.Name .Values.region | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "frr.labels" -}}
+app.kubernetes.io/name: feast-region-replicator
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+feast-replicator/region: {{ .Values.region }}
+{{- end -}}
+
+{{/* Selector labels of one component: (list $ "worker") */}}
+{{- define "frr.selector" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: feast-region-replicator
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{- define "frr.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- define "frr.serviceAccountName" -}}
+{{- .Values.serviceAccount.name | default (include "frr.fullname" .) -}}
+{{- end -}}
+
+{{- define "frr.isPrimary" -}}
+{{- if eq .Values.region .Values.topology.primary_region }}true{{ end -}}
+{{- end -}}
+
+{{/* The topology file's content: the regions list turned back into a map by name. */}}
+{{- define "frr.topology" -}}
+{{- $regions := dict -}}
+{{- range .Values.topology.regions -}}
+{{- $_ := set $regions .name (omit . "name" "secret") -}}
+{{- end -}}
+{{- toYaml (set (omit .Values.topology "regions") "regions" $regions) -}}
+{{- end -}}
+
+{{- define "frr.regionNames" -}}
+{{- range .Values.topology.regions }}{{ .name }} {{ end -}}
+{{- end -}}
+
+{{/* The Secret holding one region's credentials: (list $ "eu-west-1") */}}
+{{- define "frr.secretName" -}}
+{{- $name := index . 1 -}}
+{{- range (index . 0).Values.topology.regions }}{{ if eq .name $name }}{{ .secret }}{{ end }}{{ end -}}
+{{- end -}}
+
+{{/* Fails the render on values that cannot work together. */}}
+{{- define "frr.check" -}}
+{{- $names := include "frr.regionNames" . | trim | splitList " " -}}
+{{- if ne (len $names) (len (uniq $names)) -}}
+{{- fail (printf "topology.regions names a region twice (%s)" (join ", " $names)) -}}
+{{- end -}}
+{{- if not (has .Values.region $names) -}}
+{{- fail (printf "region %q is not one of topology.regions (%s)" .Values.region (join ", " $names)) -}}
+{{- end -}}
+{{- if not (has .Values.topology.primary_region $names) -}}
+{{- fail (printf "topology.primary_region %q is not one of topology.regions (%s)" .Values.topology.primary_region (join ", " $names)) -}}
+{{- end -}}
+{{- if gt (int .Values.worker.replicas) (int .Values.topology.kafka.partitions) -}}
+{{- fail (printf "worker.replicas (%d) exceeds topology.kafka.partitions (%d): the extra workers would hold no partition" (int .Values.worker.replicas) (int .Values.topology.kafka.partitions)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Environment variables that carry one region's secrets into the topology:
+(list $ "eu-west-1" (list "redis-writer-password" "s3-access-key-id" ...)).
+*/}}
+{{- define "frr.regionSecretEnv" -}}
+{{- $root := index . 0 -}}
+{{- $region := index . 1 -}}
+{{- $secret := include "frr.secretName" (list $root $region) -}}
+{{- $prefix := printf "REPLICATOR_REGIONS__%s__" ($region | upper | replace "-" "_") -}}
+{{- $fields := dict "redis-writer-password" "REDIS__WRITER__PASSWORD" "redis-reader-password" "REDIS__READER__PASSWORD" "redis-admin-password" "REDIS__ADMIN__PASSWORD" "s3-access-key-id" "S3__ACCESS_KEY_ID" "s3-secret-access-key" "S3__SECRET_ACCESS_KEY" -}}
+{{- range index . 2 }}
+- name: {{ $prefix }}{{ get $fields . }}
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: {{ . }}}
+{{- end }}
+{{- end -}}
+
+{{/* Environment every replicator process gets. */}}
+{{- define "frr.commonEnv" -}}
+- name: REPLICATOR_CONFIG
+  value: /etc/replicator/topology.yaml
+- name: PYTHONDONTWRITEBYTECODE
+  value: "1"
+{{- if .Values.secrets.kafka }}
+- name: REPLICATOR_KAFKA__BOOTSTRAP_SERVERS
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.secrets.kafka }}, key: bootstrap-servers}
+{{- end }}
+{{- end -}}
+
+{{- define "frr.configVolume" -}}
+- name: config
+  configMap:
+    name: {{ include "frr.fullname" . }}
+- name: tmp
+  emptyDir: {medium: Memory, sizeLimit: 64Mi}
+{{- end -}}
+
+{{- define "frr.configMounts" -}}
+- name: config
+  mountPath: /etc/replicator
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{- define "frr.podSpecCommon" -}}
+serviceAccountName: {{ include "frr.serviceAccountName" . }}
+automountServiceAccountToken: false
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* The config checksum: pods restart when the topology or settings change. */}}
+{{- define "frr.configChecksum" -}}
+checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+{{- end -}}

@@ -1,0 +1,175 @@
+"""The Helm chart of a region, rendered with `helm template` and validated offline against
+Kubernetes' JSON schemas (and the prometheus-operator CRDs), as CI does: no cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from deploy_tools import CRDS, KUBE_VERSION, ROOT, run, tool, tools_python
+
+from replicator.config import load_topology
+from replicator.k8s_values import PLACEHOLDER, render
+
+CHART = ROOT / "infra" / "helm" / "feast-region-replicator"
+VALIDATOR = ROOT / "infra" / "helm" / "validate.py"
+TOPOLOGY = load_topology(ROOT / "infra" / "topology.yaml")
+
+
+def helm_template(*args: str) -> tuple[int, str, str]:
+    done = run(
+        [tool("helm"), "template", "feast", str(CHART), "--kube-version", KUBE_VERSION, *args]
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def rendered(*args: str) -> str:
+    code, out, err = helm_template(*args)
+    assert code == 0, err
+    return out
+
+
+def objects(text: str) -> dict[tuple[str, str], Any]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(text) if o}
+
+
+def validate(text: str, tmp_path: Path) -> tuple[int, str]:
+    if not (CRDS / "VERSION").exists():
+        tool("missing-crds")  # skips (or fails under CI) with the install hint
+    manifest = tmp_path / "rendered.yaml"
+    manifest.write_text(text)
+    python = tools_python("kubernetes_validate")
+    done = run(
+        [python, str(VALIDATOR), f"--kube-version={KUBE_VERSION}", f"--crds={CRDS}", str(manifest)]
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def values_file(tmp_path: Path, region: str, **options: Any) -> str:
+    path = tmp_path / f"{region}.yaml"
+    path.write_text(render(TOPOLOGY, region, **options))
+    return str(path)
+
+
+def container(obj: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in obj["spec"]["template"]["spec"]["containers"] if c["name"] == name)
+
+
+def test_the_defaults_render_and_every_object_is_valid(tmp_path: Path) -> None:
+    text = rendered()
+    code, report = validate(text, tmp_path)
+    assert code == 0, report
+    kinds = {kind for kind, _ in objects(text)}
+    assert {"Deployment", "PodDisruptionBudget", "Service", "ConfigMap"} <= kinds
+    assert {"ServiceMonitor", "PrometheusRule"} <= kinds
+
+
+@pytest.mark.parametrize("region", list(TOPOLOGY.regions))
+def test_generated_values_of_every_region_render_valid_objects(region: str, tmp_path: Path) -> None:
+    text = rendered("-f", values_file(tmp_path, region))
+    code, report = validate(text, tmp_path)
+    assert code == 0, report
+    names = {name for _, name in objects(text)}
+    primary = region == TOPOLOGY.primary_region
+    assert (f"feast-{region}-heartbeats" in names) is primary
+    assert (f"feast-{region}-checker" in names) is primary
+    assert f"feast-{region}-worker" in names and f"feast-{region}-feature-server" in names
+
+
+def test_the_validator_rejects_an_object_kubernetes_would_reject(tmp_path: Path) -> None:
+    text = rendered().replace("maxUnavailable: 1\n", "maxUnavailable: 1\n  maxUnavaliable: 2\n")
+    code, report = validate(text, tmp_path)
+    assert code == 1 and "maxUnavaliable" in report
+
+
+def test_more_workers_than_partitions_is_refused() -> None:
+    code, _, err = helm_template("--set", "worker.replicas=7")
+    assert code != 0 and "exceeds topology.kafka.partitions (6)" in err
+
+
+def test_values_outside_the_schema_are_refused() -> None:
+    code, _, err = helm_template("--set", "worker.replicas=0", "--set", "workr.x=1")
+    assert code != 0 and "/worker/replicas" in err
+
+
+def test_an_unknown_region_is_refused() -> None:
+    code, _, err = helm_template("--set", "region=mars")
+    assert code != 0 and 'region "mars" is not one of topology.regions' in err
+
+
+def test_workers_drain_within_the_grace_period_and_get_only_their_secrets(tmp_path: Path) -> None:
+    found = objects(rendered("-f", values_file(tmp_path, "eu-west-1", worker_replicas=9)))
+    worker = found[("Deployment", "feast-eu-west-1-worker")]
+    assert worker["spec"]["replicas"] == TOPOLOGY.kafka.partitions  # capped
+    assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 30
+    env = {e["name"]: e for e in container(worker, "worker")["env"]}
+    secrets = {
+        name: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for name, e in env.items()
+        if "valueFrom" in e
+    }
+    assert secrets == {
+        "REPLICATOR_REGIONS__EU_WEST_1__REDIS__WRITER__PASSWORD": (
+            "feast-replicator-eu-west-1",
+            "redis-writer-password",
+        ),
+        "REPLICATOR_REGIONS__EU_WEST_1__S3__ACCESS_KEY_ID": (
+            "feast-replicator-eu-west-1",
+            "s3-access-key-id",
+        ),
+        "REPLICATOR_REGIONS__EU_WEST_1__S3__SECRET_ACCESS_KEY": (
+            "feast-replicator-eu-west-1",
+            "s3-secret-access-key",
+        ),
+    }
+    assert env["REPLICATOR_WORKER__METRICS_HOST"]["value"] == "0.0.0.0"
+    pdb = found[("PodDisruptionBudget", "feast-eu-west-1-worker")]
+    assert pdb["spec"]["maxUnavailable"] == 1
+
+
+def test_the_configmap_holds_the_topology_without_its_secrets(tmp_path: Path) -> None:
+    text = rendered("-f", values_file(tmp_path, "us-east-1"))
+    for region in TOPOLOGY.regions.values():
+        for user in (region.redis.writer, region.redis.reader, region.redis.admin):
+            assert user.password.get_secret_value() not in text
+        assert region.s3.secret_access_key.get_secret_value() not in text
+    config = objects(text)[("ConfigMap", "feast-us-east-1")]
+    topology = yaml.safe_load(config["data"]["topology.yaml"])
+    assert set(topology["regions"]) == set(TOPOLOGY.regions)
+    assert topology["regions"]["eu-west-1"]["redis"]["reader"]["password"] == PLACEHOLDER
+    assert topology["regions"]["eu-west-1"]["redis"]["port"] == 16380
+
+
+def test_the_prometheus_rule_carries_the_monitoring_rules_unchanged(tmp_path: Path) -> None:
+    text = rendered("-f", values_file(tmp_path, TOPOLOGY.primary_region))
+    rule = objects(text)[("PrometheusRule", f"feast-{TOPOLOGY.primary_region}")]
+    source = yaml.safe_load((ROOT / "infra" / "monitoring" / "prometheus-rules.yaml").read_text())
+    assert rule["spec"] == source
+
+
+def test_the_health_endpoint_command_is_configurable() -> None:
+    text = rendered("--set", "health.command={my-health}", "--set", "health.args={--region,x}")
+    server = objects(text)[("Deployment", "feast-eu-west-1-feature-server")]
+    health = container(server, "health")
+    assert health["command"] == ["my-health"] and health["args"] == ["--region", "x"]
+    default = container(
+        objects(rendered())[("Deployment", "feast-eu-west-1-feature-server")], "health"
+    )
+    assert default["args"][2:5] == ["region", "health", "eu-west-1"]
+
+
+def test_k8s_values_cli_writes_values_for_a_region(tmp_path: Path, capsys: Any) -> None:
+    from replicator import cli
+
+    out = tmp_path / "v.yaml"
+    config = str(ROOT / "infra" / "topology.yaml")
+    args = ["--config", config, "region", "k8s-values", "ap-southeast-1", "--out", str(out)]
+    assert cli.main([*args, "--image", "registry:5000/replicator"]) == 0
+    values = yaml.safe_load(out.read_text())
+    assert values["region"] == "ap-southeast-1" and values["checker"] == {"enabled": False}
+    assert values["image"] == {"repository": "registry:5000/replicator", "tag": ""}
+    assert [r["name"] for r in values["topology"]["regions"]] == list(TOPOLOGY.regions)
+    assert cli.main(["--config", config, "region", "k8s-values", "mars"]) == 2
+    assert "unknown region 'mars'" in capsys.readouterr().err
