@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from benchmarks import apply, cold_start, e2e_lag, egress, rebuild, takeover
+from benchmarks import apply, bootstrap, cold_start, e2e_lag, egress, rebuild, takeover
 from benchmarks.context import Context
 from benchmarks.report import ROOT, Check, Result, load_average, machine, summary_table, write_json
 from replicator.config import load_topology
@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     cold_start.NAME: cold_start,
     takeover.NAME: takeover,
     egress.NAME: egress,
+    bootstrap.NAME: bootstrap,
 }
 EXTERNAL = {
     "divergence_full": "benchmarks.divergence_full",

@@ -71,7 +71,9 @@ def build_worker(
             topology.kafka.dead_letter_topic,
             region,
         )
-        kafka_dead_letters.ensure_topic(1, topology.kafka.replication_factor)
+        kafka_dead_letters.ensure_topic(
+            1, topology.kafka.replication_factor, retention_ms=topology.kafka.retention_ms
+        )
         dead_letters = kafka_dead_letters
     store = RegionStore(config.redis, config.redis.writer)
     guard = None

@@ -92,12 +92,20 @@ class KafkaSettings(_Section):
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     dead_letter_topic: str = "feast.dead-letter"
+    retention_hours: float | None = Field(default=168.0, gt=0)
+    """How long the topics the replicator creates keep records (7 days; null: forever).
+    Snapshots (``snapshots.interval_seconds``) must be taken well inside it."""
     heartbeat_topic_suffix: str = "_heartbeats"
     security: KafkaSecurity = KafkaSecurity()
     users: KafkaUsers = KafkaUsers()
     compression: Compression = DEFAULT_COMPRESSION
     """``compression.type`` of the primary's producer: record batches stay compressed in the
     log and on the wire to every region, and are decompressed by each region's worker."""
+
+    @property
+    def retention_ms(self) -> int:
+        """``retention.ms`` of the topics created (-1: unlimited)."""
+        return -1 if self.retention_hours is None else int(self.retention_hours * 3600 * 1000)
 
 
 class RegionConfig(_Section):
@@ -158,11 +166,12 @@ class WorkerSettings(_Section):
     """Rows of a schema the region's registry does not list wait this long for it (their
     partition paused), then go to the dead-letter topic."""
     metrics_port: int | None = None
-    session_timeout_seconds: float = Field(default=6.0, ge=1)
+    session_timeout_seconds: float = Field(default=3.0, ge=1)
     """How long a worker that died without leaving (kill -9, lost host) holds its partitions
     before the group hands them to the region's other workers. Kafka's consumer default is
-    45 s; 6 s is the lowest a stock broker accepts (its ``group.min.session.timeout.ms``).
-    Heartbeats go every sixth of it."""
+    45 s. The broker must accept it: its ``group.min.session.timeout.ms`` is 6 s on a stock
+    broker, 1 s in the local stack and docker-compose.yml (a worker refused says so and
+    exits 2). Heartbeats go every sixth of it."""
     on_data_loss: Literal["replay", "alert"] = "replay"
     """When the region's Redis lost rows the group had committed (restart from an old
     snapshot, failover to an empty replica, FLUSHALL): ``replay`` them from the log at once,
@@ -206,6 +215,15 @@ class ReadSettings(_Section):
         return self.recover_staleness_seconds or self.max_staleness_seconds / 2
 
 
+class SnapshotSettings(_Section):
+    """Region snapshots in object storage (``replicator region snapshot R``)."""
+
+    interval_seconds: float = Field(default=6 * 3600.0, gt=0)
+    """Time between snapshots of ``replicator region snapshot R --schedule``."""
+    keep: int = Field(default=4, ge=1)
+    """Finished snapshots kept per region; older ones are deleted after each snapshot."""
+
+
 class StackSettings(_Section):
     """Only for the local stack (``replicator stack``)."""
 
@@ -237,10 +255,18 @@ class Topology(BaseSettings):
     regions: dict[str, RegionConfig]
     worker: WorkerSettings = WorkerSettings()
     reads: ReadSettings = ReadSettings()
+    snapshots: SnapshotSettings = SnapshotSettings()
     stack: StackSettings = StackSettings()
 
     @model_validator(mode="after")
     def _check(self) -> Topology:
+        retention = self.kafka.retention_hours
+        if retention is not None and self.snapshots.interval_seconds > retention * 3600 / 4:
+            raise ValueError(
+                f"snapshots.interval_seconds ({self.snapshots.interval_seconds:g}) must be at "
+                f"most a quarter of kafka.retention_hours ({retention:g} h), so that a "
+                "bootstrap always finds a snapshot whose log tail is still retained"
+            )
         if self.primary_region not in self.regions:
             raise ValueError(
                 f"primary_region {self.primary_region!r} is not one of the regions "

@@ -240,7 +240,10 @@ class ReplicatingOnlineStore(RedisOnlineStore):
                 options={"transaction.timeout.ms": timeout_ms, "delivery.timeout.ms": timeout_ms},
             )
         self._publisher.ensure_topics(
-            topics, topology.kafka.partitions, topology.kafka.replication_factor
+            topics,
+            topology.kafka.partitions,
+            topology.kafka.replication_factor,
+            retention_ms=topology.kafka.retention_ms,
         )
         return self._publisher
 

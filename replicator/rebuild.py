@@ -3,7 +3,8 @@
 Safe while the region's worker keeps running: both go through the same last-writer-wins
 script, so whichever applies a row second changes nothing. Correct when a backfill published
 older rows after newer ones, because the script orders by event time, not by arrival.
-It needs the topics' full history (the publisher creates them with retention.ms=-1).
+It needs the topics' full history; with finite retention (``kafka.retention_hours``) use
+``replicator/bootstrap.py``, which needs only the log after a snapshot.
 
 A rebuild that could not apply every record does not report success: when a partition's log
 no longer starts at offset 0, it applies what is there and then raises ``IncompleteRebuild``
@@ -37,15 +38,25 @@ log = logging.getLogger(__name__)
 
 
 class LogReplaySource:
-    """Every partition of the matching topics, from the start to the end seen at creation."""
+    """Every partition of the matching topics, from ``starts`` (default: offset 0) to the end
+    seen at creation."""
 
-    def __init__(self, connection: KafkaConnection, pattern: str, *, group_id: str) -> None:
+    def __init__(
+        self,
+        connection: KafkaConnection,
+        pattern: str,
+        *,
+        group_id: str,
+        starts: dict[tuple[str, int], int] | None = None,
+    ) -> None:
         """Raises ``KafkaUnavailable`` when the brokers do not answer within 30 s."""
+        self.starts = starts or {}
         self.end: dict[tuple[str, int], int] = {}
         self.missing: dict[tuple[str, int], tuple[int, int]] = {}
-        """Partitions whose log no longer starts at 0 -> offsets gone (retention,
+        """Partitions whose log no longer starts at their start -> offsets gone (retention,
         ``delete_records``)."""
         self.total = 0
+        self.records_read = 0
         self.position: dict[tuple[str, int], int] = {}
         settings = client_settings(connection)
         servers = settings["bootstrap.servers"]
@@ -82,12 +93,15 @@ class LogReplaySource:
                 low, high = self._consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), timeout=30
                 )
-                if low > 0:
-                    self.missing[(topic, partition)] = (0, low)
-                if high > low:
+                start = self.starts.get((topic, partition), 0)
+                if low > start:
+                    self.missing[(topic, partition)] = (start, low)
+                first = max(start, low)
+                if high > first:
                     self.end[(topic, partition)] = high
-                    self.total += high - low
-                    assignments.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
+                    self.total += high - first
+                    offset = OFFSET_BEGINNING if first == low else first
+                    assignments.append(TopicPartition(topic, partition, offset))
         return assignments
 
     def unfinished(self, position: dict[tuple[str, int], int]) -> list[str]:
@@ -105,10 +119,6 @@ class LogReplaySource:
         reached = {(tp.topic, tp.partition): tp.offset for tp in self._consumer.position(tps)}
         return all(reached[tp] >= end for tp, end in self.end.items())
 
-    @property
-    def records_read(self) -> int:
-        return sum(self.position.values()) + len(self.position)
-
     def poll_batch(self, max_messages: int, timeout: float) -> Sequence[Message]:
         out = []
         for message in drain(self._consumer, max_messages, timeout):
@@ -118,6 +128,7 @@ class LogReplaySource:
             if offset >= self.end.get((topic, partition), 0):
                 continue  # written after the rebuild started: the live worker applies it
             self.position[(topic, partition)] = offset
+            self.records_read += 1
             out.append(message)
         return out
 
@@ -212,7 +223,7 @@ class RebuildReport:
         return (self.rows_applied + self.rows_skipped_older) / self.seconds if self.seconds else 0.0
 
 
-def _step(worker: Worker, source: LogReplaySource, region: str) -> None:
+def _step(worker: Worker, source: LogReplaySource, region: str, what: str) -> None:
     """One poll of the replay; ``Incomplete`` names the partitions not replayed yet."""
     before = dict(source.position)  # a failed step applied none of its records
     try:
@@ -220,11 +231,11 @@ def _step(worker: Worker, source: LogReplaySource, region: str) -> None:
     except Incomplete as exc:
         missing = source.unfinished(before)
         raise Incomplete(
-            f"rebuild of {region} is INCOMPLETE: {exc}; {len(missing)} of "
+            f"{what} of {region} is INCOMPLETE: {exc}; {len(missing)} of "
             f"{len(source.end)} partitions not replayed to their end "
             f"({', '.join(missing[:10])}{', ...' if len(missing) > 10 else ''}); "
-            f"re-run `replicator region rebuild {region}` once it answers "
-            "(a rebuild is safe to repeat)"
+            f"re-run `replicator region {what} {region}` once it answers "
+            f"(a {what} is safe to repeat)"
         ) from exc
 
 
@@ -239,14 +250,45 @@ def rebuild_region(
     """Replay the region's topics into its Redis; returns counts once every record is applied.
 
     Raises ``Incomplete`` (naming the cause and the partitions not replayed) when the region's
-    schema manifest stays unreadable for ``retry_seconds``, and ``KafkaUnavailable`` when the
-    brokers cannot list the topics.
+    schema manifest stays unreadable for ``retry_seconds``, ``IncompleteRebuild`` when the log
+    no longer starts at offset 0, and ``KafkaUnavailable`` when the brokers cannot list the
+    topics.
     """
-    source = LogReplaySource(
+    source = replay_source(topology, region)
+    return replay(
+        topology,
+        region,
+        source,
+        progress=progress,
+        progress_interval=progress_interval,
+        retry_seconds=retry_seconds,
+    )
+
+
+def replay_source(
+    topology: Topology, region: str, starts: dict[tuple[str, int], int] | None = None
+) -> LogReplaySource:
+    """The region's topics from ``starts`` (default: 0) to their current end."""
+    return LogReplaySource(
         client_config(topology, "worker", region=region),
         region_pattern(topology, region),
         group_id=f"{topology.consumer_group(region)}-rebuild",
+        starts=starts,
     )
+
+
+def replay(
+    topology: Topology,
+    region: str,
+    source: LogReplaySource,
+    *,
+    what: str = "rebuild",
+    progress: Callable[[str], None] = print,
+    progress_interval: float = 1.0,
+    retry_seconds: float = 30.0,
+) -> RebuildReport:
+    """Apply ``source`` to the region through the worker's script, raising the applied marks;
+    closes ``source``. Errors as ``rebuild_region``; ``what`` names the command in them."""
     dead = CountingDeadLetters()
     options = replace(
         worker_options(topology),
@@ -260,11 +302,11 @@ def rebuild_region(
     worker = build_worker(
         topology, region, source=source, dead_letters=dead, options=options, catalog=catalog
     )
-    progress(f"rebuilding {region}: {source.total:,} records in {len(source.end)} partitions")
+    progress(f"{what} of {region}: {source.total:,} records in {len(source.end)} partitions")
     started = last = time.monotonic()
     try:
         while not source.done:
-            _step(worker, source, region)
+            _step(worker, source, region, what)
             now = time.monotonic()
             if now - last >= progress_interval:
                 last = now
@@ -286,23 +328,31 @@ def rebuild_region(
         elapsed,
     )
     progress(
-        f"rebuilt {region}: {report.rows_applied:,} rows applied, "
+        f"replayed {region}: {report.rows_applied:,} rows applied, "
         f"{report.rows_skipped_older:,} older rows skipped, {report.skipped_bad:,} bad records "
         f"skipped, {elapsed:.1f}s ({report.rows_per_second:,.0f} rows/s)"
     )
     if source.missing:
-        raise IncompleteRebuild(_describe_missing(region, source.missing), source.missing)
+        raise IncompleteRebuild(describe_missing(region, source.missing, what), source.missing)
     return report
 
 
-def _describe_missing(region: str, missing: dict[tuple[str, int], tuple[int, int]]) -> str:
+def describe_missing(
+    region: str, missing: dict[tuple[str, int], tuple[int, int]], what: str = "rebuild"
+) -> str:
     gone = "\n".join(
         f"  {topic}[{partition}]: offsets {first} to {end - 1} ({end - first:,} records)"
         for (topic, partition), (first, end) in sorted(missing.items())
     )
     return (
-        f"the rebuild of {region} is INCOMPLETE: the log no longer holds\n{gone}\n"
+        f"the {what} of {region} is INCOMPLETE: the log no longer holds\n{gone}\n"
         "(removed by retention or delete_records). Every record still in the log was applied; "
         "rows written only in the missing records are absent from the region until the "
-        "primary writes those entities again (e.g. feast materialize over that period)."
+        "primary writes those entities again (e.g. feast materialize over that period)"
+        + (
+            f", or bring the region back from a snapshot: `replicator region bootstrap "
+            f"{region}` needs only the log after the snapshot."
+            if what == "rebuild"
+            else "."
+        )
     )

@@ -6,7 +6,7 @@ import logging
 
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.core.ports import Message, position
-from replicator.core.wire import H_DETAIL, H_REASON, H_SOURCE, Headers
+from replicator.core.wire import H_DETAIL, H_REASON, H_REGION, H_SOURCE, Headers
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +18,12 @@ class KafkaDeadLetters:
         self._region = region
         self.counts: dict[str, int] = {}
 
-    def ensure_topic(self, partitions: int, replication_factor: int) -> None:
-        self._publisher.ensure_topics([self._topic], partitions, replication_factor)
+    def ensure_topic(
+        self, partitions: int, replication_factor: int, *, retention_ms: int = -1
+    ) -> None:
+        self._publisher.ensure_topics(
+            [self._topic], partitions, replication_factor, retention_ms=retention_ms
+        )
 
     def send(
         self, message: Message, reason: str, detail: str, payload: bytes | None = None
@@ -31,7 +35,7 @@ class KafkaDeadLetters:
             (H_REASON, reason.encode()),
             (H_DETAIL, detail[:1000].encode()),
             (H_SOURCE, source.encode()),
-            ("dlq_region", self._region.encode()),
+            (H_REGION, self._region.encode()),
         ]
         value = message.value() if payload is None else payload
         self._publisher.send(self._topic, 0, value or b"", headers)

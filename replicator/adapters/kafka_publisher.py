@@ -28,9 +28,12 @@ MAX_RECORD_BYTES = 8 * 1024 * 1024
 ADMIN_TIMEOUT_SECONDS = 60.0
 """How long a topic creation may take before the broker counts as unreachable."""
 
+DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
+"""``kafka.retention_hours`` (168) in ms: snapshots, taken well inside it, bound what a
+bootstrap needs from the log (docs/replication.md, "Retention")."""
+
 TOPIC_CONFIG = {
-    # Rebuilding a region replays the whole log: keep it (docs/replication.md, "Rebuilding").
-    "retention.ms": "-1",
+    "retention.ms": str(DEFAULT_RETENTION_MS),
     "cleanup.policy": "delete",
     "max.message.bytes": str(MAX_RECORD_BYTES),
 }
@@ -154,12 +157,20 @@ class KafkaPublisher:
         return self._admin
 
     def ensure_topics(
-        self, topics: Iterable[str], partitions: int, replication_factor: int
+        self,
+        topics: Iterable[str],
+        partitions: int,
+        replication_factor: int,
+        *,
+        retention_ms: int = DEFAULT_RETENTION_MS,
     ) -> None:
+        """Create the topics that do not exist yet (``retention_ms``: -1 keeps records
+        forever); topics that exist keep their settings."""
         missing = [t for t in topics if t not in self._known_topics]
         if not missing:
             return
-        new = [NewTopic(t, partitions, replication_factor, config=TOPIC_CONFIG) for t in missing]
+        config = {**TOPIC_CONFIG, "retention.ms": str(retention_ms)}
+        new = [NewTopic(t, partitions, replication_factor, config=config) for t in missing]
         servers = str(self._config["bootstrap.servers"])
         try:
             futures = self._admin_client().create_topics(

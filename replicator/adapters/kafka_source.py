@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from replicator.adapters.kafka_config import KafkaConnection, client_settings
 from replicator.core.egress import EgressMeter
-from replicator.errors import TransientError
+from replicator.errors import ConfigError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +166,22 @@ class KafkaSource:
                 continue
             elif err.fatal():
                 raise KafkaException(err)
+            elif err.code() == KafkaError.INVALID_SESSION_TIMEOUT:
+                raise ConfigError(self._session_refused())
             else:
                 log.warning("kafka: %s", err, extra={"event": "kafka_error"})
         return out
+
+    def _session_refused(self) -> str:
+        seconds = int(str(self._config.get("session.timeout.ms", 45000))) / 1000
+        servers = self._config["bootstrap.servers"]
+        return (
+            f"kafka {servers}: the broker refuses a consumer session timeout of "
+            f"{seconds:g} s (worker.session_timeout_seconds): its group.min.session.timeout.ms "
+            "is higher (6 s on a stock broker). Lower that broker setting (the local stack "
+            "and docker-compose.yml use 1 s) or raise worker.session_timeout_seconds to it; "
+            "see docs/replication.md"
+        )
 
     def positions_past_markers(self) -> dict[tuple[str, int], int]:
         """See ``ChangeSource``: called after an empty poll, when every record returned

@@ -73,3 +73,11 @@ class RedisAppliedMarks:
         except redis.RedisError as exc:
             raise TransientError(f"redis applied marks: {exc}") from exc
         return {tp: int(v) for tp, v in zip(partitions, values, strict=True) if v is not None}
+
+    def all_marks(self) -> dict[Partition, int]:
+        """Every stored mark. Raises TransientError."""
+        try:
+            stored: dict[bytes, bytes] = self._store.client.hgetall(MARKS_KEY)  # type: ignore[assignment]
+        except redis.RedisError as exc:
+            raise TransientError(f"redis applied marks: {exc}") from exc
+        return {_partition(field): int(value) for field, value in stored.items()}

@@ -137,6 +137,17 @@ class S3ObjectStore:
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, self.where(key), "delete") from exc
 
+    def keys(self, prefix: str) -> list[str]:
+        out: list[str] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            ):
+                out.extend(item["Key"] for item in page.get("Contents", ()))
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, self.where(prefix), "list") from exc
+        return sorted(out)
+
 
 def region_stores(topology: Topology) -> Callable[[str], ObjectStore]:
     """``stores(region)``: that region's bucket as an ``ObjectStore``, one per region, made on

@@ -13,6 +13,8 @@ S3 (every region's bucket):
     feast/<project>/manifest.json          the registry version live in the region
     feast/<project>/registry/<version>.db  an immutable registry version
     feast/<project>/primary/registry.db    (primary bucket) the registry the primary Feast writes
+    feast/<project>/snapshots/<region>/<id>/manifest.json   a region snapshot, written last
+    feast/<project>/snapshots/<region>/<id>/chunk-<n>.msgpack  its checksummed chunks
 
 The consistency checker, the benchmarks and the tests import these names from here. Pure: no I/O.
 """
@@ -41,9 +43,14 @@ def applied_heartbeat_key(topic: str, partition: int) -> str:
     return f"{NAMESPACE.decode()}hb:{topic}:{partition}"
 
 
+VERSIONS_PREFIX = NAMESPACE + b"v:"
+"""``row_versions_key`` is this, the view, ``:``, the partition (scripts that build it get
+the prefix from here)."""
+
+
 def row_versions_key(feature_view: str, partition: int) -> bytes:
     """Hash of last-writer-wins versions for one (view, partition): field = Feast key."""
-    return NAMESPACE + b"v:" + feature_view.encode() + b":" + str(partition).encode()
+    return VERSIONS_PREFIX + feature_view.encode() + b":" + str(partition).encode()
 
 
 def worker_stats_key(region: str) -> str:
@@ -70,3 +77,18 @@ def registry_version_key(project: str, version: str) -> str:
 def primary_registry_key(project: str) -> str:
     """The registry the primary's Feast reads and writes (primary bucket only)."""
     return f"feast/{project}/primary/registry.db"
+
+
+def snapshots_prefix(project: str, region: str) -> str:
+    """Where a region's snapshots live in a bucket (one folder per snapshot id)."""
+    return f"feast/{project}/snapshots/{region}/"
+
+
+def snapshot_manifest_key(project: str, region: str, snapshot_id: str) -> str:
+    """A snapshot's manifest, written after every chunk: a snapshot without one is unusable."""
+    return f"{snapshots_prefix(project, region)}{snapshot_id}/manifest.json"
+
+
+def snapshot_chunk_key(project: str, region: str, snapshot_id: str, number: int) -> str:
+    """One chunk of a snapshot (msgpack, checksummed in the manifest)."""
+    return f"{snapshots_prefix(project, region)}{snapshot_id}/chunk-{number:05d}.msgpack"

@@ -124,6 +124,9 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove the object (no error when it is absent)."""
 
+    def keys(self, prefix: str) -> list[str]:
+        """Every object key under ``prefix``, sorted."""
+
 
 class Clock(Protocol):
     def time_ns(self) -> int: ...

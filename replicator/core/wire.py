@@ -37,6 +37,7 @@ H_KEY_TTL = "ttl"
 H_REASON = "dlq_reason"
 H_DETAIL = "dlq_detail"
 H_SOURCE = "dlq_source"
+H_REGION = "dlq_region"
 
 ROW_FIXED_FIELDS = 6  # key, ts, event_s, event_nanos, created_s, created_nanos
 

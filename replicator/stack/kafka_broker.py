@@ -23,6 +23,8 @@ from replicator.stack.service import Service, render_properties
 logger = logging.getLogger(__name__)
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+GROUP_MIN_SESSION_TIMEOUT_MS = 1000
+"""The lowest consumer session timeout the broker accepts (Kafka's default: 6000)."""
 
 LOG4J2_XML = """\
 <?xml version="1.0" encoding="UTF-8"?>
@@ -133,6 +135,9 @@ class KafkaBroker(Service):
             # Topics are created on purpose (with their partition count and cleanup policy).
             "auto.create.topics.enable": "false",
             "group.initial.rebalance.delay.ms": 0,
+            # A dead worker's partitions move after the worker's session timeout
+            # (worker.session_timeout_seconds, 3 s); a stock broker refuses below 6 s.
+            "group.min.session.timeout.ms": GROUP_MIN_SESSION_TIMEOUT_MS,
             "offsets.topic.replication.factor": 1,
             "offsets.topic.num.partitions": self.offsets_partitions,
             "transaction.state.log.replication.factor": 1,

@@ -19,8 +19,11 @@ from harness import ReplicatedProject, WorkerThread, wait_for
 from private_redis import PrivateRedis
 from region_log import FIELDS, OffsetWatcher, RegionLog
 
+from replicator.adapters.kafka_source import KafkaSource
+from replicator.assembly import region_pattern
 from replicator.config import Topology
 from replicator.core.keys import worker_stats_key
+from replicator.errors import ConfigError
 from replicator.rebuild import rebuild_region
 
 pytestmark = pytest.mark.slow
@@ -83,6 +86,33 @@ def test_a_killed_workers_partitions_are_applied_by_the_survivor_within_seconds(
         lambda: log.committed() == log.written, 20, "the survivor to apply the dead one's share"
     )
     assert _assigned(survivor) == log.partitions
+
+
+def test_a_session_timeout_the_broker_refuses_stops_the_worker_naming_the_setting(
+    project: ReplicatedProject, log: RegionLog
+) -> None:
+    # Below any broker's group.min.session.timeout.ms (the local stack's is 1 s).
+    source = KafkaSource(
+        project.topology.kafka.bootstrap_servers,
+        group_id=log.group,
+        pattern=region_pattern(project.topology, log.region),
+        options={"session.timeout.ms": 500, "heartbeat.interval.ms": 100},
+    )
+    refused: list[ConfigError] = []
+
+    def poll() -> bool:
+        try:
+            source.poll_batch(10, 0.2)
+        except ConfigError as exc:
+            refused.append(exc)
+        return bool(refused)
+
+    try:
+        wait_for(poll, 30, "the broker to refuse the session timeout")
+    finally:
+        source.close()
+    assert "group.min.session.timeout.ms" in str(refused[0])
+    assert "worker.session_timeout_seconds" in str(refused[0])
 
 
 def test_redis_of_the_local_stack_keeps_what_it_acknowledged_through_kill_9(

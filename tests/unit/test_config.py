@@ -154,6 +154,20 @@ def test_read_fallbacks_default_to_every_other_region_and_must_name_regions(
         load_topology(path)
 
 
+def test_retention_is_finite_by_default_and_snapshots_must_be_well_inside_it(
+    tmp_path: Path, topology_data: dict
+):
+    assert load_topology(Path("infra/topology.yaml")).kafka.retention_ms == 7 * 24 * 3600 * 1000
+    topology_data["kafka"]["retention_hours"] = 24
+    topology_data["snapshots"] = {"interval_seconds": 12 * 3600}
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(topology_data))
+    with pytest.raises(ConfigError) as info:
+        load_topology(path)
+    assert "snapshots.interval_seconds" in str(info.value)
+    assert "kafka.retention_hours" in str(info.value)
+
+
 def test_worker_key_ttl_seconds_is_refused_with_where_it_moved(tmp_path: Path, topology_data: dict):
     topology_data["worker"] = {"key_ttl_seconds": 3600}
     with pytest.raises(ConfigError) as error:

@@ -223,13 +223,15 @@ SINGLE_BROKER_SETTINGS = (
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
+    "group.min.session.timeout.ms",
 )
 
 
 def test_kafka_single_broker_settings_match_the_local_stack(
     compose: dict[str, Any], topology: Topology, tmp_path: Path
 ) -> None:
-    """Transactions (a Feast call is one) need the transaction state log at one replica."""
+    """Transactions (a Feast call is one) need the transaction state log at one replica;
+    fast takeover needs the broker to accept the worker's short session timeout."""
     from replicator.stack.kafka_broker import KafkaBroker
 
     local = KafkaBroker(topology, tmp_path).server_properties()
@@ -278,3 +280,18 @@ def test_every_region_bucket_is_created(compose: dict[str, Any], topology: Topol
     # The job talks to the S3 service on its container port.
     server_port = urlsplit(_environment(_s3(compose))["S3PROXY_ENDPOINT"]).port
     assert urlsplit(job["S3_ENDPOINT_URL"]).port == server_port
+
+
+def test_the_default_session_timeout_is_accepted_by_the_local_broker(
+    topology: Topology, tmp_path: Path
+) -> None:
+    """Workers join with worker.session_timeout_seconds; a broker with a higher minimum would
+    refuse them (stock Kafka: 6 s), and takeover (<= 5 s) needs it below 5 s."""
+    from replicator.config import WorkerSettings
+    from replicator.stack.kafka_broker import KafkaBroker
+
+    minimum_ms = int(
+        str(KafkaBroker(topology, tmp_path).server_properties()["group.min.session.timeout.ms"])
+    )
+    default = WorkerSettings().session_timeout_seconds
+    assert minimum_ms <= default * 1000 < 5000

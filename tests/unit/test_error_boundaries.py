@@ -128,6 +128,8 @@ class FlakyStore:
 
     def put(self, key: str, body: bytes, *, content_type: str | None = None) -> None: ...
     def delete(self, key: str) -> None: ...
+    def keys(self, prefix: str) -> list[str]:
+        return []
 
 
 MANIFEST = b'{"version": "v1", "feature_views": {"%s": "%s"}}' % (
