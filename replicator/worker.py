@@ -40,6 +40,7 @@ from replicator.errors import (
     MalformedRecord,
     PermanentError,
     RepeatedFailure,
+    ReplicatorError,
     TransientError,
     UnknownSchema,
 )
@@ -482,8 +483,10 @@ class Worker:
     def _retrying(self, action: Callable[[], T]) -> T:
         """``action()``, retried with backoff: while it raises TransientError, and while an
         unexpected error has not come back ``max_attempts`` times in a row (then
-        RepeatedFailure). A PermanentError passes through at once. Raises Stopped when the
-        worker is stopped while waiting."""
+        RepeatedFailure). Every other error of ours passes through at once: a PermanentError
+        (the record goes to the dead-letter topic), and one that stops the command, such as
+        ``Incomplete`` or ``ConfigError``, which no retry or dead letter can fix. Raises
+        Stopped when the worker is stopped while waiting."""
         delay = 0.1
         last: tuple[type[Exception], str] | None = None
         repeats = 0
@@ -493,7 +496,7 @@ class Worker:
             except TransientError as exc:
                 last, repeats = None, 0
                 log.warning("%s; retrying in %.1fs", exc, delay, extra={"event": "transient_error"})
-            except (PermanentError, Stopped):
+            except (ReplicatorError, Stopped):
                 raise
             except Exception as exc:  # of no known kind: bounded, then permanent
                 same = (type(exc), str(exc))
