@@ -19,6 +19,7 @@ from confluent_kafka import Producer
 from harness import ReferenceRedis, ReplicatedProject
 from test_replication import _applied, _fresh, dead_letter_reasons, primary_fingerprint
 
+from replicator.adapters.kafka_publisher import MAX_RECORD_BYTES
 from replicator.adapters.redis_store import RegionStore, feast_hashes
 from replicator.config import Topology
 from replicator.core import wire
@@ -104,6 +105,7 @@ def test_a_wide_view_is_byte_identical_to_what_feast_writes(
         serialization_version=3,
         published_ns=0,
         max_rows=2,
+        max_bytes=MAX_RECORD_BYTES,
     )
     endpoint = topology.region(region).redis
     try:
