@@ -59,12 +59,16 @@ class LocalStack:
         self.state_dir = ((cwd or Path.cwd()) / topology.stack.state_dir).resolve()
         self.grace_seconds = grace_seconds
         self._progress = progress or (lambda message: logger.info("%s", message))
-        self.kafka = KafkaBroker(topology, self.state_dir)
+        self.brokers = [
+            KafkaBroker(topology, self.state_dir, node)
+            for node in range(1, topology.stack.kafka_brokers + 1)
+        ]
+        self.kafka = self.brokers[0]
         self.s3 = S3Proxy(topology, self.state_dir)
         self.redis = {
             region: RedisServer(topology, region, self.state_dir) for region in topology.regions
         }
-        self.services: list[Service] = [self.kafka, self.s3, *self.redis.values()]
+        self.services: list[Service] = [*self.brokers, self.s3, *self.redis.values()]
 
     # up ----------------------------------------------------------------------------------
     def up(self) -> UpResult:
@@ -183,6 +187,10 @@ class LocalStack:
             }
 
         kafka, s3 = one(self.kafka), one(self.s3)
+        if len(self.brokers) > 1:
+            kafka["brokers"] = [one(broker) for broker in self.brokers]
+            kafka["ok"] = all(broker["ok"] for broker in kafka["brokers"])
+            kafka["bootstrap_servers"] = self.topology.kafka.bootstrap_servers
         regions = {region: {"redis": one(r)} for region, r in self.redis.items()}
         ok = kafka["ok"] and s3["ok"] and all(r["redis"]["ok"] for r in regions.values())
         report: dict[str, Any] = {
@@ -204,7 +212,7 @@ class LocalStack:
 
     def _summary(self) -> str:
         parts = [
-            f"kafka {self.kafka.bootstrap_servers}",
+            f"kafka {self.topology.kafka.bootstrap_servers}",
             f"s3 http://127.0.0.1:{self.s3.port}",
         ]
         parts += [f"redis {region} :{r.endpoint.port}" for region, r in self.redis.items()]
