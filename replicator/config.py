@@ -94,6 +94,9 @@ class WorkerSettings(_Section):
     key_ttl_seconds: int | None = Field(default=None, ge=1)
     """Same meaning as Feast's Redis ``key_ttl_seconds``: EXPIRE after an accepted write."""
     metrics_port: int | None = None
+    clock_offset_seconds: float = 0.0
+    """Fault injection only (docs/chaos.md): shifts the worker's clock by this many seconds,
+    as a region whose host clock is skewed. Keep 0 in production."""
 
 
 class KafkaListener(_Section):
