@@ -114,9 +114,7 @@ def recovered(history: History, regions: list[str], end: float | None, limit: fl
     return Cell(False, f"not all ok within {limit:.0f} s after heal: {_last_statuses(history)}")
 
 
-def false_alarms(
-    history: History, expected: list[str], ready: float, *, control: bool
-) -> Cell:
+def false_alarms(history: History, expected: list[str], ready: float, *, control: bool) -> Cell:
     """Regions flagged that the fault should not have touched (a FAIL in the control run)."""
     flagged_regions = sorted(
         {

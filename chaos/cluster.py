@@ -187,7 +187,6 @@ class Deployment:
         self.checker_config.write_text(yaml.safe_dump(settings), encoding="utf-8")
 
 
-
 class StatusPoller:
     """Reads the checker's ``/api/status`` every ``interval`` s into the history."""
 
@@ -209,7 +208,7 @@ class StatusPoller:
         while not self._stop.is_set():
             at = self.history.now()
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
+                with urllib.request.urlopen(url, timeout=5) as response:
                     body = json.loads(response.read())
                 regions = body.get("regions") or {}
                 self.history.add_sample(
@@ -219,8 +218,8 @@ class StatusPoller:
                         {r: v.get("staleness_seconds") for r, v in regions.items()},
                     )
                 )
-            except (urllib.error.URLError, OSError, ValueError):
-                self.history.add_sample(Sample(at, None))
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                self.history.add_sample(Sample(at, None, error=f"{type(exc).__name__}: {exc}"))
             self._stop.wait(self.interval)
 
 

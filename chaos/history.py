@@ -44,6 +44,7 @@ class Sample:
     at: float
     regions: dict[str, str] | None
     staleness: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
 
 
 @dataclass

@@ -203,14 +203,6 @@ def _hostile(w: World) -> None:
     w.history.event("note", f"hostile records sent: {sent}")
 
 
-def _then(*actions: Action) -> Action:
-    def act(w: World) -> None:
-        for action in actions:
-            action(w)
-
-    return act
-
-
 FAULTS: tuple[Fault, ...] = (
     Fault("control", "no fault (false-alarm check)", 30, _nothing, _nothing),
     Fault(
@@ -332,6 +324,3 @@ def by_name(name: str) -> Fault:
         if fault.name == name:
             return fault
     raise KeyError(f"unknown fault {name!r}; known: {', '.join(f.name for f in FAULTS)}")
-
-
-__all__ = ["CI_SUBSET", "FAULTS", "Fault", "Nemesis", "World", "by_name", "_then"]

@@ -27,10 +27,10 @@ def diff_against(primary: FeastKeys, region: FeastKeys) -> tuple[int, int, int]:
 
 def counters(project: Any, keys: FeastKeys, entities: list[int]) -> dict[int, int | None]:
     """The workload's counter feature of each entity as stored (None: missing)."""
-    from benchmarks.dataset import FastRows
-    from chaos.workload import COUNTER_FEATURE
     from feast.protos.feast.types.Value_pb2 import Value
 
+    from benchmarks.dataset import FastRows
+    from chaos.workload import COUNTER_FEATURE
     from replicator.feast_layout import field_key
 
     fast = FastRows(project.name, project.view_name)

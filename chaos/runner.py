@@ -155,14 +155,14 @@ def _judge(
         if r != project.topology.primary_region
     }
     dlq = probes.dead_letters(
-        project.topology.kafka.bootstrap_servers, project.topology.kafka.dead_letter_topic,
+        project.topology.kafka.bootstrap_servers,
+        project.topology.kafka.dead_letter_topic,
         project.topic,
     )
     expected = regions if "*" in fault.flags else list(fault.flags)
     # Bound + hysteresis (violate_after rounds) + one round in flight + 2 s to read it.
     deadlines = {
-        r: fault.detect_within
-        or staleness_bound(r) + (VIOLATE_AFTER + 1) * CHECK_INTERVAL_S + 2.0
+        r: fault.detect_within or staleness_bound(r) + (VIOLATE_AFTER + 1) * CHECK_INTERVAL_S + 2.0
         for r in expected
     }
     start, end = history.first("fault-start"), history.first("fault-end")

@@ -152,7 +152,10 @@ class Toxiproxy:
             raise ToxiproxyError(f"{method} {path}: HTTP {exc.code}: {detail}") from exc
         except (urllib.error.URLError, OSError) as exc:
             raise ToxiproxyError(f"{method} {path}: {exc}") from exc
-        return json.loads(text) if text.strip() else None
+        try:
+            return json.loads(text) if text.strip() else None
+        except ValueError:
+            return text.decode(errors="replace")  # /version answers plain text
 
 
 class Link:

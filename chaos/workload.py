@@ -67,8 +67,9 @@ class Workload:
             self._stop.wait(max(0.0, next_due - time.monotonic()))
 
     def _call(self, store: Any, index: int) -> None:
-        from benchmarks.dataset import entity_key, feature_values
         from feast.protos.feast.types.Value_pb2 import Value
+
+        from benchmarks.dataset import entity_key, feature_values
 
         chosen = self.random.sample(self.pool, self.rows_per_call)
         rows, values = [], []
