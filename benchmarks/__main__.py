@@ -39,6 +39,8 @@ BENCHMARKS: dict[str, ModuleType] = {
 EXTERNAL = {
     "divergence_full": "benchmarks.divergence_full",
     "staleness_resolution": "benchmarks.staleness_resolution",
+    "e2e_lag_wan": "benchmarks.e2e_lag_wan",
+    "detection": "benchmarks.detection",
 }
 """Benchmarks with their own runner, ``run(quick) -> dict`` already in the results shape."""
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"

@@ -102,12 +102,19 @@ def flagged(
     return Cell(ok, "; ".join(parts))
 
 
-def recovered(history: History, regions: list[str], end: float | None, limit: float) -> Cell:
-    """After the fault ended, every region read ``ok`` again (in one sample)."""
+def recovered(
+    history: History, regions: list[str], end: float | None, limit: float, flagged: list[str]
+) -> Cell:
+    """After the fault ended (and after the flags it raised), every region reads ``ok``
+    again in one sample."""
     if end is None:
         return Cell(False, "fault never ended")
+    after = end
+    for region in flagged:
+        at = first_status(history, region, "violated", history.first("fault-start") or 0.0)
+        after = max(after, at or 0.0)
     for sample in history.samples:
-        if sample.at < end or sample.regions is None:
+        if sample.at < after or sample.regions is None:
             continue
         if all(sample.regions.get(r) == "ok" for r in regions):
             return Cell(True, f"{sample.at - end:.1f} s after heal")

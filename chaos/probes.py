@@ -69,9 +69,10 @@ def dead_letters(bootstrap: str, dlq_topic: str, source_topic: str, timeout: flo
                 msg = consumer.poll(timeout)
                 if msg is None:
                     break
-                position = msg.offset() + 1
+                position = (msg.offset() or position) + 1
                 headers = dict(msg.headers() or [])
-                source = (headers.get(wire.H_SOURCE) or b"").decode(errors="replace")
+                raw = headers.get(wire.H_SOURCE) or b""
+                source = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
                 if source.startswith(source_topic + ":"):
                     count += 1
         return count

@@ -48,7 +48,7 @@ class RunResult:
     error: str = ""
     seconds: float = 0.0
     history_path: Path | None = None
-    figures: dict[str, Any] = field(default_factory=dict)
+    history: History | None = None
 
     @property
     def ok(self) -> bool:
@@ -117,6 +117,7 @@ def run_fault(
             deployment.stop_all()
             cluster.heal_network()
             cluster.restart_stopped()
+    result.history = history
     result.history_path = workdir / "history.json"
     history.save(result.history_path)
     result.seconds = time.monotonic() - began
@@ -128,11 +129,13 @@ def _latest(history: History) -> Any:
 
 
 def _all_ok(history: History, regions: list[str], after: float = 0.0) -> bool:
+    """The latest answer says ``ok`` with a measured staleness for every region."""
     sample = _latest(history)
     return (
         sample is not None
         and sample.at >= after
         and all(sample.regions.get(r) == "ok" for r in regions)
+        and all(isinstance(sample.staleness.get(r), int | float) for r in regions)
     )
 
 
@@ -172,7 +175,7 @@ def _judge(
         "identical": checkers.identical(diffs, len(primary)),
         "converge": checkers.converge(converged, CONVERGE_LIMIT_S),
         "flagged": checkers.flagged(history, expected, deadlines, start),
-        "recovered": checkers.recovered(history, regions, end, RECOVER_LIMIT_S),
+        "recovered": checkers.recovered(history, regions, end, RECOVER_LIMIT_S, expected),
         "no false alarm": checkers.false_alarms(
             history, expected, ready, control=fault.name == "control"
         ),
