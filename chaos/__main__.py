@@ -48,8 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     results = run_matrix(faults, seed, print)
     command = "python -m chaos " + " ".join(sys.argv[1:] if argv is None else argv)
+    tested = next((r.history.commit for r in results if r.history), None) or commit_id()
     args.table.write_text(
-        render(results, seed=seed, commit=commit_id(), command=command.strip()), encoding="utf-8"
+        render(results, seed=seed, commit=tested, command=command.strip()), encoding="utf-8"
     )
     print(f"table: {args.table}")
     return 0 if all(r.ok for r in results) else 1

@@ -123,6 +123,10 @@ class Deployment:
         if sig == signal.SIGKILL:
             proc.wait(10)
 
+    def exited(self) -> dict[str, int]:
+        """Components whose process has ended, with its exit status (-N: killed by signal N)."""
+        return {n: rc for n, p in self.processes.items() if (rc := p.poll()) is not None}
+
     def stop_all(self) -> None:
         for proc in self.processes.values():
             if proc.poll() is None:
@@ -177,7 +181,7 @@ class Deployment:
                 },
                 "schedule": {
                     "staleness_seconds": CHECK_INTERVAL_S,
-                    "sampled_seconds": 20,
+                    "sampled_seconds": 10,
                     "full_cron": None,
                 },
                 "webhook": {"url": None},

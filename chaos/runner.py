@@ -112,6 +112,8 @@ def run_fault(
         finally:
             if nemesis is not None:
                 nemesis.heal()
+            for name, status in deployment.exited().items():
+                history.event("note", f"{name} had exited with status {status}")
             workload.stop()
             poller.stop()
             deployment.stop_all()

@@ -1,8 +1,10 @@
 """The workload: the primary's Feast write path, every call recorded in the history.
 
 A thread calls ``ReplicatingOnlineStore.online_write_batch`` (where ``materialize``, ``push``
-and ``write_to_online_store`` all end) every ``interval`` seconds with ``rows_per_call``
-entities of a fixed pool, chosen by the run's seed. Each entity's ``txn_count_1h`` feature
+and ``write_to_online_store`` all end): first once for each of ``cold`` entities that are never
+written again (as most features of a real store: a region that loses them stays without them
+until repaired), then every ``interval`` seconds with ``rows_per_call`` entities of a hot
+pool, chosen by the run's seed. Each entity's ``txn_count_1h`` feature
 carries a counter that increases with every write of that entity, and its event time
 increases too, so the last acknowledged value is what every region must end with.
 """
@@ -21,6 +23,8 @@ from chaos.history import History, Op
 log = logging.getLogger(__name__)
 
 COUNTER_FEATURE = "txn_count_1h"
+COLD_FIRST = 1_000_000
+COLD_PER_CALL = 200
 
 
 class Workload:
@@ -32,6 +36,7 @@ class Workload:
         *,
         seed: int,
         entities: int = 200,
+        cold: int = 1000,
         rows_per_call: int = 20,
         interval: float = 0.05,
     ) -> None:
@@ -40,10 +45,11 @@ class Workload:
         self.feature_view = feature_view
         self.random = random.Random(seed)
         self.pool = list(range(entities))
+        self.cold = list(range(COLD_FIRST, COLD_FIRST + cold))
         self.rows_per_call = rows_per_call
         self.interval = interval
-        self.counters = dict.fromkeys(self.pool, 0)
-        self.last_time = dict.fromkeys(self.pool, datetime(2020, 1, 1, tzinfo=UTC))
+        self.counters = dict.fromkeys(self.pool + self.cold, 0)
+        self.last_time = dict.fromkeys(self.pool + self.cold, datetime(2020, 1, 1, tzinfo=UTC))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="workload", daemon=True)
 
@@ -59,19 +65,21 @@ class Workload:
 
         store = ReplicatingOnlineStore()
         index = 0
+        for first in range(0, len(self.cold), COLD_PER_CALL):
+            self._call(store, index, self.cold[first : first + COLD_PER_CALL])
+            index += 1
         next_due = time.monotonic()
         while not self._stop.is_set():
-            self._call(store, index)
+            self._call(store, index, self.random.sample(self.pool, self.rows_per_call))
             index += 1
             next_due = max(next_due + self.interval, time.monotonic() - 1.0)
             self._stop.wait(max(0.0, next_due - time.monotonic()))
 
-    def _call(self, store: Any, index: int) -> None:
+    def _call(self, store: Any, index: int, chosen: list[int]) -> None:
         from feast.protos.feast.types.Value_pb2 import Value
 
         from benchmarks.dataset import entity_key, feature_values
 
-        chosen = self.random.sample(self.pool, self.rows_per_call)
         rows, values = [], []
         now = datetime.now(UTC)
         for entity in chosen:
