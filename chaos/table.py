@@ -41,7 +41,8 @@ def render(results: Sequence[RunResult], *, seed: int, commit: str, command: str
     for r in results:
         cells = [cell_text(r.cells.get(name)) for name in INVARIANTS]
         if r.error:
-            cells[0] = f"**FAIL** run error: {r.error[:160]}; " + cells[0]
+            first_line = " ".join(r.error.split("\n", 1)[0].split())[:160].replace("|", "/")
+            cells[0] = f"**FAIL** run error: {first_line}; " + cells[0]
         lines.append(f"| {r.fault.name} | " + " | ".join(cells) + f" | {r.seconds:.0f} |")
     lines += ["", "## Faults", ""]
     for r in results:
