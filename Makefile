@@ -6,13 +6,14 @@ PY := $(VENV)/bin/python
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test bench stack-up stack-down stack-status lint clean
+.PHONY: help setup demo test bench chaos stack-up stack-down stack-status lint clean
 
 help:
 	@echo "make setup         install redis-server, Java, Maven if missing; create $(VENV)"
 	@echo "make demo          run the replication demo (ARGS=... passes options)"
 	@echo "make test          unit + integration tests (starts the local stack if needed)"
 	@echo "make bench         benchmarks"
+	@echo "make chaos         the fault matrix on its own stack -> docs/fault-table.md (~30 min)"
 	@echo "make stack-up      start Kafka, S3Proxy and one Redis per region (docs/local-stack.md)"
 	@echo "make stack-down    stop every process the stack started"
 	@echo "make stack-status  health, pids and ports of the stack"
@@ -26,10 +27,13 @@ demo: setup
 	$(VENV)/bin/replicator demo $(ARGS)
 
 test: setup
-	$(PY) -m pytest tests/unit tests/integration $(ARGS)
+	$(PY) -m pytest tests/unit tests/integration tests/chaos $(ARGS)
 
 bench: setup
 	$(PY) -m benchmarks $(ARGS)
+
+chaos: setup
+	$(PY) -m chaos $(ARGS)
 
 stack-up: setup
 	$(VENV)/bin/replicator stack up
@@ -47,4 +51,4 @@ lint: setup
 	$(VENV)/bin/mypy
 
 clean: stack-down
-	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache build
+	rm -rf .stack .stack-chaos .pytest_cache .mypy_cache .ruff_cache build

@@ -44,6 +44,8 @@ EXTERNAL = {
     "staleness_resolution": "benchmarks.staleness_resolution",
     "regional_read": "benchmarks.regional_read",
     "failover": "benchmarks.failover",
+    "e2e_lag_wan": "benchmarks.e2e_lag_wan",
+    "detection": "benchmarks.detection",
 }
 """Benchmarks with their own runner, ``run(quick) -> dict`` already in the results shape."""
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"

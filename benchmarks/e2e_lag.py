@@ -53,6 +53,7 @@ def run(
     workers: str = "processes",
     overrides: dict[str, Any] | None = None,
     experiment: str | None = None,
+    rate: int = RATE,
 ) -> list[Result]:
     warmup = 1.0 if ctx.quick else 3.0
     duration = 8.0 if ctx.quick else 25.0
@@ -64,9 +65,9 @@ def run(
         try:
             ctx.progress(f"e2e_lag: starting {len(regions)} workers ({workers})")
             fleet.wait_ready(timeout=60)
-            producer = _Producer(project)
+            producer = _Producer(project, rate)
             ctx.progress(
-                f"e2e_lag: publishing {RATE:,} rows/s, {warmup:.0f} s warm-up + {duration:.0f} s"
+                f"e2e_lag: publishing {rate:,} rows/s, {warmup:.0f} s warm-up + {duration:.0f} s"
             )
             meter = CpuMeter(project.topology, ROOT)
             load_before = load_average()
@@ -85,6 +86,9 @@ def run(
     if experiment:
         params["experiment"] = experiment
     result = _result(window, producer, outcome, params)
+    if rate != RATE:
+        result.params["target_rows_per_s"] = rate
+        result.checks[-1] = Check("achieved rows/s", result.checks[-1].actual, ">=", rate * 0.98)
     cpu["producer_s"] = round(producer.cpu_s, 2)
     worker_cpu = [r.get("cpu_s") for r in outcome.values()]
     if all(isinstance(c, float | int) for c in worker_cpu):
@@ -186,11 +190,12 @@ def _result(
 class _Producer:
     """Calls the primary's Feast write path on an absolute schedule."""
 
-    def __init__(self, project: BenchProject) -> None:
+    def __init__(self, project: BenchProject, rate: int = RATE) -> None:
         from benchmarks.dataset import entity_key, feature_values
         from replicator.feast_publisher import ReplicatingOnlineStore
 
         self.project = project
+        self.rate = rate
         self.store = ReplicatingOnlineStore()
         self.pool = [(entity_key(i), feature_values(i)) for i in range(POOL)]
         self.rows_sent = 0
@@ -218,7 +223,7 @@ class _Producer:
         """Open loop: call ``i`` is due at ``began + i * interval`` whatever earlier calls took
         (a late producer catches up); the window is the schedule's, in wall-clock ns."""
         config, view = self.project.repo_config, self.project.feature_view
-        interval = ROWS_PER_CALL / RATE
+        interval = ROWS_PER_CALL / self.rate
         cpu_start = time.process_time()
         began = time.monotonic()
         wall_offset_ns = time.time_ns() - int(began * 1e9)

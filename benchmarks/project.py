@@ -163,10 +163,10 @@ class BenchProject:
                 continue
             batch.append(key)
             if len(batch) >= 10_000:
-                deleted += int(client.unlink(*batch))
+                deleted += int(client.unlink(*batch))  # type: ignore[arg-type]
                 batch = []
         if batch:
-            deleted += int(client.unlink(*batch))
+            deleted += int(client.unlink(*batch))  # type: ignore[arg-type]
         return deleted
 
     def count_keys(self, region: str) -> int:

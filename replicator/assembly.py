@@ -6,6 +6,9 @@ the log), which differ only in where records come from and what happens to dead 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from replicator.adapters.dead_letters import KafkaDeadLetters
 from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import KafkaPublisher
@@ -93,4 +96,13 @@ def build_worker(
         catalog=catalog or S3ManifestCatalog(config.s3, topology.project),
         options=options or worker_options(topology),
         guard=guard,
+        clock=worker_clock(topology.worker.clock_offset_seconds),
     )
+
+
+def worker_clock(offset_seconds: float) -> Callable[[], int]:
+    """Unix ns, shifted by ``offset_seconds`` (fault injection: a skewed region)."""
+    if not offset_seconds:
+        return time.time_ns
+    offset_ns = int(offset_seconds * 1e9)
+    return lambda: time.time_ns() + offset_ns

@@ -183,6 +183,9 @@ class WorkerSettings(_Section):
     dead-lettered as ``implausible_heartbeat`` (forged), never stored."""
     metrics_host: str = "127.0.0.1"
     """Address /metrics binds to; ``0.0.0.0`` in a pod so Prometheus can scrape it."""
+    clock_offset_seconds: float = 0.0
+    """Fault injection only (docs/chaos.md): shifts the worker's clock by this many seconds,
+    as a region whose host clock is skewed. Keep 0 in production."""
 
     @model_validator(mode="before")
     @classmethod
@@ -224,10 +227,29 @@ class SnapshotSettings(_Section):
     """Finished snapshots kept per region; older ones are deleted after each snapshot."""
 
 
+class KafkaListener(_Section):
+    """An extra Kafka listener of the local stack, e.g. one per region behind a WAN proxy.
+
+    Broker ``i`` (1-based) listens on ``port + i - 1`` and advertises
+    ``advertised_port + i - 1`` (a proxy in front of it), both on 127.0.0.1.
+    """
+
+    port: int = Field(ge=1, le=65535)
+    advertised_port: int = Field(ge=1, le=65535)
+
+
 class StackSettings(_Section):
     """Only for the local stack (``replicator stack``)."""
 
     state_dir: Path = Path(".stack")
+    kafka_brokers: int = Field(default=1, ge=1, le=9)
+    """Brokers of the local KRaft cluster. With 3 or more: replication factor 3,
+    ``min.insync.replicas=2``, no unclean leader election. ``kafka.bootstrap_servers`` then
+    lists one 127.0.0.1 port per broker; controller ports count up from
+    ``kafka_controller_port``."""
+    kafka_listeners: dict[str, KafkaListener] = Field(default_factory=dict)
+    """Extra listeners by name (upper case, e.g. ``EU_WEST_1``), for clients that reach the
+    brokers through a proxy: Kafka clients follow the advertised addresses."""
     kafka_controller_port: int = 19093
     kafka_heap_mb: int = 384
     s3_port: int = 19000

@@ -82,7 +82,21 @@ else
     log "$VENV is up to date with pyproject.toml"
 fi
 
-# 3. Optional: Chromium (Debian's `chromium`), only for the consistency checker's status-page
+# 3. Toxiproxy, for the fault-injection suite (make chaos, tests/chaos): a Go binary. ----------
+TOXIPROXY=.tools/toxiproxy-server
+if [ ! -x "$TOXIPROXY" ] && ! command -v toxiproxy-server >/dev/null; then
+    if command -v go >/dev/null; then
+        log "go install toxiproxy (for make chaos)"
+        mkdir -p .tools
+        GOBIN="$PWD/.tools" go install github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0 &&
+            mv .tools/server "$TOXIPROXY" ||
+            log "warning: could not install toxiproxy; make chaos and tests/chaos will say so"
+    else
+        log "warning: no Go toolchain: install toxiproxy-server for make chaos (docs/chaos.md)"
+    fi
+fi
+
+# 4. Optional: Chromium (Debian's `chromium`), only for the consistency checker's status-page
 #    test (tests/integration/test_consistency.py skips that test without it). ----------------
 if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
     log "apt-get install chromium (for the status-page test)"

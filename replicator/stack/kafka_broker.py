@@ -1,4 +1,9 @@
-"""Apache Kafka 4 in KRaft combined mode (one node: broker and controller), from Maven jars."""
+"""Apache Kafka 4 in KRaft combined mode (each node broker and controller), from Maven jars.
+
+One node by default (the demo). With ``stack.kafka_brokers: 3`` the stack runs a 3-node
+cluster: static controller quorum, replication factor 3, ``min.insync.replicas=2`` and no
+unclean leader election, so losing one broker loses no acknowledged write.
+"""
 
 from __future__ import annotations
 
@@ -47,52 +52,82 @@ LOG4J2_XML = """\
 """
 
 
-def parse_local_bootstrap(bootstrap_servers: str) -> int:
-    """The port of ``127.0.0.1:PORT``; the local stack runs exactly one broker on loopback."""
+def parse_local_bootstrap(bootstrap_servers: str, brokers: int = 1) -> list[int]:
+    """The ports of ``127.0.0.1:PORT,...``: the local stack runs ``brokers`` on loopback."""
     servers = [s.strip() for s in bootstrap_servers.split(",") if s.strip()]
-    host, _, port = servers[0].rpartition(":") if len(servers) == 1 else ("", "", "")
-    if host not in LOCAL_HOSTS or not port.isdigit():
+    ports: list[int] = []
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        if host not in LOCAL_HOSTS or not port.isdigit():
+            break
+        ports.append(int(port))
+    if len(ports) != brokers or len(servers) != brokers:
         raise ConfigError(
-            f"kafka.bootstrap_servers: the local stack runs one broker on loopback, so it must "
-            f"be 127.0.0.1:PORT (got {bootstrap_servers!r})"
+            f"kafka.bootstrap_servers: the local stack runs {brokers} broker(s) on loopback, so "
+            f"it must be {brokers} time(s) 127.0.0.1:PORT, comma-separated "
+            f"(got {bootstrap_servers!r})"
         )
-    return int(port)
+    return ports
 
 
 class KafkaBroker(Service):
-    key = "kafka"
-    label = "kafka"
     tool = "java"
     artifact = "kafka"
     startup_timeout = 90.0
 
-    def __init__(self, topology: Topology, state_dir: Path) -> None:
-        super().__init__(state_dir / "kafka")
+    def __init__(self, topology: Topology, state_dir: Path, node_id: int = 1) -> None:
+        super().__init__(state_dir / ("kafka" if node_id == 1 else f"kafka-{node_id}"))
+        stack = topology.stack
         self.topology = topology
-        self.bootstrap_servers = topology.kafka.bootstrap_servers
-        self.port = parse_local_bootstrap(self.bootstrap_servers)
+        self.node_id = node_id
+        self.brokers = stack.kafka_brokers
+        self.key = "kafka" if node_id == 1 else f"kafka-{node_id}"
+        self.label = "kafka" if self.brokers == 1 else f"kafka broker {node_id}"
+        ports = parse_local_bootstrap(topology.kafka.bootstrap_servers, self.brokers)
+        self.port = ports[node_id - 1]
+        self.bootstrap_servers = (
+            topology.kafka.bootstrap_servers if self.brokers == 1 else f"127.0.0.1:{self.port}"
+        )
         self.secure = topology.kafka.security.protocol != "PLAINTEXT"
+        if self.secure and self.brokers > 1:
+            raise ConfigError(
+                "stack.kafka_brokers: the local stack runs a secure Kafka (kafka.security) "
+                "with one broker only"
+            )
         self.admin = kafka_security.admin_user(topology) if self.secure else None
         self.pki = StackPki(state_dir / "tls")
         self.connection: KafkaConnection = (
             client_config(topology, "admin") if self.secure else self.bootstrap_servers
         )
-        self.controller_port = topology.stack.kafka_controller_port
-        self.heap_mb = topology.stack.kafka_heap_mb
+        self.controller_port = stack.kafka_controller_port + node_id - 1
+        self.voters = ",".join(
+            f"{n}@127.0.0.1:{stack.kafka_controller_port + n - 1}"
+            for n in range(1, self.brokers + 1)
+        )
+        self.listeners = {
+            name: (listener.port + node_id - 1, listener.advertised_port + node_id - 1)
+            for name, listener in stack.kafka_listeners.items()
+        }
+        self.heap_mb = stack.kafka_heap_mb
         self.offsets_partitions = 10
         self.data_dir = self.workdir / "data"
         self.config_file = self.workdir / "server.properties"
         self.log4j_file = self.workdir / "log4j2.xml"
-        self.cluster_id_file = self.workdir / "cluster.id"
+        # Every node of one cluster is formatted with the same id: node 1 keeps it.
+        self.cluster_id_file = state_dir / "kafka" / "cluster.id"
 
     @property
     def ports(self) -> list[Port]:
         return [
-            Port(self.port, "kafka", env_override("kafka", "bootstrap_servers")),
+            Port(self.port, self.label, env_override("kafka", "bootstrap_servers")),
             Port(
                 self.controller_port,
-                "kafka controller",
+                f"{self.label} controller",
                 env_override("stack", "kafka_controller_port"),
+            ),
+            *(
+                Port(port, f"{self.label} listener {name}", f"stack.kafka_listeners.{name}.port")
+                for name, (port, _) in self.listeners.items()
             ),
         ]
 
@@ -118,16 +153,30 @@ class KafkaBroker(Service):
         return properties
 
     def _plaintext_properties(self) -> dict[str, object]:
+        extra = self.listeners.items()
+        listeners = [
+            f"PLAINTEXT://127.0.0.1:{self.port}",
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            *(f"{name}://127.0.0.1:{port}" for name, (port, _) in extra),
+        ]
+        advertised = [
+            f"PLAINTEXT://127.0.0.1:{self.port}",
+            *(f"{name}://127.0.0.1:{advertised}" for name, (_, advertised) in extra),
+        ]
+        protocols = ["CONTROLLER", "PLAINTEXT", *(name for name, _ in extra)]
+        # One node: factor 1. Three or more: factor 3 and min ISR 2, so an acknowledged
+        # write (acks=all) is on two brokers at least and survives the loss of one.
+        factor = 1 if self.brokers < 3 else 3
+        min_isr = 1 if self.brokers < 3 else 2
         return {
             "process.roles": "broker,controller",
-            "node.id": 1,
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
-            f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "node.id": self.node_id,
+            "controller.quorum.voters": self.voters,
+            "listeners": ",".join(listeners),
+            "advertised.listeners": ",".join(advertised),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(f"{p}:PLAINTEXT" for p in protocols),
             "log.dirs": self.data_dir,
             "num.network.threads": 2,
             "num.io.threads": 4,
@@ -138,12 +187,15 @@ class KafkaBroker(Service):
             # A dead worker's partitions move after the worker's session timeout
             # (worker.session_timeout_seconds, 3 s); a stock broker refuses below 6 s.
             "group.min.session.timeout.ms": GROUP_MIN_SESSION_TIMEOUT_MS,
-            "offsets.topic.replication.factor": 1,
+            "default.replication.factor": factor,
+            "min.insync.replicas": min_isr,
+            "unclean.leader.election.enable": "false",
+            "offsets.topic.replication.factor": factor,
             "offsets.topic.num.partitions": self.offsets_partitions,
-            "transaction.state.log.replication.factor": 1,
-            "transaction.state.log.min.isr": 1,
-            "share.coordinator.state.topic.replication.factor": 1,
-            "share.coordinator.state.topic.min.isr": 1,
+            "transaction.state.log.replication.factor": factor,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": factor,
+            "share.coordinator.state.topic.min.isr": min_isr,
             "log.retention.hours": 168,
         }
 
@@ -161,6 +213,7 @@ class KafkaBroker(Service):
     def _cluster_id(self) -> str:
         if self.cluster_id_file.exists():
             return self.cluster_id_file.read_text(encoding="ascii").strip()
+        self.cluster_id_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         cluster_id = "-"
         while cluster_id.startswith("-"):  # Kafka rejects ids that look like an option
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

@@ -61,13 +61,17 @@ class LocalStack:
         self.state_dir = ((cwd or Path.cwd()) / topology.stack.state_dir).resolve()
         self.grace_seconds = grace_seconds
         self._progress = progress or (lambda message: logger.info("%s", message))
-        self.kafka = KafkaBroker(topology, self.state_dir)
+        self.brokers = [
+            KafkaBroker(topology, self.state_dir, node)
+            for node in range(1, topology.stack.kafka_brokers + 1)
+        ]
+        self.kafka = self.brokers[0]
         self.s3 = S3Proxy(topology, self.state_dir)
         self.redis = {
             region: RedisServer(topology, region, self.state_dir) for region in topology.regions
         }
         self.prometheus = PrometheusServer(topology, self.state_dir)
-        self.services: list[Service] = [self.kafka, self.s3, *self.redis.values()]
+        self.services: list[Service] = [*self.brokers, self.s3, *self.redis.values()]
         """What ``up`` starts and ``status`` requires: Prometheus only when asked for."""
         if prometheus:
             self.services.append(self.prometheus)
@@ -193,6 +197,10 @@ class LocalStack:
             }
 
         kafka, s3 = one(self.kafka), one(self.s3)
+        if len(self.brokers) > 1:
+            kafka["brokers"] = [one(broker) for broker in self.brokers]
+            kafka["ok"] = all(broker["ok"] for broker in kafka["brokers"])
+            kafka["bootstrap_servers"] = self.topology.kafka.bootstrap_servers
         regions = {region: {"redis": one(r)} for region, r in self.redis.items()}
         ok = kafka["ok"] and s3["ok"] and all(r["redis"]["ok"] for r in regions.values())
         report: dict[str, Any] = {
@@ -217,7 +225,7 @@ class LocalStack:
 
     def _summary(self) -> str:
         parts = [
-            f"kafka {self.kafka.bootstrap_servers}",
+            f"kafka {self.topology.kafka.bootstrap_servers}",
             f"s3 {self.s3.location.endpoint_url}",
         ]
         parts += [f"redis {region} :{r.endpoint.port}" for region, r in self.redis.items()]
