@@ -9,6 +9,7 @@ import shutil
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from replicator.adapters.prometheus import WorkerCollector
 from replicator.config import Topology
+from replicator.core.egress import EgressMeter
 from replicator.stack import processes
 from replicator.stack.prometheus import PrometheusServer, scrape_summary
 from replicator.worker import WorkerStats
@@ -52,9 +54,11 @@ def test_prometheus_scrapes_the_workers_and_loads_the_alert_rules(
     local = topology.model_copy(update={"stack": topology.stack.model_copy(update=ports)})
     registry = CollectorRegistry()
     stats = WorkerStats(rows_applied=42)
-    worker: Any = type("W", (), {"region": first, "stats": stats})()
-    source: Any = type("S", (), {"consumer_lag": {}, "assigned": set()})()
-    registry.register(WorkerCollector(worker, source))
+    # What the collector reads of a Worker and its KafkaSource: no data-loss guard, no bytes
+    worker = SimpleNamespace(region=first, stats=stats, guard=None)
+    egress = EgressMeter(f"replicator-{topology.project}-{first}", since_ns=0)
+    source = SimpleNamespace(consumer_lag={}, assigned=set(), egress=egress)
+    registry.register(WorkerCollector(worker, source))  # type: ignore[arg-type]
     start_http_server(local.stack.worker_metrics_port, addr="127.0.0.1", registry=registry)
 
     server = PrometheusServer(local, tmp_path)
