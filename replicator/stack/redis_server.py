@@ -3,7 +3,8 @@
 Users (``docs/local-stack.md`` and ``docs/security.md`` explain why):
 - writer: read, write and transactions on all keys, minus every ``@dangerous`` command
   (FLUSHALL, KEYS, CONFIG, ...), plus PING and INFO; of scripting only what redis-py's
-  registered scripts use (EVALSHA, SCRIPT LOAD, SCRIPT EXISTS): no EVAL, no FUNCTION, no
+  registered scripts use (EVALSHA, SCRIPT LOAD, SCRIPT EXISTS), plus EVALSHA_RO, with which
+  the consistency checker runs its digest script read-only: no EVAL, no FUNCTION, no
   SCRIPT FLUSH. Redis 7.0 cannot limit EVALSHA to given scripts, so a writer can still
   SCRIPT LOAD its own; a script runs with the writer's command rights, no more;
 - reader: read and connection commands only, minus ``@dangerous`` (KEYS): no write, no
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 WRITER_RULES = (
     "~* +@read +@write +@transaction +@connection -@dangerous +ping +info"
-    " +evalsha +script|load +script|exists"
+    " +evalsha +evalsha_ro +script|load +script|exists"
 )
 READER_RULES = "~* -@all +@read +@connection -@dangerous"
 ADMIN_RULES = "~* &* +@all"

@@ -3,7 +3,7 @@
 # but not dangerous commands; the reader only reads; the default user is disabled.
 locals {
   acl = {
-    writer = "on ~* +@read +@write +@transaction +@connection -@dangerous +ping +info +evalsha +script|load +script|exists"
+    writer = "on ~* +@read +@write +@transaction +@connection -@dangerous +ping +info +evalsha +evalsha_ro +script|load +script|exists"
     reader = "on ~* -@all +@read +@connection -@dangerous"
     admin  = "on ~* &* +@all"
   }
