@@ -276,7 +276,8 @@ class KafkaBroker(Service):
 
 
 def probe_kafka(connection: KafkaConnection, port: int | None = None, timeout: float = 3.0) -> bool:
-    """True when an AdminClient can list topics."""
+    """True when an AdminClient can list topics; False too when the client cannot even be made
+    (e.g. the secure stack's CA file does not exist yet: this stack was never started)."""
     if port is not None and not port_in_use(port):
         return False  # nothing listens: skip librdkafka's connection-refused noise
     config: dict[str, Any] = {
@@ -285,9 +286,8 @@ def probe_kafka(connection: KafkaConnection, port: int | None = None, timeout: f
         "log_level": 0,
         "error_cb": lambda _err: None,
     }
-    admin = AdminClient(config)
     try:
-        admin.list_topics(timeout=timeout)
+        AdminClient(config).list_topics(timeout=timeout)
     except Exception:
         return False
     return True
