@@ -176,13 +176,21 @@ class RegionalReader:
             return region, self.redis.hmget_on(region, commands)
         try:
             return self.redis.hmget(commands)
-        except RegionUnavailable:
+        except RegionUnavailable as exc:
             # Every circuit is open. Stale data beats no data: the nearest region that
-            # answered its last health check serves (the read reports its staleness).
+            # answered its last health check and answers now serves (the read reports its
+            # staleness). A region can have died since its last check (a killed Redis): the
+            # next one is tried, not the read failed.
+            last: RegionUnavailable | None = None
             for state in self.monitor.states():
                 if state.reachable:
-                    return state.region, self.redis.hmget_on(state.region, commands)
-            raise
+                    try:
+                        return state.region, self.redis.hmget_on(state.region, commands)
+                    except RegionUnavailable as unreachable:
+                        last = unreachable
+            if last is None:
+                raise
+            raise RegionUnavailable(f"{exc}; last resort: {last}") from last
 
     def _record(
         self, region: str, bound: float | None, within: bool | None, scope: ReadScope | None
