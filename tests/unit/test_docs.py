@@ -20,7 +20,7 @@ from replicator.cli import build_parser as replicator_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
-NOT_IN_GIT = {".stack", ".stack-secure", ".venv", "build"}
+NOT_IN_GIT = {".stack", ".stack-secure", ".stack-chaos", ".tools", ".venv", "build", "chaos-runs"}
 """Top-level directories the docs mention that exist only at run time."""
 
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
