@@ -296,6 +296,10 @@ def replay(
         poll_timeout_seconds=0.5,
         publish_stats=False,
         schema_wait_seconds=0.0,
+        # A replay commits nothing to Kafka; its "commit" raises the region's applied marks,
+        # and it must do so on every step: the replay ends with step(), not run(), so a
+        # cadence would leave the last positions unmarked (healing would never see it done).
+        commit_interval_seconds=0.0,
     )
     config = topology.region(region)
     catalog = RetryingCatalog(S3ManifestCatalog(config.s3, topology.project), retry_seconds)
