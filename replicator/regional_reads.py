@@ -146,6 +146,12 @@ class RegionalReader:
             )
         return healthy
 
+    def healthy(self, region: str) -> bool:
+        """Whether ``region`` is a failover target now: its last health check reached it and
+        its staleness gate is closed (fresh, with the recovery hysteresis passed)."""
+        state = self.monitor.state(region)
+        return state is not None and state.reachable and self._gates[region].healthy
+
     def hmget(self, commands: HmgetCommands) -> list[Any]:
         """Replies of one HMGET per (key, fields), from the region chosen as described in the
         module docstring. Raises ``StaleRead`` or ``RegionUnavailable``."""

@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from waiting import wait_until
 
 from replicator import cli
 from replicator.adapters.s3 import s3_client as make_s3_client
@@ -58,9 +59,13 @@ def new_topic(kafka_admin: AdminClient) -> Iterator[str]:
 
 
 def test_topic_created_with_the_admin_api_is_listed(kafka_admin: AdminClient, new_topic: str):
-    metadata = kafka_admin.list_topics(timeout=10)
-    assert new_topic in metadata.topics
-    assert len(metadata.topics[new_topic].partitions) == 3
+    # A broker answers metadata from its own cache, which follows the controller's log: a
+    # topic the controller created a moment ago is listed once that broker has caught up.
+    def listed() -> Any:
+        return kafka_admin.list_topics(timeout=10).topics.get(new_topic)
+
+    topic = wait_until(listed, 30, f"{new_topic} in the brokers' metadata")
+    assert len(topic.partitions) == 3
 
 
 def test_produced_message_is_consumed_back(topology: Topology, new_topic: str):
