@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test bench chaos stack-up stack-down stack-status lint clean
+.PHONY: help setup lock demo test bench chaos stack-up stack-down stack-status lint clean
 
 help:
 	@echo "make setup         install redis-server, Java, Maven if missing; create $(VENV)"
+	@echo "make lock          re-pin infra/local/requirements.lock to the newest versions pyproject allows"
 	@echo "make demo          run the replication demo (ARGS=... passes options)"
 	@echo "make test          unit + integration tests (starts the local stack if needed)"
 	@echo "make bench         benchmarks"
@@ -22,6 +23,10 @@ help:
 
 setup:
 	@infra/local/setup.sh
+
+lock: setup
+	$(VENV)/bin/uv pip compile --quiet --upgrade --extra dev pyproject.toml \
+		-o infra/local/requirements.lock
 
 demo: setup
 	$(VENV)/bin/replicator demo $(ARGS)

@@ -76,8 +76,12 @@ venv="$TOOLS/venv"
 want="$(sha256sum infra/local/deploy-tools.txt | cut -d' ' -f1)"
 if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    log "pip install -r infra/local/deploy-tools.txt into $venv (checkov, kubernetes-validate)"
-    "$venv/bin/python" -m pip install -q -r infra/local/deploy-tools.txt
+    log "installing infra/local/deploy-tools.txt into $venv (checkov, kubernetes-validate)"
+    if [ -x .venv/bin/uv ]; then   # the project's pinned uv (make setup installs it): seconds
+        .venv/bin/uv pip install --quiet --python "$venv/bin/python" -r infra/local/deploy-tools.txt
+    else
+        "$venv/bin/python" -m pip install -q -r infra/local/deploy-tools.txt
+    fi
     echo "$want" > "$venv/.requirements.sha256"
 fi
 log "ready: helm, terraform, promtool, checkov, kubernetes-validate (in $TOOLS)"
