@@ -2,9 +2,10 @@
 
 ``StalenessMonitor.measure(region)`` pings the region's Redis as its reader user, reads the
 applied heartbeat stamps of every partition it subscribes to, and computes the staleness
-against the primary's newest emission (``replicator.core.staleness``). The emission record is
-read at most once per half health interval, whichever region asks. Readers are read-only:
-the reader ACL allows every command used here.
+against the primary's newest emission (``replicator.core.staleness``, the checker's rule). The
+emission record is read at most once per half health interval, whichever region asks, and at
+least every ``BELIEVED_LEAD_NS / 2`` (5 s): a record kept longer would make stamps applied since
+look forged. Readers are read-only: the reader ACL allows every command used here.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ import redis
 
 from replicator.config import ReadSettings
 from replicator.core.staleness import (
+    APPLIED_FIELDS,
+    BELIEVED_LEAD_NS,
+    NS,
+    AppliedHeartbeat,
     Emission,
     RegionState,
+    parse_applied,
     parse_emission,
     region_staleness,
     subscribed_positions,
@@ -51,6 +57,7 @@ class StalenessMonitor:
         self._lock = threading.Lock()
         self._states: dict[str, RegionState] = {}
         self._emission: tuple[float, Emission | None] | None = None
+        self._emission_ttl = min(plan.reads.health_interval_seconds, BELIEVED_LEAD_NS / NS) / 2
 
     def measure(self, name: str) -> RegionState:
         """One measurement of one region; never raises (unreachable is a state)."""
@@ -87,7 +94,7 @@ class StalenessMonitor:
         now = self._monotonic()
         with self._lock:
             cached = self._emission
-        if cached is not None and now - cached[0] < self._plan.reads.health_interval_seconds / 2:
+        if cached is not None and now - cached[0] < self._emission_ttl:
             return cached[1]
         try:
             raw = cast(dict[bytes, bytes], self._primary.hgetall(emission_key(self._plan.project)))
@@ -103,13 +110,11 @@ class StalenessMonitor:
             client.close()
 
 
-def _applied(client: redis.Redis, positions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+def _applied(
+    client: redis.Redis, positions: list[tuple[str, int]]
+) -> dict[tuple[str, int], AppliedHeartbeat]:
     with client.pipeline(transaction=False) as pipe:
         for topic, partition in positions:
-            pipe.hget(applied_key(topic, partition), "emitted_ns")
+            pipe.hmget(applied_key(topic, partition), list(APPLIED_FIELDS))
         replies = pipe.execute()
-    return {
-        position: int(stamp)
-        for position, stamp in zip(positions, replies, strict=True)
-        if stamp is not None
-    }
+    return parse_applied(positions, replies)
