@@ -10,6 +10,8 @@ look forged. Readers are read-only: the reader ACL allows every command used her
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +34,8 @@ from replicator.core.staleness import (
 )
 from replicator.heartbeat import applied_key, emission_key
 from replicator.read_plan import ReadPlan, ReadRegion
+
+log = logging.getLogger(__name__)
 
 
 def reader_client(region: ReadRegion, settings: ReadSettings) -> redis.Redis:
@@ -60,7 +64,9 @@ class StalenessMonitor:
         self._emission_ttl = min(plan.reads.health_interval_seconds, BELIEVED_LEAD_NS / NS) / 2
 
     def measure(self, name: str) -> RegionState:
-        """One measurement of one region; never raises (unreachable is a state)."""
+        """One measurement of one region; never raises (unreachable is a state). An applied
+        heartbeat hash that does not parse leaves the region unjudgeable: it counts as stale
+        without bound (``inf`` seconds), so reads move away from it rather than trust it."""
         region = self._plan.region(name)
         client = self._clients[name]
         try:
@@ -71,7 +77,18 @@ class StalenessMonitor:
                 positions = subscribed_positions(
                     emission, self._plan.topic_prefix, self._plan.project, region.feature_views
                 )
-                staleness = region_staleness(emission, positions, _applied(client, positions))
+                try:
+                    applied = _applied(client, positions)
+                except ValueError as exc:
+                    log.warning(
+                        "region %s: unreadable applied heartbeat (%s): counted as stale",
+                        name,
+                        exc,
+                        extra={"event": "read_heartbeat_corrupt", "region": name},
+                    )
+                    staleness = math.inf
+                else:
+                    staleness = region_staleness(emission, positions, applied)
             state = RegionState(name, True, staleness, self._monotonic())
         except redis.RedisError:
             state = RegionState(name, False, None, self._monotonic())
@@ -100,6 +117,14 @@ class StalenessMonitor:
             raw = cast(dict[bytes, bytes], self._primary.hgetall(emission_key(self._plan.project)))
             emission = parse_emission(raw)
         except redis.RedisError:
+            emission = None
+        except ValueError as exc:  # not what the emitter writes: unmeasurable, and said so
+            log.warning(
+                "unreadable emission record of project %s (%s): staleness unmeasurable",
+                self._plan.project,
+                exc,
+                extra={"event": "read_emission_corrupt"},
+            )
             emission = None
         with self._lock:
             self._emission = (now, emission)

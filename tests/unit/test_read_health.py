@@ -118,3 +118,19 @@ def test_a_long_health_interval_never_takes_new_stamps_for_forged_ones(world: Wo
     world.emitted(120)
     world.applied(120, 120 * NS)
     assert monitor.measure("eu-west-1").staleness_seconds == 0.0
+
+
+def test_an_unreadable_applied_heartbeat_counts_as_stale_not_as_a_crash(world: World) -> None:
+    world.emitted(100)
+    world.clients["eu-west-1"].set(
+        applied_heartbeat_key(TOPIC, 0), {"sequence": "x", "emitted_ns": "not a number"}
+    )
+    state = world.monitor(ReadSettings()).measure("eu-west-1")
+    assert state.reachable and state.staleness_seconds == float("inf")
+
+
+def test_an_unreadable_emission_record_leaves_staleness_unmeasurable(world: World) -> None:
+    world.clients["us-east-1"].set(emission_key("p"), {"emitted_ns": "garbage"})
+    world.applied(100, 100 * NS)
+    state = world.monitor(ReadSettings()).measure("eu-west-1")
+    assert state.reachable and state.staleness_seconds is None
