@@ -20,7 +20,6 @@ from consistency.core.lag import lag_offsets
 from consistency.core.region import RegionReadings, region_report
 from consistency.core.report import HeartbeatInfo, RegionReport, Report, ViewReport
 from consistency.core.scope import Scope
-from consistency.core.staleness import Emission
 from consistency.divergence import Findings
 from consistency.errors import ConsistencyError, SourceUnavailable
 from consistency.measure.divergence import DivergenceMeter
@@ -38,6 +37,7 @@ from consistency.ports import (
     TopicPartition,
     ViewLayout,
 )
+from replicator.core.staleness import Emission
 
 __all__ = ["Checker", "Scope", "StalenessRound"]
 

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 from consistency.core.classify import Entry
 from consistency.core.digest import BucketDigests, entry_hash
 from consistency.core.feast_bytes import decode_timestamp
-from consistency.core.staleness import AppliedHeartbeat, Emission
 from consistency.core.versions import LiveVersions
 from replicator.core.egress import EgressCounts
+from replicator.core.staleness import AppliedHeartbeat, Emission
 from replicator.core.version import Version
 
 TopicPartition = tuple[str, int]

@@ -28,7 +28,8 @@ from replicator import demo_repo
 from replicator.adapters.redis_store import connect, feast_hashes
 from replicator.config import Topology
 from replicator.core.keys import worker_stats_key
-from replicator.heartbeat import F_EMITTED_NS, TOPIC_FIELD_PREFIX, applied_key, emission_key
+from replicator.core.staleness import APPLIED_FIELDS, parse_applied, parse_emission
+from replicator.heartbeat import applied_key, emission_key
 from replicator.regional_config import feast_env, write_regional_repo
 from replicator.registry_sync import sync_once
 from replicator.stack.local import LocalStack
@@ -271,24 +272,25 @@ class Demo:
         applied in every partition of every region; else None."""
         primary = self._admin(self.topology.primary_region)
         raw = cast(dict[bytes, bytes], primary.hgetall(emission_key(self.topology.project)))
-        record = {k.decode(): v.decode() for k, v in raw.items()}
-        emitted = int(record.get(F_EMITTED_NS, 0))
-        if emitted <= after_ns:
+        emission = parse_emission(raw)
+        if emission is None or emission.emitted_ns <= after_ns:
             return None
         positions = [
-            (name[len(TOPIC_FIELD_PREFIX) :], partition)
-            for name, value in record.items()
-            if name.startswith(TOPIC_FIELD_PREFIX)
-            for partition in range(int(value.partition(":")[0]))
+            (topic, partition)
+            for topic, info in emission.topics.items()
+            for partition in range(info.partitions)
         ]
         for region in self.topology.regions:
             with self._admin(region).pipeline(transaction=False) as pipe:
                 for topic, partition in positions:
-                    pipe.hget(applied_key(topic, partition), F_EMITTED_NS)
-                seen = pipe.execute()
-            if not positions or any(v is None or int(v) < emitted for v in seen):
+                    pipe.hmget(applied_key(topic, partition), list(APPLIED_FIELDS))
+                applied = parse_applied(positions, pipe.execute())
+            if not positions or any(
+                pos not in applied or applied[pos].emitted_ns < emission.emitted_ns
+                for pos in positions
+            ):
                 return None
-        return emitted
+        return emission.emitted_ns
 
     def _feast_keys(self, region: str) -> dict[bytes, dict[bytes, bytes]]:
         return feast_hashes(self._admin(region), self.topology.project)

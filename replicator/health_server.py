@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -68,7 +69,9 @@ class RegionHealth:
         if not state.reachable:
             reasons.append("redis does not answer the reader user")
         elif state.staleness_seconds is None:
-            reasons.append("staleness unmeasurable (no heartbeat emission record)")
+            reasons.append("staleness unmeasurable (no readable heartbeat emission record)")
+        elif math.isinf(state.staleness_seconds):
+            reasons.append("applied heartbeats unreadable: counted as stale")
         elif state.staleness_seconds > bound:
             reasons.append(f"staleness {state.staleness_seconds:.3f} s above {bound:g} s")
         version = self._registry.version if self._registry.refresh() else None
@@ -82,7 +85,7 @@ class RegionHealth:
             not reasons,
             reasons,
             state.reachable,
-            state.staleness_seconds,
+            None if state.staleness_seconds == math.inf else state.staleness_seconds,  # JSON
             bound,
             version or None,
             reference or None,

@@ -2,13 +2,16 @@
 
 ``StalenessMonitor.measure(region)`` pings the region's Redis as its reader user, reads the
 applied heartbeat stamps of every partition it subscribes to, and computes the staleness
-against the primary's newest emission (``replicator.core.staleness``). The emission record is
-read at most once per half health interval, whichever region asks. Readers are read-only:
-the reader ACL allows every command used here.
+against the primary's newest emission (``replicator.core.staleness``, the checker's rule). The
+emission record is read at most once per half health interval, whichever region asks, and at
+least every ``BELIEVED_LEAD_NS / 2`` (5 s): a record kept longer would make stamps applied since
+look forged. Readers are read-only: the reader ACL allows every command used here.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -18,14 +21,21 @@ import redis
 
 from replicator.config import ReadSettings
 from replicator.core.staleness import (
+    APPLIED_FIELDS,
+    BELIEVED_LEAD_NS,
+    NS,
+    AppliedHeartbeat,
     Emission,
     RegionState,
+    parse_applied,
     parse_emission,
     region_staleness,
     subscribed_positions,
 )
 from replicator.heartbeat import applied_key, emission_key
 from replicator.read_plan import ReadPlan, ReadRegion
+
+log = logging.getLogger(__name__)
 
 
 def reader_client(region: ReadRegion, settings: ReadSettings) -> redis.Redis:
@@ -51,9 +61,12 @@ class StalenessMonitor:
         self._lock = threading.Lock()
         self._states: dict[str, RegionState] = {}
         self._emission: tuple[float, Emission | None] | None = None
+        self._emission_ttl = min(plan.reads.health_interval_seconds, BELIEVED_LEAD_NS / NS) / 2
 
     def measure(self, name: str) -> RegionState:
-        """One measurement of one region; never raises (unreachable is a state)."""
+        """One measurement of one region; never raises (unreachable is a state). An applied
+        heartbeat hash that does not parse leaves the region unjudgeable: it counts as stale
+        without bound (``inf`` seconds), so reads move away from it rather than trust it."""
         region = self._plan.region(name)
         client = self._clients[name]
         try:
@@ -64,7 +77,18 @@ class StalenessMonitor:
                 positions = subscribed_positions(
                     emission, self._plan.topic_prefix, self._plan.project, region.feature_views
                 )
-                staleness = region_staleness(emission, positions, _applied(client, positions))
+                try:
+                    applied = _applied(client, positions)
+                except ValueError as exc:
+                    log.warning(
+                        "region %s: unreadable applied heartbeat (%s): counted as stale",
+                        name,
+                        exc,
+                        extra={"event": "read_heartbeat_corrupt", "region": name},
+                    )
+                    staleness = math.inf
+                else:
+                    staleness = region_staleness(emission, positions, applied)
             state = RegionState(name, True, staleness, self._monotonic())
         except redis.RedisError:
             state = RegionState(name, False, None, self._monotonic())
@@ -87,12 +111,20 @@ class StalenessMonitor:
         now = self._monotonic()
         with self._lock:
             cached = self._emission
-        if cached is not None and now - cached[0] < self._plan.reads.health_interval_seconds / 2:
+        if cached is not None and now - cached[0] < self._emission_ttl:
             return cached[1]
         try:
             raw = cast(dict[bytes, bytes], self._primary.hgetall(emission_key(self._plan.project)))
             emission = parse_emission(raw)
         except redis.RedisError:
+            emission = None
+        except ValueError as exc:  # not what the emitter writes: unmeasurable, and said so
+            log.warning(
+                "unreadable emission record of project %s (%s): staleness unmeasurable",
+                self._plan.project,
+                exc,
+                extra={"event": "read_emission_corrupt"},
+            )
             emission = None
         with self._lock:
             self._emission = (now, emission)
@@ -103,13 +135,11 @@ class StalenessMonitor:
             client.close()
 
 
-def _applied(client: redis.Redis, positions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+def _applied(
+    client: redis.Redis, positions: list[tuple[str, int]]
+) -> dict[tuple[str, int], AppliedHeartbeat]:
     with client.pipeline(transaction=False) as pipe:
         for topic, partition in positions:
-            pipe.hget(applied_key(topic, partition), "emitted_ns")
+            pipe.hmget(applied_key(topic, partition), list(APPLIED_FIELDS))
         replies = pipe.execute()
-    return {
-        position: int(stamp)
-        for position, stamp in zip(positions, replies, strict=True)
-        if stamp is not None
-    }
+    return parse_applied(positions, replies)

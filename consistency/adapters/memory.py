@@ -16,12 +16,12 @@ from datetime import datetime
 from consistency.core.classify import Entry
 from consistency.core.digest import BucketDigests, bucket_of, entry_hash
 from consistency.core.feast_bytes import decode_timestamp
-from consistency.core.staleness import AppliedHeartbeat, Emission
 from consistency.core.versions import LiveVersion, LiveVersions
 from consistency.errors import SourceUnavailable
 from consistency.ports import RawRow, ScanResult, TopicPartition, ViewLayout
 from replicator.core import version as version_layout
 from replicator.core.egress import EgressCounts
+from replicator.core.staleness import AppliedHeartbeat, Emission
 from replicator.core.version import Version
 
 

@@ -20,20 +20,17 @@ import redis
 from consistency.core.classify import Entry
 from consistency.core.digest import LANES, BucketDigests
 from consistency.core.feast_bytes import view_key_pattern
-from consistency.core.staleness import AppliedHeartbeat, Emission, TopicEmission
 from consistency.errors import SourceUnavailable
 from consistency.ports import RawRow, ScanResult, TopicPartition, ViewLayout
 from replicator.core import version
 from replicator.core.egress import EgressCounts
-from replicator.core.keys import (
-    F_EMITTED_NS,
-    F_INTERVAL_NS,
-    F_SEQUENCE,
-    TOPIC_FIELD_PREFIX,
-    applied_heartbeat_key,
-    egress_key,
-    emission_key,
-    row_versions_key,
+from replicator.core.keys import applied_heartbeat_key, egress_key, emission_key, row_versions_key
+from replicator.core.staleness import (
+    APPLIED_FIELDS,
+    AppliedHeartbeat,
+    Emission,
+    parse_applied,
+    parse_emission,
 )
 from replicator.core.wire import partition_for
 
@@ -83,10 +80,8 @@ class RedisRegion:
             raw = self.client.hgetall(emission_key(project))
         except redis.RedisError as exc:
             raise self._fail("read the heartbeat emission record", exc) from exc
-        if not raw:
-            return None
         try:
-            return _emission(raw)
+            return parse_emission(raw)
         except ValueError as exc:
             raise self._fail("parse the heartbeat emission record", exc) from exc
 
@@ -96,18 +91,14 @@ class RedisRegion:
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 for topic, partition in positions:
-                    pipe.hmget(applied_heartbeat_key(topic, partition), ["sequence", "emitted_ns"])
+                    pipe.hmget(applied_heartbeat_key(topic, partition), list(APPLIED_FIELDS))
                 replies = pipe.execute()
         except redis.RedisError as exc:
             raise self._fail("read applied heartbeats", exc) from exc
-        out = {}
         try:
-            for position, (sequence, emitted) in zip(positions, replies, strict=True):
-                if sequence is not None and emitted is not None:
-                    out[position] = AppliedHeartbeat(int(sequence), int(emitted))
+            return parse_applied(positions, replies)
         except ValueError as exc:
             raise self._fail("parse applied heartbeats", exc) from exc
-        return out
 
     def egress(self, group: str) -> EgressCounts | None:
         try:
@@ -244,22 +235,6 @@ class RedisRegion:
         except redis.exceptions.NoScriptError:
             self._sha = str(self.client.script_load(DIGEST_LUA))
             return list(self.client.evalsha_ro(self._sha, 0, *args))
-
-
-def _emission(raw: dict[bytes, bytes]) -> Emission:
-    """The emission hash's fields; ``ValueError`` when one is not what the emitter writes."""
-    fields = {k.decode(): v.decode() for k, v in raw.items()}
-    topics = {}
-    for name, value in fields.items():
-        if name.startswith(TOPIC_FIELD_PREFIX):
-            partitions, _, first = value.partition(":")
-            topics[name[len(TOPIC_FIELD_PREFIX) :]] = TopicEmission(int(partitions), int(first))
-    return Emission(
-        sequence=int(fields.get(F_SEQUENCE, 0)),
-        emitted_ns=int(fields.get(F_EMITTED_NS, 0)),
-        interval_ns=int(fields.get(F_INTERVAL_NS, 0)),
-        topics=topics,
-    )
 
 
 def _chunks(items: Sequence[bytes], size: int) -> Iterator[Sequence[bytes]]:

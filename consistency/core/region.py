@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from consistency.core.lag import TopicPartition
 from consistency.core.report import PartitionReport, RegionReport, ViewReport
-from consistency.core.staleness import AppliedHeartbeat, Emission, partition_staleness, worst
+from replicator.core.staleness import AppliedHeartbeat, Emission, partition_staleness, worst
 
 
 @dataclass(frozen=True)

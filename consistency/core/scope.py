@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from consistency.core.staleness import view_of_topic
-from replicator.core.topics import topic_name
+from replicator.core.topics import topic_name, view_of_topic
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from consistency.core.report import HeartbeatInfo
-from consistency.core.staleness import Emission
 from consistency.errors import SourceUnavailable
 from consistency.ports import RegionData
+from replicator.core.staleness import Emission
 
 NO_EMITTER = (
     "no heartbeat round recorded at the primary: is `replicator heartbeats` running? "

@@ -15,9 +15,9 @@ from test_consistency_checker import caught_up, fill, make_world
 from consistency.adapters.memory import MemoryRegion
 from consistency.cli import EXIT_UNMEASURED, exit_code
 from consistency.config import ConsistencySettings
-from consistency.core.staleness import AppliedHeartbeat
 from consistency.service import ConsistencyService
 from consistency.status_page import render
+from replicator.core.staleness import AppliedHeartbeat
 
 FAST = {"schedule": {"read_timeout_seconds": 0.2}}
 

@@ -13,11 +13,11 @@ from consistency.checker import Checker, Scope
 from consistency.cli import EXIT_OK, EXIT_UNMEASURED, EXIT_VIOLATED, exit_code, format_report
 from consistency.config import ConsistencySettings
 from consistency.core.feast_bytes import encode_timestamp
-from consistency.core.staleness import AppliedHeartbeat, Emission, TopicEmission
 from consistency.ports import ViewLayout
 from consistency.repair import plan_batches
 from replicator.core import wire
 from replicator.core.records import Kind
+from replicator.core.staleness import AppliedHeartbeat, Emission, TopicEmission
 from replicator.core.version import Version
 from replicator.core.wire import partition_for
 

@@ -14,9 +14,9 @@ from test_consistency_checker import TOPIC, S, caught_up, fill, make_world
 
 from consistency import cli, wiring
 from consistency.adapters.kafka_log import KafkaLog
-from consistency.core.staleness import AppliedHeartbeat
 from consistency.errors import SourceUnavailable, UsageError
 from consistency.repair import repair_region
+from replicator.core.staleness import AppliedHeartbeat
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY = str(ROOT / "infra" / "topology.yaml")

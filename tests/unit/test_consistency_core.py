@@ -26,14 +26,14 @@ from consistency.core.feast_bytes import (
     view_key_pattern,
 )
 from consistency.core.lag import Progress
-from consistency.core.staleness import (
+from consistency.core.stats import wilson_interval
+from replicator.core.staleness import (
     AppliedHeartbeat,
     Emission,
     TopicEmission,
     partition_staleness,
-    view_of_topic,
 )
-from consistency.core.stats import wilson_interval
+from replicator.core.topics import view_of_topic
 from replicator.core.version import Version
 
 S = 1_000_000_000

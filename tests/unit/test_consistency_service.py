@@ -19,12 +19,12 @@ from waiting import wait_until
 from consistency.adapters.webhook import WebhookSender
 from consistency.config import ConsistencySettings
 from consistency.core.backoff import Backoff
-from consistency.core.staleness import AppliedHeartbeat
 from consistency.metrics import METRIC_NAMES
 from consistency.service import ConsistencyService
 from consistency.status_page import render
 from consistency.web import StatusServer
 from replicator.core.egress import EgressCounts, TopicBytes
+from replicator.core.staleness import AppliedHeartbeat
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "infra" / "monitoring"

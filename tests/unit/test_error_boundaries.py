@@ -27,18 +27,18 @@ from fakes import (
 )
 from fakes import rows_message as fake_rows_message
 
-from consistency.core.staleness import (
-    AppliedHeartbeat,
-    Emission,
-    TopicEmission,
-    partition_staleness,
-)
 from replicator import cli
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.s3 import S3ObjectStore
 from replicator.adapters.s3_catalog import S3ManifestCatalog
 from replicator.config import S3Location
 from replicator.core.records import Heartbeat
+from replicator.core.staleness import (
+    AppliedHeartbeat,
+    Emission,
+    TopicEmission,
+    partition_staleness,
+)
 from replicator.errors import (
     ConfigError,
     Incomplete,
