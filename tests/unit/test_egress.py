@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from fakes import FakeStore
+
 from replicator.core.egress import OVERHEAD, EgressCounts, EgressMeter, TopicBytes, apportion
 from replicator.worker import Worker, WorkerOptions
-from tests.unit.fakes import FakeStore
 
 A, B = "feast.p.a", "feast.p.b"
 GROUP = "replicator-p-eu-west-1"
