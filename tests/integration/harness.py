@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import redis
 import yaml
 from waiting import wait_until
 
+from benchmarks import processes
 from replicator.adapters.redis_store import feast_hashes
 from replicator.assembly import build_worker
 from replicator.config import Topology, load_topology
@@ -225,22 +225,15 @@ class ReplicatedProject:
 
     def _replicator(self, log_name: str, *args: str) -> subprocess.Popen[bytes]:
         """A ``replicator`` command on this project's topology; stopped by ``stop()``."""
-        log = open(self.workdir / f"{log_name}.log", "ab")  # noqa: SIM115
         command = [sys.executable, "-m", "replicator.cli", "--config", str(self.topology_path)]
-        proc = subprocess.Popen([*command, *args], stdout=log, stderr=log)
+        proc = processes.start([*command, *args], self.workdir / f"{log_name}.log", cwd=None)
         self._processes.append(proc)
         return proc
 
     def stop(self) -> None:
         for worker in self._workers:
             worker.stop()
-        for proc in self._processes:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        processes.stop(self._processes)
 
     def admin(self, region: str) -> redis.Redis:
         config = self.topology.region(region).redis
