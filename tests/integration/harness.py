@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 import yaml
@@ -29,6 +29,9 @@ from replicator.assembly import build_worker
 from replicator.config import Topology, load_topology
 from replicator.registry_sync import sync_once
 from replicator.worker import Worker
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURE_REPO = ROOT / "feature_repo"
@@ -174,6 +177,27 @@ class ReplicatedProject:
             repo_path=self.repo,
         )
         return FeatureStore(config=config, repo_path=str(self.repo))
+
+    def feast_stores(self, reference: ReferenceRedis) -> tuple[Any, Any]:
+        """``feast apply`` of the repo's objects at the primary, then a registry sync to every
+        region; returns the primary's ``FeatureStore`` and Feast's own store on ``reference``
+        (same registry), to write the same calls through both."""
+        primary = self.primary_store()
+        primary.apply(self.feature_objects())
+        self.sync_registry()
+        return primary, self.reference_store(reference)
+
+    def fresh_rows(self, view: str, rows: int, shift: timedelta) -> pd.DataFrame:
+        """One row for each of the first ``rows`` entities of ``view``'s generated data, event
+        and created time ``END + shift`` (newer than every generated row for a positive one)."""
+        import pandas as pd
+
+        frame = pd.read_parquet(self.repo / "data" / f"{view}.parquet")
+        frame = frame.drop_duplicates(subset=[c for c in frame.columns if c.endswith("_id")])
+        frame = frame.head(rows).copy()
+        frame["event_timestamp"] = END + shift
+        frame["created"] = END + shift
+        return frame
 
     def feature_objects(self, *, without: tuple[str, ...] = ()) -> list[Any]:
         import importlib.util
