@@ -45,8 +45,7 @@ def _quiet(_line: str) -> None:
 
 def run(ctx: Context) -> list[Result]:
     entities = ctx.size(1_000_000, 100_000)
-    topology = ctx.topology
-    region = topology.replica_regions[-1] if topology.replica_regions else topology.primary_region
+    region = ctx.replica(last=True)
     with BenchProject(ctx.config_path, "bootstrap") as project:
         project.register()
         rows = FastRows(project.name, project.view_name)

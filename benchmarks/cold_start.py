@@ -35,8 +35,7 @@ PUBLISHED_ROWS = 1000
 
 def run(ctx: Context) -> list[Result]:
     runs = 3 if ctx.quick else 5
-    topology = ctx.topology
-    region = topology.replica_regions[0] if topology.replica_regions else topology.primary_region
+    region = ctx.replica()
     with BenchProject(ctx.config_path, "cold") as project:
         project.register()
         key = _publish(project)

@@ -6,6 +6,7 @@ period. Also the wait every launcher needs: poll a condition until a deadline.
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,31 @@ operator starts it."""
 def replicator_command(topology_path: Path, *args: str) -> list[str]:
     """``replicator --config TOPOLOGY ARGS...`` through the console script."""
     return [str(REPLICATOR_CLI), "--config", str(topology_path), *args]
+
+
+def redis_server_command(port: int, workdir: Path) -> list[str]:
+    """A bare ``redis-server`` on 127.0.0.1:``port`` that persists nothing (no RDB snapshots,
+    no append-only file), its working files in ``workdir``."""
+    return [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+    ]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of the call)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def start(

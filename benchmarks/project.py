@@ -24,6 +24,7 @@ from confluent_kafka.admin import AdminClient
 from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import MAX_RECORD_BYTES, KafkaPublisher
 from replicator.adapters.kafka_source import KafkaSource
+from replicator.adapters.redis_store import connect, feast_connection_string
 from replicator.adapters.s3 import s3_client
 from replicator.adapters.s3_catalog import manifest_key
 from replicator.assembly import build_worker, region_pattern, worker_options
@@ -140,7 +141,6 @@ class BenchProject:
         from feast import RepoConfig
 
         endpoint = self.topology.region(region).redis
-        writer = endpoint.writer
         return RepoConfig(
             project=self.name,
             provider="local",
@@ -148,8 +148,7 @@ class BenchProject:
             offline_store={"type": "file"},
             online_store={
                 "type": "redis",
-                "connection_string": f"{endpoint.host}:{endpoint.port},username={writer.username},"
-                f"password={writer.password.get_secret_value()}",
+                "connection_string": feast_connection_string(endpoint, endpoint.writer),
                 "skip_dedup": skip_dedup,
             },
             entity_key_serialization_version=3,
@@ -246,24 +245,12 @@ class BenchProject:
     def admin(self, region: str) -> redis.Redis:
         if region not in self._admins:
             endpoint = self.topology.region(region).redis
-            self._admins[region] = redis.Redis(
-                host=endpoint.host,
-                port=endpoint.port,
-                username=endpoint.admin.username,
-                password=endpoint.admin.password.get_secret_value(),
-                socket_timeout=60,
-            )
+            self._admins[region] = connect(endpoint, endpoint.admin, timeout=60)
         return self._admins[region]
 
     def writer(self, region: str) -> redis.Redis:
         endpoint = self.topology.region(region).redis
-        return redis.Redis(
-            host=endpoint.host,
-            port=endpoint.port,
-            username=endpoint.writer.username,
-            password=endpoint.writer.password.get_secret_value(),
-            socket_timeout=60,
-        )
+        return connect(endpoint, endpoint.writer, timeout=60)
 
     def clear_region(self, region: str) -> int:
         """Delete this project's Feast keys and replication metadata; returns Feast keys."""

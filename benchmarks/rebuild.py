@@ -29,8 +29,7 @@ TARGET = 200_000.0
 def run(ctx: Context) -> list[Result]:
     entities = ctx.size(1_000_000, 100_000)
     repetitions = 3
-    topology = ctx.topology
-    region = topology.replica_regions[-1] if topology.replica_regions else topology.primary_region
+    region = ctx.replica(last=True)
     with BenchProject(ctx.config_path, "rebuild") as project:
         project.register()
         fill_seconds = _fill(ctx, project, entities)

@@ -33,8 +33,7 @@ ENTITIES_PER_WAVE = 120
 
 def run(ctx: Context) -> list[Result]:
     runs = 2 if ctx.quick else 3
-    topology = ctx.topology
-    region = topology.replica_regions[0] if topology.replica_regions else topology.primary_region
+    region = ctx.replica()
     with BenchProject(ctx.config_path, "takeover") as project:
         project.register()
         rows = FastRows(project.name, project.view_name)

@@ -263,7 +263,7 @@ def load_topology(path: str | Path | None = None) -> Topology:
     try:
         return Topology(**_normalise_region_env(data))
     except ValidationError as exc:
-        raise ConfigError(_describe(config_path, exc)) from None
+        raise ConfigError(describe_invalid(config_path, exc)) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -335,8 +335,12 @@ def _deep_merge(base: Any, override: dict[str, Any]) -> Any:
     return out
 
 
-def _describe(path: Path, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid configuration"]
+def describe_invalid(
+    path: Path, exc: ValidationError, *, what: str = "configuration", env_prefix: str = ENV_PREFIX
+) -> str:
+    """One line per invalid field of the file at ``path`` (its value shown unless it is a
+    mapping, missing, or a password or secret), then where else fields may come from."""
+    lines = [f"{path}: invalid {what}"]
     for err in exc.errors():
         field = ".".join(str(part) for part in err["loc"]) or "(top level)"
         got = err.get("input")
@@ -344,5 +348,5 @@ def _describe(path: Path, exc: ValidationError) -> str:
         hide = secret or isinstance(got, dict) or err["type"] == "missing"
         shown = "" if hide else f" (got {got!r})"
         lines.append(f"  {field}: {err['msg']}{shown}")
-    lines.append(f"  (fields may also come from {ENV_PREFIX}* environment variables)")
+    lines.append(f"  (fields may also come from {env_prefix}* environment variables)")
     return "\n".join(lines)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,8 @@ import yaml
 from waiting import wait_until
 
 from benchmarks import processes
-from replicator.adapters.redis_store import feast_hashes
+from benchmarks.processes import free_port
+from replicator.adapters.redis_store import connect, feast_hashes
 from replicator.assembly import build_worker
 from replicator.config import Topology, load_topology
 from replicator.registry_sync import sync_once
@@ -41,12 +41,6 @@ END = datetime(2026, 11, 1, tzinfo=UTC)
 FeastKeys = dict[bytes, dict[bytes, bytes]]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class ReferenceRedis:
     """A bare redis-server that Feast's own RedisOnlineStore writes: the expected state."""
 
@@ -54,19 +48,7 @@ class ReferenceRedis:
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ],
+            processes.redis_server_command(self.port, workdir),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -260,13 +242,8 @@ class ReplicatedProject:
         processes.stop(self._processes)
 
     def admin(self, region: str) -> redis.Redis:
-        config = self.topology.region(region).redis
-        return redis.Redis(
-            host=config.host,
-            port=config.port,
-            username=config.admin.username,
-            password=config.admin.password.get_secret_value(),
-        )
+        endpoint = self.topology.region(region).redis
+        return connect(endpoint, endpoint.admin)
 
     def feast_keys(self, client: redis.Redis) -> FeastKeys:
         """Every Feast key of this project with all its fields, as bytes."""

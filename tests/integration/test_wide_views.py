@@ -19,7 +19,7 @@ from harness import ReferenceRedis, ReplicatedProject
 from test_replication import dead_letter_reasons, primary_fingerprint
 
 from replicator.adapters.kafka_publisher import MAX_RECORD_BYTES
-from replicator.adapters.redis_store import RegionStore, feast_hashes
+from replicator.adapters.redis_store import RegionStore, connect, feast_hashes
 from replicator.config import Topology
 from replicator.core import wire
 from replicator.core.keys import NAMESPACE, row_versions_key
@@ -31,12 +31,7 @@ PARTITIONS = 3
 
 def _admin(topology: Topology, region: str) -> redis.Redis:
     endpoint = topology.region(region).redis
-    return redis.Redis(
-        host=endpoint.host,
-        port=endpoint.port,
-        username=endpoint.admin.username,
-        password=endpoint.admin.password.get_secret_value(),
-    )
+    return connect(endpoint, endpoint.admin)
 
 
 def _forget(client: redis.Redis, *patterns: bytes) -> None:
