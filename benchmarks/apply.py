@@ -56,24 +56,7 @@ def run(ctx: Context) -> list[Result]:
         records = [(partition, *wire.encode_rows(batch)) for partition, batch in batches]
         variants = _Variants(project, region, data, batches, records, rows)
         try:
-            for name, variant in variants.all().items():
-                ctx.progress(f"apply: warming up {name}")
-                variant(WARMUP_ROWS)
-            timings: dict[str, list[float]] = {name: [] for name in variants.all()}
-            server: dict[str, list[dict[str, float]]] = {name: [] for name in variants.all()}
-            for rep in range(repetitions):
-                for name, variant in variants.all().items():
-                    project.clear_region(region)
-                    before = redis_server_stats(project.admin(region))
-                    seconds = variant(rows)
-                    server[name].append(
-                        diff_stats(before, redis_server_stats(project.admin(region)))
-                    )
-                    timings[name].append(seconds)
-                    ctx.progress(
-                        f"apply: rep {rep + 1}/{repetitions} {name}: {rows / seconds:,.0f} rows/s"
-                    )
-                    variants.verify(name)
+            timings, server = _repetitions(ctx, variants, repetitions)
         finally:
             variants.close()
 
@@ -124,6 +107,29 @@ def run(ctx: Context) -> list[Result]:
             },
         )
     ]
+
+
+def _repetitions(
+    ctx: Context, variants: _Variants, repetitions: int
+) -> tuple[dict[str, list[float]], dict[str, list[dict[str, float]]]]:
+    """Warm every variant up, then time ``repetitions`` rounds of all of them, interleaved,
+    the project's keys deleted before each: seconds and Redis server deltas per variant."""
+    project, region, rows = variants.project, variants.region, variants.rows
+    for name, variant in variants.all().items():
+        ctx.progress(f"apply: warming up {name}")
+        variant(WARMUP_ROWS)
+    timings: dict[str, list[float]] = {name: [] for name in variants.all()}
+    server: dict[str, list[dict[str, float]]] = {name: [] for name in variants.all()}
+    for rep in range(repetitions):
+        for name, variant in variants.all().items():
+            project.clear_region(region)
+            before = redis_server_stats(project.admin(region))
+            seconds = variant(rows)
+            server[name].append(diff_stats(before, redis_server_stats(project.admin(region))))
+            timings[name].append(seconds)
+            ctx.progress(f"apply: rep {rep + 1}/{repetitions} {name}: {rows / seconds:,.0f} rows/s")
+            variants.verify(name)
+    return timings, server
 
 
 def _server_profile(stats: list[dict[str, float]], rows: int) -> dict[str, float]:

@@ -85,30 +85,36 @@ def run(
     if rate != RATE:
         result.params["target_rows_per_s"] = rate
         result.checks[-1] = Check("achieved rows/s", result.checks[-1].actual, ">=", rate * 0.98)
+    result.figures.update(_machine_figures(cpu, producer, outcome, warmup + duration))
+    return [result]
+
+
+def _machine_figures(
+    cpu: dict[str, Any], producer: _Producer, outcome: dict[str, dict[str, Any]], seconds: float
+) -> dict[str, Any]:
+    """CPU of the run's processes and the machine, the load profile (what else the machine
+    did decides the tail: BENCHMARKS.md) and offset commits per second of the whole run."""
     cpu["producer_s"] = round(producer.cpu_s, 2)
     worker_cpu = [r.get("cpu_s") for r in outcome.values()]
     if all(isinstance(c, float | int) for c in worker_cpu):
         cpu["workers_s"] = round(sum(worker_cpu), 2)  # whole process lives, not just the window
-    result.figures["cpu_during_run"] = cpu
-    # The load profile: what else the machine did decides the tail (docs: BENCHMARKS.md).
-    result.figures["load_profile"] = {
-        key: cpu.get(key)
-        for key in (
-            "load_average_before",
-            "load_average_after",
-            "machine_busy_pct",
-            "kafka_cpu_s",
-            "redis_cpu_s",
-            "producer_s",
-            "workers_s",
-        )
+    profile = (
+        "load_average_before",
+        "load_average_after",
+        "machine_busy_pct",
+        "kafka_cpu_s",
+        "redis_cpu_s",
+        "producer_s",
+        "workers_s",
+    )
+    commits = sum(
+        r.get("calls_ms", {}).get("commit", {}).get("calls", 0) for r in outcome.values()
+    )  # over warm-up and window, all regions
+    return {
+        "cpu_during_run": cpu,
+        "load_profile": {key: cpu.get(key) for key in profile},
+        "offset_commits_per_s": round(commits / seconds, 1),
     }
-    result.figures["offset_commits_per_s"] = round(
-        sum(r.get("calls_ms", {}).get("commit", {}).get("calls", 0) for r in outcome.values())
-        / (warmup + duration),
-        1,
-    )  # commits over warm-up and window, per second of both (all regions)
-    return [result]
 
 
 def _result(
@@ -118,30 +124,13 @@ def _result(
     params: dict[str, Any],
 ) -> Result:
     start_ns, end_ns = window
-    per_region: dict[str, Any] = {}
-    pooled: list[float] = []
     received = [
         lag
         for report in outcome.values()
         for published, lag in report.get("received", ())
         if start_ns <= published < end_ns
     ]
-    for region, report in outcome.items():
-        lags = [
-            lag
-            for applied_ns, lag in report["samples"]
-            if start_ns <= applied_ns - lag * 1e6 < end_ns
-        ]
-        pooled.extend(lags)
-        per_region[region] = {
-            "p50_ms": round(quantile(lags, 0.50), 2),
-            "p99_ms": round(quantile(lags, 0.99), 2),
-            "max_ms": round(max(lags, default=0.0), 2),
-            "records": len(lags),
-            "rows_applied_total": report["rows"],
-            "cpu_s": report.get("cpu_s"),
-            "worker_calls_ms": report.get("calls_ms", {}),
-        }
+    per_region, pooled = _per_region(window, outcome)
     seconds = (end_ns - start_ns) / 1e9
     rows_in_window = producer.rows_in_window
     p99 = quantile(pooled, 0.99)
@@ -181,6 +170,32 @@ def _result(
             **params,
         },
     )
+
+
+def _per_region(
+    window: tuple[int, int], outcome: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], list[float]]:
+    """Each region's lag figures (samples published inside ``window``), and all samples."""
+    start_ns, end_ns = window
+    per_region: dict[str, Any] = {}
+    pooled: list[float] = []
+    for region, report in outcome.items():
+        lags = [
+            lag
+            for applied_ns, lag in report["samples"]
+            if start_ns <= applied_ns - lag * 1e6 < end_ns
+        ]
+        pooled.extend(lags)
+        per_region[region] = {
+            "p50_ms": round(quantile(lags, 0.50), 2),
+            "p99_ms": round(quantile(lags, 0.99), 2),
+            "max_ms": round(max(lags, default=0.0), 2),
+            "records": len(lags),
+            "rows_applied_total": report["rows"],
+            "cpu_s": report.get("cpu_s"),
+            "worker_calls_ms": report.get("calls_ms", {}),
+        }
+    return per_region, pooled
 
 
 class _Producer:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 import yaml
+from confluent_kafka import Consumer
 from waiting import wait_until
 
 from benchmarks import processes
@@ -27,6 +28,7 @@ from benchmarks.processes import free_port
 from replicator.adapters.redis_store import connect, feast_hashes
 from replicator.assembly import build_worker
 from replicator.config import Topology, load_topology
+from replicator.core import wire
 from replicator.registry_sync import sync_once
 from replicator.worker import Worker
 
@@ -278,3 +280,39 @@ def recent_window(days: int = 400) -> tuple[datetime, datetime]:
 def iter_lines(path: Path) -> Iterator[str]:
     with path.open() as handle:
         yield from handle
+
+
+def primary_fingerprint(store, view: str) -> str:  # type: ignore[no-untyped-def]
+    """The schema fingerprint the primary puts on ``view``'s records (Feast store ``store``)."""
+    from replicator.feast_layout import schema_fingerprint
+
+    return schema_fingerprint(store.get_feature_view(view), view)
+
+
+def dead_letter_reasons(topology: Topology, source_topic: str, expect: int) -> dict[str, list[str]]:
+    """Region -> reasons of the dead letters of records from ``source_topic``, once at least
+    ``expect`` arrived (60 s at most)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": topology.kafka.bootstrap_servers,
+            "group.id": f"dlq-reader-{source_topic}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topology.kafka.dead_letter_topic])
+    found: dict[str, list[str]] = {r: [] for r in topology.regions}
+
+    def collected() -> dict[str, list[str]] | None:
+        message = consumer.poll(0.5)
+        if message is not None and not message.error():
+            headers = {k: (v or b"").decode() for k, v in message.headers() or []}
+            if headers.get(wire.H_SOURCE, "").startswith(source_topic + ":"):
+                found[headers["dlq_region"]].append(headers[wire.H_REASON])
+        return found if sum(map(len, found.values())) >= expect else None
+
+    try:
+        return wait_until(
+            collected, 60, f"{expect} dead letters from {source_topic}", observe=lambda: found
+        )
+    finally:
+        consumer.close()

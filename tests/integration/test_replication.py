@@ -16,8 +16,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import redis
-from confluent_kafka import Consumer, Producer
-from harness import END, ReferenceRedis, ReplicatedProject, recent_window
+from confluent_kafka import Producer
+from harness import (
+    END,
+    ReferenceRedis,
+    ReplicatedProject,
+    dead_letter_reasons,
+    primary_fingerprint,
+    recent_window,
+)
 from waiting import wait_until
 
 from replicator.config import Topology
@@ -379,36 +386,3 @@ def _forget_versions(admin: redis.Redis, project: ReplicatedProject, views: list
             mine = [f for f, _ in admin.hscan_iter(key, match=b"*" + project.name.encode())]
             if mine:
                 admin.hdel(key, *mine)
-
-
-def primary_fingerprint(store, view: str) -> str:  # type: ignore[no-untyped-def]
-    from replicator.feast_layout import schema_fingerprint
-
-    return schema_fingerprint(store.get_feature_view(view), view)
-
-
-def dead_letter_reasons(topology: Topology, source_topic: str, expect: int) -> dict[str, list[str]]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": topology.kafka.bootstrap_servers,
-            "group.id": f"dlq-reader-{source_topic}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topology.kafka.dead_letter_topic])
-    found: dict[str, list[str]] = {r: [] for r in topology.regions}
-
-    def collected() -> dict[str, list[str]] | None:
-        message = consumer.poll(0.5)
-        if message is not None and not message.error():
-            headers = {k: (v or b"").decode() for k, v in message.headers() or []}
-            if headers.get(wire.H_SOURCE, "").startswith(source_topic + ":"):
-                found[headers["dlq_region"]].append(headers[wire.H_REASON])
-        return found if sum(map(len, found.values())) >= expect else None
-
-    try:
-        return wait_until(
-            collected, 60, f"{expect} dead letters from {source_topic}", observe=lambda: found
-        )
-    finally:
-        consumer.close()

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 from confluent_kafka import Producer
-from harness import ReferenceRedis, ReplicatedProject
-from test_replication import dead_letter_reasons, primary_fingerprint
+from harness import ReferenceRedis, ReplicatedProject, dead_letter_reasons, primary_fingerprint
 
 from replicator.adapters.kafka_publisher import MAX_RECORD_BYTES
 from replicator.adapters.redis_store import RegionStore, connect, feast_hashes
