@@ -21,23 +21,24 @@ CPU per row (``INFO cpu`` deltas; an upper bound on the shared stack's Redis) of
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
 
 from benchmarks.context import CallTimes, Context, diff_stats, redis_server_stats
 from benchmarks.dataset import feast_rows
-from benchmarks.project import BenchProject
+from benchmarks.project import (
+    ROWS_PER_RECORD,
+    BenchProject,
+    bench_options,
+    step_until_rows,
+)
 from benchmarks.report import Check, Result, median
-from replicator import feast_layout
 from replicator.adapters.redis_store import RegionStore
-from replicator.assembly import build_worker, worker_options
 from replicator.core import wire
 from replicator.core.records import EncodedBatch, RowBatch
 
 NAME = "apply"
-MAX_ROWS_PER_RECORD = 2000  # ReplicatingOnlineStoreConfig.max_batch_rows default
 NAIVE_PIPELINE_ROWS = 10_000
 WARMUP_ROWS = 1000
 
@@ -51,28 +52,11 @@ def run(ctx: Context) -> list[Result]:
         project.register()
         ctx.progress(f"apply: building {rows:,} rows x 10 features")
         data = feast_rows(rows)
-        batches = _encode(project, data)
+        batches = project.encode(data)
         records = [(partition, *wire.encode_rows(batch)) for partition, batch in batches]
         variants = _Variants(project, region, data, batches, records, rows)
         try:
-            for name, variant in variants.all().items():
-                ctx.progress(f"apply: warming up {name}")
-                variant(WARMUP_ROWS)
-            timings: dict[str, list[float]] = {name: [] for name in variants.all()}
-            server: dict[str, list[dict[str, float]]] = {name: [] for name in variants.all()}
-            for rep in range(repetitions):
-                for name, variant in variants.all().items():
-                    project.clear_region(region)
-                    before = redis_server_stats(project.admin(region))
-                    seconds = variant(rows)
-                    server[name].append(
-                        diff_stats(before, redis_server_stats(project.admin(region)))
-                    )
-                    timings[name].append(seconds)
-                    ctx.progress(
-                        f"apply: rep {rep + 1}/{repetitions} {name}: {rows / seconds:,.0f} rows/s"
-                    )
-                    variants.verify(name)
+            timings, server = _repetitions(ctx, variants, repetitions)
         finally:
             variants.close()
 
@@ -116,7 +100,7 @@ def run(ctx: Context) -> list[Result]:
                 "statistic": "median of repetitions, interleaved across variants",
                 "warmup_rows": WARMUP_ROWS,
                 "region_redis": region,
-                "rows_per_kafka_record": MAX_ROWS_PER_RECORD,
+                "rows_per_kafka_record": ROWS_PER_RECORD,
                 "records_per_store_apply": variants.group,
                 "naive_rows_per_pipeline_execute": NAIVE_PIPELINE_ROWS,
                 "kafka_partitions": project.partitions,
@@ -125,19 +109,27 @@ def run(ctx: Context) -> list[Result]:
     ]
 
 
-def _encode(project: BenchProject, data: list[Any]) -> list[tuple[int, RowBatch]]:
-    """The publisher's own encoding (Feast's key/value functions), as the primary does it."""
-    return feast_layout.encode_rows(
-        data,
-        project=project.name,
-        view_name=project.view_name,
-        fingerprint=project.fingerprint,
-        registry_version="",
-        partitions=project.partitions,
-        serialization_version=3,
-        published_ns=0,
-        max_rows=MAX_ROWS_PER_RECORD,
-    )
+def _repetitions(
+    ctx: Context, variants: _Variants, repetitions: int
+) -> tuple[dict[str, list[float]], dict[str, list[dict[str, float]]]]:
+    """Warm every variant up, then time ``repetitions`` rounds of all of them, interleaved,
+    the project's keys deleted before each: seconds and Redis server deltas per variant."""
+    project, region, rows = variants.project, variants.region, variants.rows
+    for name, variant in variants.all().items():
+        ctx.progress(f"apply: warming up {name}")
+        variant(WARMUP_ROWS)
+    timings: dict[str, list[float]] = {name: [] for name in variants.all()}
+    server: dict[str, list[dict[str, float]]] = {name: [] for name in variants.all()}
+    for rep in range(repetitions):
+        for name, variant in variants.all().items():
+            project.clear_region(region)
+            before = redis_server_stats(project.admin(region))
+            seconds = variant(rows)
+            server[name].append(diff_stats(before, redis_server_stats(project.admin(region))))
+            timings[name].append(seconds)
+            ctx.progress(f"apply: rep {rep + 1}/{repetitions} {name}: {rows / seconds:,.0f} rows/s")
+            variants.verify(name)
+    return timings, server
 
 
 def _server_profile(stats: list[dict[str, float]], rows: int) -> dict[str, float]:
@@ -180,9 +172,7 @@ class _Variants:
         self.records = records
         topology = project.topology
         endpoint = topology.region(region).redis
-        self.options = dataclasses.replace(
-            worker_options(topology), publish_stats=False, commit_interval_seconds=0.0
-        )
+        self.options = bench_options(topology, commit_interval_seconds=0.0)
         # Same grouping as the worker: up to max_messages records per Redis round trip.
         self.group = self.options.max_messages
         self.split = CallTimes()
@@ -246,9 +236,6 @@ class _Variants:
         """
         from confluent_kafka import Consumer, TopicPartition
 
-        from replicator.adapters.kafka_source import KafkaSource
-        from replicator.assembly import region_pattern
-
         topology, topic = self.project.topology, self.project.topic
         records = self.records if n >= self.rows else self.records[:1]
         expected = sum(int(dict(h)[wire.H_ROWS]) for _, h, _ in records)
@@ -268,20 +255,14 @@ class _Variants:
             self.publisher.send(topic, partition, payload, headers)
         self.publisher.flush(60)
 
-        pattern = region_pattern(topology, self.region)
-        source = KafkaSource(bootstrap, group_id=group, pattern=pattern)
-        worker = build_worker(topology, self.region, source=source, options=self.options)
+        worker, source = self.project.worker(self.region, group=group, options=self.options)
         # Where the worker's time goes: Kafka poll, Redis apply, offset commit.
         worker.source = self.split.wrap(source, "poll_batch", "commit")
         worker.store = self.split.wrap(worker.store, "apply")
         self.split.reset()
         try:
             started = time.perf_counter()
-            deadline = time.monotonic() + 300
-            while worker.stats.rows_applied + worker.stats.rows_skipped_older < expected:
-                worker.step()
-                if time.monotonic() > deadline:
-                    raise RuntimeError("worker did not apply the benchmark rows within 300 s")
+            step_until_rows(worker, expected)
             seconds = time.perf_counter() - started
         finally:
             source.close()

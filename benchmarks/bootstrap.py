@@ -25,16 +25,14 @@ from collections.abc import Callable
 
 from benchmarks.context import Context
 from benchmarks.dataset import FastRows
-from benchmarks.project import BenchProject
+from benchmarks.project import ROWS_PER_RECORD, BenchProject
 from benchmarks.report import Check, Result, median
 from replicator.bootstrap import bootstrap_region
-from replicator.core import wire
 from replicator.rebuild import rebuild_region
 from replicator.snapshots import take_snapshot
 
 NAME = "bootstrap"
 HISTORY_NAME = "rebuild_vs_history"
-ROWS_PER_RECORD = 2000
 TARGET_ROWS = 200_000.0
 TARGET_SPEEDUP = 2.0
 TARGET_RATIO = 1.2
@@ -47,8 +45,7 @@ def _quiet(_line: str) -> None:
 
 def run(ctx: Context) -> list[Result]:
     entities = ctx.size(1_000_000, 100_000)
-    topology = ctx.topology
-    region = topology.replica_regions[-1] if topology.replica_regions else topology.primary_region
+    region = ctx.replica(last=True)
     with BenchProject(ctx.config_path, "bootstrap") as project:
         project.register()
         rows = FastRows(project.name, project.view_name)
@@ -109,13 +106,13 @@ def _history(
     tail, then bootstrap an emptied region (timed, median)."""
     label = f"{rewrites + 1 if rewrites > 1 else 1}x"
     for _ in range(rewrites):
-        _fill(ctx, project, rows, entities, 0)
+        project.publish_entities(rows, entities)
     project.clear_region(region)
     rebuild = _timed(lambda: rebuild_region(project.topology, region, progress=_quiet))
     _expect(project, region, entities, "rebuild")
     ctx.progress(f"bootstrap: {label} history: rebuild {rebuild:.2f} s")
     snapshot_seconds = _timed(lambda: take_snapshot(project.topology, region, progress=_quiet))
-    _fill(ctx, project, rows, entities // 100, 0)  # the tail after the snapshot
+    project.publish_entities(rows, entities // 100)  # the tail
     seconds, restore, replay, replayed = [], [], [], []
     for rep in range(REPETITIONS):
         project.clear_region(region)
@@ -150,21 +147,3 @@ def _expect(project: BenchProject, region: str, entities: int, what: str) -> Non
     keys = project.count_keys(region)
     if keys != entities:
         raise AssertionError(f"{what} left {keys:,} keys; expected {entities:,}")
-
-
-def _fill(ctx: Context, project: BenchProject, rows: FastRows, count: int, first: int) -> None:
-    publisher = project.publisher()
-    try:
-        for partition, batch in rows.batches(
-            count,
-            partitions=project.partitions,
-            max_rows=ROWS_PER_RECORD,
-            fingerprint=project.fingerprint,
-            published_ns=time.time_ns(),
-            first=first,
-        ):
-            headers, payload = wire.encode_rows(batch)
-            publisher.send(project.topic, partition, payload, headers)
-        publisher.flush(120)
-    finally:
-        publisher.close()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import processes
 from benchmarks.context import Context
 from benchmarks.dataset import entity_key, feast_rows
 from benchmarks.project import BenchProject
@@ -35,9 +35,7 @@ PUBLISHED_ROWS = 1000
 
 def run(ctx: Context) -> list[Result]:
     runs = 3 if ctx.quick else 5
-    topology = ctx.topology
-    region = topology.replica_regions[0] if topology.replica_regions else topology.primary_region
-    replicator_cli = Path(sys.executable).parent / "replicator"
+    region = ctx.replica()
     with BenchProject(ctx.config_path, "cold") as project:
         project.register()
         key = _publish(project)
@@ -45,7 +43,7 @@ def run(ctx: Context) -> list[Result]:
         phases: list[dict[str, float]] = []
         for i in range(runs):
             project.clear_region(region)
-            elapsed, phase = _one_start(project, replicator_cli, region, key, f"cold{i}")
+            elapsed, phase = _one_start(project, region, key, f"cold{i}")
             seconds.append(elapsed)
             phases.append(phase)
             ctx.progress(f"worker_cold_start: run {i + 1}/{runs}: {elapsed:.3f} s {phase}")
@@ -91,41 +89,29 @@ def _publish(project: BenchProject) -> bytes:
 
 
 def _one_start(
-    project: BenchProject, cli: Path, region: str, key: bytes, group_prefix: str
+    project: BenchProject, region: str, key: bytes, group_prefix: str
 ) -> tuple[float, dict[str, float]]:
     admin = project.admin(region)
     log_path = project.workdir / f"{group_prefix}.log"
     env = {**os.environ, "REPLICATOR_WORKER__CONSUMER_GROUP_PREFIX": group_prefix}
-    command = [
-        str(cli),
-        "--config",
-        str(project.topology_path),
-        "--log-format",
-        "json",
-        "worker",
-        "--region",
-        region,
-    ]
-    with log_path.open("wb") as log:
-        began_wall = time.time()
-        began = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT, env=env)
-        try:
-            deadline = began + 60
-            while not admin.exists(key):
-                if proc.poll() is not None:
-                    raise RuntimeError(f"worker exited with {proc.returncode}: {_tail(log_path)}")
-                if time.perf_counter() > deadline:
-                    raise RuntimeError(f"no row applied within 60 s: {_tail(log_path)}")
-                time.sleep(0.002)
-            elapsed = time.perf_counter() - began
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+    command = processes.replicator_command(
+        project.topology_path, "--log-format", "json", "worker", "--region", region
+    )
+    began_wall = time.time()
+    began = time.perf_counter()
+    proc = processes.start(command, log_path, env=env)
+    try:
+        deadline = began + 60
+        while not admin.exists(key):
+            if proc.poll() is not None:
+                tail = processes.tail(log_path, 1500)
+                raise RuntimeError(f"worker exited with {proc.returncode}: {tail}")
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"no row applied within 60 s: {processes.tail(log_path, 1500)}")
+            time.sleep(0.002)
+        elapsed = time.perf_counter() - began
+    finally:
+        processes.stop([proc])
     return elapsed, _phases(log_path, began_wall)
 
 
@@ -158,7 +144,3 @@ def _import_seconds(runs: int = 3) -> float:
         subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
         samples.append(time.perf_counter() - started)
     return median(samples)
-
-
-def _tail(path: Path) -> str:
-    return path.read_text(errors="replace")[-1500:]

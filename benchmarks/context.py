@@ -12,6 +12,7 @@ from typing import Any
 import redis
 
 from benchmarks.report import quantile
+from replicator.adapters.redis_store import connect
 from replicator.config import Topology
 
 
@@ -25,6 +26,14 @@ class Context:
 
     def size(self, full: int, quick: int) -> int:
         return quick if self.quick else full
+
+    def replica(self, *, last: bool = False) -> str:
+        """The region a one-region benchmark works in: the first replica region (the last
+        with ``last``), or the primary when there is no replica."""
+        replicas = self.topology.replica_regions
+        if not replicas:
+            return self.topology.primary_region
+        return replicas[-1] if last else replicas[0]
 
 
 def redis_server_stats(client: redis.Redis) -> dict[str, float]:
@@ -60,7 +69,8 @@ class CpuMeter:
 
         stack = LocalStack(topology, cwd=root)
         self._kafka_pid = stack.kafka.pid()
-        self._redis = {region: _admin(topology, region) for region in topology.regions}
+        endpoints = {region: config.redis for region, config in topology.regions.items()}
+        self._redis = {r: connect(e, e.admin, timeout=10) for r, e in endpoints.items()}
         self._ticks = os.sysconf("SC_CLK_TCK")
 
     def read(self) -> dict[str, float]:
@@ -100,17 +110,6 @@ class CpuMeter:
     def close(self) -> None:
         for client in self._redis.values():
             client.close()
-
-
-def _admin(topology: Topology, region: str) -> redis.Redis:
-    endpoint = topology.region(region).redis
-    return redis.Redis(
-        host=endpoint.host,
-        port=endpoint.port,
-        username=endpoint.admin.username,
-        password=endpoint.admin.password.get_secret_value(),
-        socket_timeout=10,
-    )
 
 
 class CallTimes:

@@ -33,6 +33,7 @@ from typing import Any
 
 import redis
 
+from benchmarks.processes import free_port, redis_server_command
 from consistency.adapters.memory import MemoryLog, MemoryManifest
 from consistency.adapters.redis_region import RedisRegion
 from consistency.checker import Checker, Scope
@@ -92,24 +93,12 @@ def redis_servers(count: int) -> Iterator[list[int]]:
     procs, ports = [], []
     try:
         for i in range(count):
-            port = _free_port()
+            port = free_port()
             workdir = root / str(i)
             workdir.mkdir()
             procs.append(
                 subprocess.Popen(
-                    [
-                        "redis-server",
-                        "--port",
-                        str(port),
-                        "--bind",
-                        "127.0.0.1",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--dir",
-                        str(workdir),
-                    ],
+                    redis_server_command(port, workdir),
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
@@ -124,14 +113,6 @@ def redis_servers(count: int) -> Iterator[list[int]]:
         for proc in procs:
             proc.wait(30)
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_ping(port: int, timeout: float = 10.0) -> None:

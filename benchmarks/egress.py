@@ -22,21 +22,25 @@ bytes of ``none``.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
 from benchmarks.context import Context
 from benchmarks.dataset import feast_rows
-from benchmarks.project import BenchProject
+from benchmarks.project import (
+    ROWS_PER_RECORD,
+    BenchProject,
+    bench_options,
+    rows_done,
+    step_until,
+    step_until_rows,
+)
 from benchmarks.report import Check, Result
-from replicator import feast_layout
 from replicator.adapters.kafka_config import client_config
-from replicator.adapters.kafka_publisher import MAX_RECORD_BYTES, KafkaPublisher
+from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.kafka_source import KafkaSource
-from replicator.assembly import build_worker, consumer_options, region_pattern, worker_options
+from replicator.assembly import consumer_options
 from replicator.config import Compression
-from replicator.core import wire
 from replicator.core.egress import OVERHEAD, EgressCounts, TopicBytes
 from replicator.core.records import RowBatch
 from replicator.worker import Worker
@@ -46,8 +50,6 @@ CODECS: tuple[Compression, ...] = ("zstd", "lz4", "none")
 STATS_MS = 250
 """librdkafka statistics interval of the benchmark's consumer: when wire bytes are read."""
 IDLE_SECONDS = 3.0
-ROWS_PER_BULK_RECORD = 2000
-"""``ReplicatingOnlineStoreConfig.max_batch_rows``'s default."""
 
 
 def run(ctx: Context) -> list[Result]:
@@ -62,7 +64,7 @@ def run(ctx: Context) -> list[Result]:
             ctx.progress(f"egress: {codec}: registering {project.view_name}")
             project.register()
             shapes = {
-                "bulk": _encode(project, data),
+                "bulk": project.encode(data, published_ns=time.time_ns()),
                 "push": _encode_single(project, data[:push_rows]),
             }
             figures[codec] = _measure(project, codec, region, shapes, ctx)
@@ -93,7 +95,7 @@ def run(ctx: Context) -> list[Result]:
                 "push_rows": push_rows,
                 "features": 10,
                 "region": region,
-                "rows_per_bulk_record": ROWS_PER_BULK_RECORD,
+                "rows_per_bulk_record": ROWS_PER_RECORD,
                 "consumer_statistics_interval_ms": STATS_MS,
                 "idle_seconds": IDLE_SECONDS,
             },
@@ -101,27 +103,11 @@ def run(ctx: Context) -> list[Result]:
     ]
 
 
-def _encode(project: BenchProject, data: list[Any]) -> list[tuple[int, RowBatch]]:
-    """The publisher's own encoding (Feast's key and value functions), as at the primary."""
-    return feast_layout.encode_rows(
-        data,
-        project=project.name,
-        view_name=project.view_name,
-        fingerprint=project.fingerprint,
-        registry_version="",
-        partitions=project.partitions,
-        serialization_version=3,
-        published_ns=time.time_ns(),
-        max_rows=ROWS_PER_BULK_RECORD,
-        max_bytes=MAX_RECORD_BYTES,
-    )
-
-
 def _encode_single(project: BenchProject, data: list[Any]) -> list[tuple[int, RowBatch]]:
     """One row per record, as a push of single events publishes them."""
     out: list[tuple[int, RowBatch]] = []
     for row in data:
-        out.extend(_encode(project, [row]))
+        out.extend(project.encode([row], published_ns=time.time_ns()))
     return out
 
 
@@ -133,14 +119,12 @@ def _measure(
     ctx: Context,
 ) -> dict[str, Any]:
     topology = project.topology
-    source = KafkaSource(
-        client_config(topology, "worker", region=region),
-        group_id=f"{topology.consumer_group(region)}-egress",
-        pattern=region_pattern(topology, region),
-        options={**consumer_options(topology), "statistics.interval.ms": STATS_MS},
+    worker, source = project.worker(
+        region,
+        group=f"{topology.consumer_group(region)}-egress",
+        options=bench_options(topology),
+        consumer={**consumer_options(topology), "statistics.interval.ms": STATS_MS},
     )
-    options = dataclasses.replace(worker_options(topology), publish_stats=False)
-    worker = build_worker(topology, region, source=source, options=options)
     publisher = KafkaPublisher(
         client_config(topology, "primary"),
         client_id=f"bench-{project.name}",
@@ -148,22 +132,15 @@ def _measure(
     )
     out: dict[str, Any] = {}
     try:
-        _until(worker, lambda: bool(source.assigned), "join its group")
+        step_until(worker, lambda: bool(source.assigned), "join its group")
         for shape, batches in shapes.items():
             rows = sum(len(b.rows) for _, b in batches)
-            expected = worker.stats.rows_applied + worker.stats.rows_skipped_older + rows
+            expected = rows_done(worker) + rows
             before = _settled(worker, source)
             started = time.perf_counter()
-            for partition, batch in batches:
-                headers, payload = wire.encode_rows(batch)
-                publisher.send(project.topic, partition, payload, headers)
-            publisher.flush(120)
+            project.publish(batches, publisher=publisher)
             published = time.perf_counter()
-            _until(
-                worker,
-                lambda n=expected: worker.stats.rows_applied + worker.stats.rows_skipped_older >= n,
-                "apply the rows",
-            )
+            step_until_rows(worker, expected)
             applied = time.perf_counter()
             after = _settled(worker, source)
             out[shape] = _per_row(before, after, project.topic, batches, project.view_name)
@@ -179,14 +156,6 @@ def _measure(
         publisher.close()
         source.close()
     return out
-
-
-def _until(worker: Worker, done: Any, what: str, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        worker.step()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the worker did not {what} within {timeout:.0f} s")
 
 
 def _settled(worker: Worker, source: KafkaSource) -> EgressCounts:

@@ -7,27 +7,67 @@ them (Redis through each region's admin user), whatever happened in between.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 import yaml
 from confluent_kafka.admin import AdminClient
 
-from replicator.adapters.kafka_publisher import KafkaPublisher
+from replicator.adapters.kafka_config import client_config
+from replicator.adapters.kafka_publisher import MAX_RECORD_BYTES, KafkaPublisher
+from replicator.adapters.kafka_source import KafkaSource
+from replicator.adapters.redis_store import connect, feast_connection_string
 from replicator.adapters.s3 import s3_client
 from replicator.adapters.s3_catalog import manifest_key
+from replicator.assembly import build_worker, region_pattern, worker_options
 from replicator.config import Topology, load_topology
+from replicator.core import wire
 from replicator.core.keys import NAMESPACE
+from replicator.core.records import RowBatch
+from replicator.worker import Worker, WorkerOptions
+
+if TYPE_CHECKING:
+    from benchmarks.dataset import FastRows
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+ROWS_PER_RECORD = 2000
+"""Rows per Kafka record, as the primary publishes a bulk write
+(``ReplicatingOnlineStoreConfig.max_batch_rows``'s default)."""
+
+
+def bench_options(topology: Topology, **changes: Any) -> WorkerOptions:
+    """The worker options ``replicator worker`` derives from ``topology``, without writing
+    stats to the region's Redis, with ``changes`` (``WorkerOptions`` fields) applied."""
+    return dataclasses.replace(worker_options(topology), publish_stats=False, **changes)
+
+
+def rows_done(worker: Worker) -> int:
+    """Rows ``worker`` has dealt with: applied, or skipped as older than the stored ones."""
+    return worker.stats.rows_applied + worker.stats.rows_skipped_older
+
+
+def step_until(worker: Worker, done: Callable[[], bool], what: str, timeout: float = 300.0) -> None:
+    """Step ``worker`` until ``done()``; ``RuntimeError`` naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        worker.step()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker did not {what} within {timeout:.0f} s")
+
+
+def step_until_rows(worker: Worker, rows: int, timeout: float = 300.0) -> None:
+    """Step ``worker`` until ``rows_done(worker)`` reaches ``rows``."""
+    step_until(worker, lambda: rows_done(worker) >= rows, f"deal with {rows:,} rows", timeout)
 
 
 class BenchProject:
@@ -101,7 +141,6 @@ class BenchProject:
         from feast import RepoConfig
 
         endpoint = self.topology.region(region).redis
-        writer = endpoint.writer
         return RepoConfig(
             project=self.name,
             provider="local",
@@ -109,12 +148,29 @@ class BenchProject:
             offline_store={"type": "file"},
             online_store={
                 "type": "redis",
-                "connection_string": f"{endpoint.host}:{endpoint.port},username={writer.username},"
-                f"password={writer.password.get_secret_value()}",
+                "connection_string": feast_connection_string(endpoint, endpoint.writer),
                 "skip_dedup": skip_dedup,
             },
             entity_key_serialization_version=3,
             repo_path=self.workdir,
+        )
+
+    def encode(self, data: list[Any], *, published_ns: int = 0) -> list[tuple[int, RowBatch]]:
+        """Feast rows as the primary's publisher encodes them (Feast's key and value
+        functions), in records of up to ``ROWS_PER_RECORD`` rows."""
+        from replicator import feast_layout
+
+        return feast_layout.encode_rows(
+            data,
+            project=self.name,
+            view_name=self.view_name,
+            fingerprint=self.fingerprint,
+            registry_version="",
+            partitions=self.partitions,
+            serialization_version=3,
+            published_ns=published_ns,
+            max_rows=ROWS_PER_RECORD,
+            max_bytes=MAX_RECORD_BYTES,
         )
 
     def publisher(self) -> KafkaPublisher:
@@ -124,28 +180,77 @@ class BenchProject:
             client_id=f"bench-{self.name}",
         )
 
+    def publish(
+        self,
+        batches: Iterable[tuple[int, RowBatch]],
+        *,
+        flush_seconds: float = 120.0,
+        publisher: KafkaPublisher | None = None,
+    ) -> None:
+        """Send ``(partition, batch)`` records to this project's topic and wait until Kafka
+        acknowledged them. ``publisher``: the caller's, left open (default: a new one)."""
+        own = publisher is None
+        producer = self.publisher() if publisher is None else publisher
+        try:
+            for partition, batch in batches:
+                headers, payload = wire.encode_rows(batch)
+                producer.send(self.topic, partition, payload, headers)
+            producer.flush(flush_seconds)
+        finally:
+            if own:
+                producer.close()
+
+    def publish_entities(
+        self,
+        rows: FastRows,
+        count: int,
+        *,
+        first: int = 0,
+        max_rows: int = ROWS_PER_RECORD,
+        flush_seconds: float = 120.0,
+    ) -> None:
+        """One row for each entity ``first..first+count-1`` (the fast path, no Feast per
+        row) with the view's fingerprint, stamped now, published as ``publish`` does."""
+        batches = rows.batches(
+            count,
+            partitions=self.partitions,
+            max_rows=max_rows,
+            fingerprint=self.fingerprint,
+            published_ns=time.time_ns(),
+            first=first,
+        )
+        self.publish(batches, flush_seconds=flush_seconds)
+
+    def worker(
+        self,
+        region: str,
+        *,
+        group: str,
+        options: WorkerOptions,
+        consumer: dict[str, object] | None = None,
+    ) -> tuple[Worker, KafkaSource]:
+        """A worker for ``region`` from ``build_worker`` (its Redis store, S3 catalog and dead
+        letters) reading with consumer group ``group`` and the librdkafka settings
+        ``consumer``; returned with its Kafka source. The caller closes the source."""
+        topology = self.topology
+        source = KafkaSource(
+            client_config(topology, "worker", region=region),
+            group_id=group,
+            pattern=region_pattern(topology, region),
+            options=consumer,
+        )
+        return build_worker(topology, region, source=source, options=options), source
+
     # Redis ------------------------------------------------------------------------------
     def admin(self, region: str) -> redis.Redis:
         if region not in self._admins:
             endpoint = self.topology.region(region).redis
-            self._admins[region] = redis.Redis(
-                host=endpoint.host,
-                port=endpoint.port,
-                username=endpoint.admin.username,
-                password=endpoint.admin.password.get_secret_value(),
-                socket_timeout=60,
-            )
+            self._admins[region] = connect(endpoint, endpoint.admin, timeout=60)
         return self._admins[region]
 
     def writer(self, region: str) -> redis.Redis:
         endpoint = self.topology.region(region).redis
-        return redis.Redis(
-            host=endpoint.host,
-            port=endpoint.port,
-            username=endpoint.writer.username,
-            password=endpoint.writer.password.get_secret_value(),
-            socket_timeout=60,
-        )
+        return connect(endpoint, endpoint.writer, timeout=60)
 
     def clear_region(self, region: str) -> int:
         """Delete this project's Feast keys and replication metadata; returns Feast keys."""

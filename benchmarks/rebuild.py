@@ -18,21 +18,18 @@ import time
 
 from benchmarks.context import Context, diff_stats, redis_server_stats
 from benchmarks.dataset import FastRows
-from benchmarks.project import BenchProject
+from benchmarks.project import ROWS_PER_RECORD, BenchProject
 from benchmarks.report import Check, Result, median
-from replicator.core import wire
 from replicator.rebuild import rebuild_region
 
 NAME = "rebuild"
-ROWS_PER_RECORD = 2000
 TARGET = 200_000.0
 
 
 def run(ctx: Context) -> list[Result]:
     entities = ctx.size(1_000_000, 100_000)
     repetitions = 3
-    topology = ctx.topology
-    region = topology.replica_regions[-1] if topology.replica_regions else topology.primary_region
+    region = ctx.replica(last=True)
     with BenchProject(ctx.config_path, "rebuild") as project:
         project.register()
         fill_seconds = _fill(ctx, project, entities)
@@ -98,22 +95,8 @@ def _fill(ctx: Context, project: BenchProject, entities: int) -> float:
     fast = FastRows(project.name, project.view_name)
     fast.check_fast_path()
     ctx.progress(f"rebuild: filling {project.topic} with {entities:,} rows")
-    publisher = project.publisher()
     started = time.perf_counter()
-    try:
-        batches = fast.batches(
-            entities,
-            partitions=project.partitions,
-            max_rows=ROWS_PER_RECORD,
-            fingerprint=project.fingerprint,
-            published_ns=time.time_ns(),
-        )
-        for partition, batch in batches:
-            headers, payload = wire.encode_rows(batch)
-            publisher.send(project.topic, partition, payload, headers)
-        publisher.flush(120)
-    finally:
-        publisher.close()
+    project.publish_entities(fast, entities)
     seconds = time.perf_counter() - started
     ctx.progress(f"rebuild: filled in {seconds:.1f} s ({entities / seconds:,.0f} rows/s)")
     return seconds

@@ -13,20 +13,17 @@ them. Median of 3 runs. Target: <= 5 s (librdkafka's default session timeout alo
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from benchmarks import processes
 from benchmarks.context import Context
 from benchmarks.dataset import FastRows
+from benchmarks.processes import wait_until
 from benchmarks.project import BenchProject
-from benchmarks.report import ROOT, Check, Result, median
-from replicator.core import wire
+from benchmarks.report import Check, Result, median
 
 NAME = "takeover"
 TARGET_SECONDS = 5.0
@@ -36,15 +33,13 @@ ENTITIES_PER_WAVE = 120
 
 def run(ctx: Context) -> list[Result]:
     runs = 2 if ctx.quick else 3
-    topology = ctx.topology
-    region = topology.replica_regions[0] if topology.replica_regions else topology.primary_region
-    cli = Path(sys.executable).parent / "replicator"
+    region = ctx.replica()
     with BenchProject(ctx.config_path, "takeover") as project:
         project.register()
         rows = FastRows(project.name, project.view_name)
         seconds = []
         for i in range(runs):
-            elapsed = _one_run(project, rows, cli, region, i)
+            elapsed = _one_run(project, rows, region, i)
             seconds.append(elapsed)
             ctx.progress(f"takeover: run {i + 1}/{runs}: {elapsed:.2f} s")
     value = median(seconds)
@@ -71,57 +66,38 @@ def run(ctx: Context) -> list[Result]:
     ]
 
 
-def _one_run(project: BenchProject, rows: FastRows, cli: Path, region: str, run: int) -> float:
+def _one_run(project: BenchProject, rows: FastRows, region: str, run: int) -> float:
     group_prefix = f"takeover{run}"
     env = {**os.environ, "REPLICATOR_WORKER__CONSUMER_GROUP_PREFIX": group_prefix}
-    command = [str(cli), "--config", str(project.topology_path), "worker", "--region", region]
-    logs = [project.workdir / f"{group_prefix}-{n}.log" for n in (0, 1)]
+    command = processes.replicator_command(project.topology_path, "worker", "--region", region)
     procs = []
     try:
-        for path in logs:
-            with path.open("wb") as log:
-                procs.append(subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT, env=env))
+        for n in (0, 1):
+            log = project.workdir / f"{group_prefix}-{n}.log"
+            procs.append(processes.start(command, log, env=env))
         group = f"{group_prefix}-{project.name}-{region}"
         admin = AdminClient({"bootstrap.servers": project.topology.kafka.bootstrap_servers})
-        _wait(lambda: _members_with_partitions(admin, group) == 2, 90, "both workers assigned")
-        _wait(_all_applied(project, rows, region, _publish(project, rows, run, 0)), 60, "warm-up")
+        wait_until(lambda: _members_with_partitions(admin, group) == 2, 90, "both workers assigned")
+        wait_until(
+            _all_applied(project, rows, region, _publish(project, rows, run, 0)), 60, "warm-up"
+        )
         procs[0].kill()  # SIGKILL: no LeaveGroup, no final commit
         procs[0].wait(10)
         began = time.perf_counter()
         applied = _all_applied(project, rows, region, _publish(project, rows, run, 1))
-        _wait(applied, 120, "the survivor to apply every partition", probe=0.005)
+        wait_until(applied, 120, "the survivor to apply every partition", probe=0.005)
         return time.perf_counter() - began
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        processes.stop(procs)
 
 
 def _publish(project: BenchProject, rows: FastRows, run: int, wave: int) -> range:
     """One record per partition of entities not written before; returns their ids."""
     first = (run * 2 + wave) * ENTITIES_PER_WAVE
-    ids = range(first, first + ENTITIES_PER_WAVE)
-    publisher = project.publisher()
-    try:
-        batches = rows.batches(
-            len(ids),
-            partitions=project.partitions,
-            max_rows=ENTITIES_PER_WAVE,
-            fingerprint=project.fingerprint,
-            published_ns=time.time_ns(),
-            first=first,
-        )
-        for partition, batch in batches:
-            headers, payload = wire.encode_rows(batch)
-            publisher.send(project.topic, partition, payload, headers)
-        publisher.flush(30)
-    finally:
-        publisher.close()
-    return ids
+    project.publish_entities(
+        rows, ENTITIES_PER_WAVE, first=first, max_rows=ENTITIES_PER_WAVE, flush_seconds=30
+    )
+    return range(first, first + ENTITIES_PER_WAVE)
 
 
 def _all_applied(
@@ -138,11 +114,3 @@ def _members_with_partitions(admin: AdminClient, group: str) -> int:
     except Exception:  # the group does not exist yet: confluent_kafka raises KafkaException
         return 0
     return sum(1 for m in description.members if m.assignment.topic_partitions)
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str, probe: float = 0.1) -> None:
-    deadline = time.perf_counter() + timeout
-    while not condition():
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"takeover: timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(probe)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from consistency.errors import SettingsError
-from replicator.config import read_yaml_mapping
+from replicator.config import describe_invalid, read_yaml_mapping
 
 ENV_PREFIX = "CONSISTENCY_"
 CONFIG_ENV_VAR = "CONSISTENCY_CONFIG"
@@ -251,7 +251,9 @@ def load_settings(path: str | Path | None = None) -> ConsistencySettings:
     try:
         return ConsistencySettings(**data)
     except ValidationError as exc:
-        raise SettingsError(_describe(config_path, exc)) from None
+        raise SettingsError(
+            describe_invalid(config_path, exc, what="consistency settings", env_prefix=ENV_PREFIX)
+        ) from None
 
 
 def _read_yaml(path: Path, *, required: bool) -> dict[str, Any]:
@@ -267,14 +269,3 @@ def _read_yaml(path: Path, *, required: bool) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise SettingsError(f"{path}: 'consistency' must be a mapping")
     return section
-
-
-def _describe(path: Path, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid consistency settings"]
-    for err in exc.errors():
-        field = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        got = err.get("input")
-        shown = "" if isinstance(got, dict) or err["type"] == "missing" else f" (got {got!r})"
-        lines.append(f"  {field}: {err['msg']}{shown}")
-    lines.append(f"  (fields may also come from {ENV_PREFIX}* environment variables)")
-    return "\n".join(lines)

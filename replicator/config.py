@@ -8,6 +8,8 @@ environment with the prefix ``REPLICATOR_`` and ``__`` between nested names, for
 and ``_`` treated alike, case-insensitively).
 
 This is the only module that reads ``os.environ``; everything else receives a ``Topology``.
+Sections: the regions, Redis, S3 and Kafka here; the worker, reads, snapshots and local stack
+in ``replicator.config_sections``; TLS, SASL and secrets in ``replicator.config_security``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -26,6 +28,13 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from replicator.config_sections import (
+    ReadSettings,
+    Section,
+    SnapshotSettings,
+    StackSettings,
+    WorkerSettings,
+)
 from replicator.config_security import (
     Credentials,
     KafkaSecurity,
@@ -41,15 +50,11 @@ CONFIG_ENV_VAR = "REPLICATOR_CONFIG"
 DEFAULT_CONFIG_PATH = Path("infra/topology.yaml")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class RedisUser(Credentials):
     """A Redis ACL user: ``password`` or ``password_file`` (mode 0600)."""
 
 
-class RedisEndpoint(_Section):
+class RedisEndpoint(Section):
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
     tls: TlsSettings = TlsSettings()
@@ -62,7 +67,7 @@ class RedisEndpoint(_Section):
     """Operators and the local stack (the 'default' user is disabled)."""
 
 
-class S3Location(_Section):
+class S3Location(Section):
     endpoint_url: str
     bucket: str
     access_key_id: str
@@ -86,7 +91,7 @@ per row in ``benchmarks/egress.py`` at a publish cost below the other codecs' no
 (BENCHMARKS.md, "egress")."""
 
 
-class KafkaSettings(_Section):
+class KafkaSettings(Section):
     bootstrap_servers: str = "127.0.0.1:19092"
     topic_prefix: str = "feast"
     partitions: int = Field(default=6, ge=1)
@@ -108,7 +113,7 @@ class KafkaSettings(_Section):
         return -1 if self.retention_hours is None else int(self.retention_hours * 3600 * 1000)
 
 
-class RegionConfig(_Section):
+class RegionConfig(Section):
     redis: RedisEndpoint
     s3: S3Location
     kafka_bootstrap_servers: str | None = None
@@ -125,141 +130,6 @@ class RegionConfig(_Section):
 
     def subscribes_to(self, feature_view: str) -> bool:
         return "*" in self.feature_views or feature_view in self.feature_views
-
-
-RENAMED_FIELDS: dict[str, dict[str, str]] = {
-    "worker": {
-        "max_batch_rows": (
-            "renamed to max_records_per_poll, which counts Kafka records per poll (each holds "
-            "up to the publisher's max_batch_rows rows); the old value divided by 100 keeps "
-            "the old behaviour (5000 -> 50)"
-        ),
-        "key_ttl_seconds": (
-            "removed: regions now expire keys by the primary's Feast setting, carried on every "
-            "record; set online_store.key_ttl_seconds in the primary's feature_store.yaml "
-            "(docs/replication.md) and delete worker.key_ttl_seconds here"
-        ),
-    },
-}
-"""Section -> old field -> what to do: a renamed field is an error, never silently ignored."""
-
-
-def _refuse_renamed(section: str, data: Any) -> Any:
-    if isinstance(data, dict):
-        for old, advice in RENAMED_FIELDS.get(section, {}).items():
-            if old in data:
-                raise ValueError(f"{section}.{old} was {advice}")
-    return data
-
-
-class WorkerSettings(_Section):
-    consumer_group_prefix: str = "replicator"
-    max_records_per_poll: int = Field(default=50, ge=1)
-    """Kafka records a worker takes per poll and applies in one Redis round trip."""
-    poll_timeout_seconds: float = Field(default=0.05, gt=0)
-    commit_interval_seconds: float = Field(default=0.1, ge=0)
-    """Offsets of applied records are committed at most this often (0: after every apply)."""
-    max_future_skew_seconds: float = Field(default=300.0, ge=0)
-    """Rows whose event time is further than this ahead of their publish time (the primary's
-    stamp on the record; the worker's clock for a record without one) go to the DLQ."""
-    schema_wait_seconds: float = Field(default=600.0, ge=0)
-    """Rows of a schema the region's registry does not list wait this long for it (their
-    partition paused), then go to the dead-letter topic."""
-    metrics_port: int | None = None
-    session_timeout_seconds: float = Field(default=3.0, ge=1)
-    """How long a worker that died without leaving (kill -9, lost host) holds its partitions
-    before the group hands them to the region's other workers. Kafka's consumer default is
-    45 s. The broker must accept it: its ``group.min.session.timeout.ms`` is 6 s on a stock
-    broker, 1 s in the local stack and docker-compose.yml (a worker refused says so and
-    exits 2). Heartbeats go every sixth of it."""
-    on_data_loss: Literal["replay", "alert"] = "replay"
-    """When the region's Redis lost rows the group had committed (restart from an old
-    snapshot, failover to an empty replica, FLUSHALL): ``replay`` them from the log at once,
-    or ``alert`` and stop committing until ``replicator region rebuild`` (docs/replication.md)."""
-    data_loss_check_seconds: float = Field(default=1.0, gt=0)
-    """How often idle partitions' applied marks are checked (busy ones: on every poll)."""
-    max_heartbeat_lead_seconds: float = Field(default=60.0, gt=0)
-    """A heartbeat stamped further than this ahead of its record's broker timestamp is
-    dead-lettered as ``implausible_heartbeat`` (forged), never stored."""
-    metrics_host: str = "127.0.0.1"
-    """Address /metrics binds to; ``0.0.0.0`` in a pod so Prometheus can scrape it."""
-    clock_offset_seconds: float = 0.0
-    """Fault injection only (docs/chaos.md): shifts the worker's clock by this many seconds,
-    as a region whose host clock is skewed. Keep 0 in production."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed(cls, data: Any) -> Any:
-        return _refuse_renamed("worker", data)
-
-
-class ReadSettings(_Section):
-    """Regional reads (``replicator.feast_reader``, ``replicator region health``)."""
-
-    max_staleness_seconds: float = Field(default=5.0, gt=0)
-    """A region whose replication staleness is above this is failed over from."""
-    recover_staleness_seconds: float | None = Field(default=None, gt=0)
-    """Hysteresis: a region failed over from for staleness counts as healthy again only at or
-    below this (default: half of ``max_staleness_seconds``)..."""
-    recover_checks: int = Field(default=3, ge=1)
-    """...for this many health checks in a row."""
-    health_interval_seconds: float = Field(default=1.0, gt=0)
-    failback_seconds: float = Field(default=10.0, gt=0)
-    """How often reads try to return to a healthier, nearer region."""
-    failures_to_failover: int = Field(default=2, ge=1)
-    """Failed commands on the active region that open its circuit (then reads fail over)."""
-    socket_timeout_seconds: float = Field(default=0.5, gt=0)
-    on_stale: Literal["refuse", "mark"] = "refuse"
-    """When no region meets a read's ``max_staleness``: raise ``StaleRead``, or serve the
-    nearest reachable region and mark the read (``within_bound: false``)."""
-
-    @property
-    def recover_below(self) -> float:
-        return self.recover_staleness_seconds or self.max_staleness_seconds / 2
-
-
-class SnapshotSettings(_Section):
-    """Region snapshots in object storage (``replicator region snapshot R``)."""
-
-    interval_seconds: float = Field(default=6 * 3600.0, gt=0)
-    """Time between snapshots of ``replicator region snapshot R --schedule``."""
-    keep: int = Field(default=4, ge=1)
-    """Finished snapshots kept per region; older ones are deleted after each snapshot."""
-
-
-class KafkaListener(_Section):
-    """An extra Kafka listener of the local stack, e.g. one per region behind a WAN proxy.
-
-    Broker ``i`` (1-based) listens on ``port + i - 1`` and advertises
-    ``advertised_port + i - 1`` (a proxy in front of it), both on 127.0.0.1.
-    """
-
-    port: int = Field(ge=1, le=65535)
-    advertised_port: int = Field(ge=1, le=65535)
-
-
-class StackSettings(_Section):
-    """Only for the local stack (``replicator stack``)."""
-
-    state_dir: Path = Path(".stack")
-    kafka_brokers: int = Field(default=1, ge=1, le=9)
-    """Brokers of the local KRaft cluster. With 3 or more: replication factor 3,
-    ``min.insync.replicas=2``, no unclean leader election. ``kafka.bootstrap_servers`` then
-    lists one 127.0.0.1 port per broker; controller ports count up from
-    ``kafka_controller_port``."""
-    kafka_listeners: dict[str, KafkaListener] = Field(default_factory=dict)
-    """Extra listeners by name (upper case, e.g. ``EU_WEST_1``), for clients that reach the
-    brokers through a proxy: Kafka clients follow the advertised addresses."""
-    kafka_controller_port: int = 19093
-    kafka_heap_mb: int = 384
-    s3_port: int = 19000
-    s3_heap_mb: int = 192
-    prometheus_port: int = 19090
-    """Optional local Prometheus (``replicator demo`` starts it; docs/local-stack.md)."""
-    worker_metrics_port: int = 19101
-    """The first region's worker /metrics port in the local stack; the next regions count up."""
-    checker_metrics_address: str = "127.0.0.1:9108"
-    """Where the local Prometheus scrapes ``consistency serve`` (its ``server`` setting)."""
 
 
 class Topology(BaseSettings):
@@ -393,7 +263,7 @@ def load_topology(path: str | Path | None = None) -> Topology:
     try:
         return Topology(**_normalise_region_env(data))
     except ValidationError as exc:
-        raise ConfigError(_describe(config_path, exc)) from None
+        raise ConfigError(describe_invalid(config_path, exc)) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -465,8 +335,12 @@ def _deep_merge(base: Any, override: dict[str, Any]) -> Any:
     return out
 
 
-def _describe(path: Path, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid configuration"]
+def describe_invalid(
+    path: Path, exc: ValidationError, *, what: str = "configuration", env_prefix: str = ENV_PREFIX
+) -> str:
+    """One line per invalid field of the file at ``path`` (its value shown unless it is a
+    mapping, missing, or a password or secret), then where else fields may come from."""
+    lines = [f"{path}: invalid {what}"]
     for err in exc.errors():
         field = ".".join(str(part) for part in err["loc"]) or "(top level)"
         got = err.get("input")
@@ -474,5 +348,5 @@ def _describe(path: Path, exc: ValidationError) -> str:
         hide = secret or isinstance(got, dict) or err["type"] == "missing"
         shown = "" if hide else f" (got {got!r})"
         lines.append(f"  {field}: {err['msg']}{shown}")
-    lines.append(f"  (fields may also come from {ENV_PREFIX}* environment variables)")
+    lines.append(f"  (fields may also come from {env_prefix}* environment variables)")
     return "\n".join(lines)

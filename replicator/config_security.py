@@ -13,11 +13,9 @@ import stat
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from replicator.config_sections import Section
 
 
 def read_secret_file(path: Path) -> str:
@@ -50,7 +48,7 @@ def load_secret_files(data: Any, fields: tuple[str, ...]) -> Any:
     return out
 
 
-class Credentials(_Section):
+class Credentials(Section):
     """A user name and its password (``password`` or ``password_file``)."""
 
     username: str
@@ -63,7 +61,7 @@ class Credentials(_Section):
         return load_secret_files(data, ("password",))
 
 
-class TlsSettings(_Section):
+class TlsSettings(Section):
     """TLS towards one service. Off unless ``enabled``; then the server's certificate must
     chain to ``ca_file`` (the system's trust store when unset) and name the host dialled."""
 
@@ -88,7 +86,7 @@ class TlsSettings(_Section):
 KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 
 
-class KafkaSecurity(_Section):
+class KafkaSecurity(Section):
     """How every Kafka client authenticates. ``options`` passes librdkafka settings through
     unchanged: OAUTHBEARER for Confluent Cloud, ``AWS_MSK_IAM``-style OIDC for MSK, and so on
     (docs/security.md has examples)."""
@@ -111,7 +109,7 @@ class KafkaSecurity(_Section):
 KafkaRole = Literal["primary", "checker", "admin"]
 
 
-class KafkaUsers(_Section):
+class KafkaUsers(Section):
     """Kafka principals other than the regions' workers (each region names its own)."""
 
     primary: Credentials | None = None

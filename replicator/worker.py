@@ -5,18 +5,18 @@ time not too far ahead), apply the row batches in one Redis round trip through t
 last-writer-wins script, make dead letters durable, and only then commit the offsets. A crash
 anywhere before the commit means redelivery, which the apply script makes harmless.
 
-Rows of a view whose schema the region's registry does not list yet are parked, not dropped:
-that topic-partition is paused at the record (other partitions and views keep flowing) and
-resumes as soon as the region's manifest lists the schema. Only after
-``schema_wait_seconds`` do such rows go to the dead-letter topic.
+Rows of a view whose schema the region's registry does not list yet are parked, not dropped
+(``replicator.schema_wait``): that topic-partition is paused at the record and resumes as soon
+as the region's manifest lists the schema; only after ``schema_wait_seconds`` do such rows go
+to the dead-letter topic.
 
-Failures (docs/replication.md, "Errors"): a ``TransientError`` (Redis or Kafka unreachable,
-Redis busy, loading, out of memory...) is retried with backoff for as long as it lasts; a
-``PermanentError`` (the record is malformed, or the store refused it for a reason a retry
-cannot change) dead-letters the record at once; any other error is retried, and when the
-same error comes back ``max_attempts`` times in a row it counts as permanent too: a record
-that cannot be applied never holds its partition. Dead letters and commits have no record
-to blame: their repeated failure stops the worker, uncommitted.
+Failures (docs/replication.md, "Errors"; ``replicator.retrying``): a ``TransientError`` is
+retried with backoff for as long as it lasts; a ``PermanentError`` (the record is malformed,
+or the store refused it for a reason a retry cannot change) dead-letters the record at once;
+any other error is retried, and when the same error comes back ``max_attempts`` times in a
+row it counts as permanent too: a record that cannot be applied never holds its partition.
+Dead letters and commits have no record to blame: their repeated failure stops the worker,
+uncommitted.
 """
 
 from __future__ import annotations
@@ -25,10 +25,8 @@ import functools
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from dataclasses import dataclass, replace
 
 from replicator.core import wire
 from replicator.core.egress import EgressMeter
@@ -39,65 +37,14 @@ from replicator.errors import (
     ImplausibleHeartbeat,
     MalformedRecord,
     PermanentError,
-    RepeatedFailure,
-    ReplicatorError,
-    TransientError,
     UnknownSchema,
 )
 from replicator.healing import DataLossGuard
+from replicator.retrying import Retrier, Stopped
+from replicator.schema_wait import Parked, SchemaWait
+from replicator.worker_stats import WorkerStats
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-class Stopped(Exception):
-    """The worker was asked to stop while waiting to retry; nothing was committed."""
-
-
-@dataclass
-class WorkerStats:
-    rows_applied: int = 0
-    rows_skipped_older: int = 0
-    batches_applied: int = 0
-    dead_letters: int = 0
-    views_deleted: int = 0
-    first_applied_ns: int = 0
-    lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
-    """Per batch: the primary's publish call (``pub_ns``, primary clock) -> the region's Redis
-    acknowledged (worker clock). Two clocks: skew shifts it; docs/consistency.md has the
-    skew-proof measure."""
-    apply_ms: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
-    """Per Redis round trip: how long the apply script took, network included."""
-    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
-    assigned_partitions: int = 0
-
-    def summary(self) -> dict[str, float]:
-        lags = sorted(self.lag_ms)
-        return {
-            "assigned_partitions": self.assigned_partitions,
-            "rows_applied": self.rows_applied,
-            "rows_skipped_older": self.rows_skipped_older,
-            "batches_applied": self.batches_applied,
-            "dead_letters": self.dead_letters,
-            "lag_p50_ms": quantile(lags, 0.50),
-            "lag_p99_ms": quantile(lags, 0.99),
-            "apply_p99_ms": quantile(sorted(self.apply_ms), 0.99),
-        }
-
-
-@dataclass(frozen=True)
-class Parked:
-    feature_view: str
-    fingerprint: str
-    offset: int
-    since: float
-    """The worker's monotonic clock (seconds) when parked."""
-
-
-def quantile(ordered: list[float], q: float) -> float:
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @dataclass(frozen=True)
@@ -155,13 +102,17 @@ class Worker:
         self._last_stats = 0.0
         self._uncommitted: dict[tuple[str, int], int] = {}
         self._last_commit = float("-inf")
-        self._parked: dict[tuple[str, int], Parked] = {}
-        self._expired_schemas: set[tuple[str, str]] = set()
+        self._schemas = SchemaWait(region, options.schema_wait_seconds, monotonic)
+        self._retrying = Retrier(
+            self._stop,
+            max_attempts=options.max_attempts,
+            max_backoff_seconds=options.max_backoff_seconds,
+        )
 
     @property
     def parked(self) -> dict[tuple[str, int], Parked]:
         """Partitions waiting for a schema, with the record they wait at."""
-        return dict(self._parked)
+        return dict(self._schemas.parked)
 
     def stop(self) -> None:
         self._stop.set()
@@ -193,8 +144,8 @@ class Worker:
     def step(self) -> int:
         if self.guard is not None:
             self._retrying(self.guard.poll)
-        if self._parked:
-            self._check_parked()
+        if self._schemas.parked:
+            self._schemas.check(self.source, self.catalog)
         messages = self.source.poll_batch(
             self.options.max_messages, self.options.poll_timeout_seconds
         )
@@ -230,14 +181,14 @@ class Worker:
         positions: dict[tuple[str, int], int] = {}
         for message in messages:
             topic, partition, offset = position(message)
-            if (topic, partition) in self._parked:
+            if (topic, partition) in self._schemas.parked:
                 continue  # fetched before the pause: delivered again on resume
             positions[(topic, partition)] = offset + 1
             try:
                 header = wire.read_header(message.headers())
                 if header.kind is Kind.ROWS:
-                    if self._must_wait(header):
-                        self._park(topic, partition, offset, header)
+                    if self._schemas.must_wait(header, self._is_known):
+                        self._schemas.park(self.source, (topic, partition, offset), header)
                         positions[(topic, partition)] = offset  # commit up to, not past, it
                         continue
                     pending.extend((b, header, message) for b in self._admit(message, header))
@@ -335,62 +286,10 @@ class Worker:
             )
         return heartbeat
 
-    # Waiting for the registry -----------------------------------------------------------
-    def _must_wait(self, header: wire.RecordHeader) -> bool:
-        if self.options.schema_wait_seconds <= 0:
-            return False
-        schema = (header.feature_view, header.schema_fingerprint)
-        return schema not in self._expired_schemas and not self._is_known(*schema)
-
+    # Admitting rows -------------------------------------------------------------------
     def _is_known(self, feature_view: str, fingerprint: str) -> bool:
         """The catalog's answer; while it cannot answer (S3 down), retried, never guessed."""
         return self._retrying(lambda: self.catalog.is_known(feature_view, fingerprint))
-
-    def _park(self, topic: str, partition: int, offset: int, header: wire.RecordHeader) -> None:
-        self.source.pause(topic, partition, offset)
-        self._parked[(topic, partition)] = Parked(
-            header.feature_view, header.schema_fingerprint, offset, self.monotonic()
-        )
-        log.warning(
-            "parked %s[%d] at offset %d: schema %s of %s is not in %s's registry yet",
-            topic,
-            partition,
-            offset,
-            header.schema_fingerprint,
-            header.feature_view,
-            self.region,
-            extra={"event": "partition_parked", "topic": topic, "partition": partition},
-        )
-
-    def _check_parked(self) -> None:
-        for (topic, partition), parked in list(self._parked.items()):
-            if not self.source.is_paused(topic, partition):
-                del self._parked[(topic, partition)]  # revoked in a rebalance: start afresh
-                continue
-            schema = (parked.feature_view, parked.fingerprint)
-            waited = self.monotonic() - parked.since
-            try:
-                known = self.catalog.is_known(*schema)
-            except TransientError as exc:  # the registry cannot be read: keep waiting
-                log.warning("%s", exc, extra={"event": "transient_error"})
-                continue
-            if known:
-                outcome = "schema arrived"
-            elif waited >= self.options.schema_wait_seconds:
-                self._expired_schemas.add(schema)
-                outcome = "schema wait expired, sending its rows to the dead-letter topic"
-            else:
-                continue
-            del self._parked[(topic, partition)]
-            self.source.resume(topic, partition)
-            log.info(
-                "resumed %s[%d] after %.1fs: %s",
-                topic,
-                partition,
-                waited,
-                outcome,
-                extra={"event": "partition_resumed", "topic": topic, "partition": partition},
-            )
 
     def _admit(self, message: Message, header: wire.RecordHeader) -> list[EncodedBatch]:
         if not self._is_known(header.feature_view, header.schema_fingerprint):
@@ -479,45 +378,6 @@ class Worker:
         self.stats.dead_letters += 1
         reasons = self.stats.dead_letter_reasons
         reasons[error.reason] = reasons.get(error.reason, 0) + 1
-
-    def _retrying(self, action: Callable[[], T]) -> T:
-        """``action()``, retried with backoff: while it raises TransientError, and while an
-        unexpected error has not come back ``max_attempts`` times in a row (then
-        RepeatedFailure). Every other error of ours passes through at once: a PermanentError
-        (the record goes to the dead-letter topic), and one that stops the command, such as
-        ``Incomplete`` or ``ConfigError``, which no retry or dead letter can fix. Raises
-        Stopped when the worker is stopped while waiting."""
-        delay = 0.1
-        last: tuple[type[Exception], str] | None = None
-        repeats = 0
-        while True:
-            try:
-                return action()
-            except TransientError as exc:
-                last, repeats = None, 0
-                log.warning("%s; retrying in %.1fs", exc, delay, extra={"event": "transient_error"})
-            except (ReplicatorError, Stopped):
-                raise
-            except Exception as exc:  # of no known kind: bounded, then permanent
-                same = (type(exc), str(exc))
-                repeats = repeats + 1 if same == last else 1
-                last = same
-                if repeats >= self.options.max_attempts:
-                    raise RepeatedFailure(
-                        f"{type(exc).__name__}: {exc} ({repeats} attempts in a row)"
-                    ) from exc
-                log.warning(
-                    "unexpected %s: %s; attempt %d of %d",
-                    type(exc).__name__,
-                    exc,
-                    repeats,
-                    self.options.max_attempts,
-                    exc_info=True,
-                    extra={"event": "unexpected_error"},
-                )
-            if self._stop.wait(delay):
-                raise Stopped
-            delay = min(delay * 2, self.options.max_backoff_seconds)
 
 
 __all__ = ["MalformedRecord", "Worker", "WorkerOptions", "WorkerStats"]

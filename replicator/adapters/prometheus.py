@@ -9,7 +9,8 @@ from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFam
 from prometheus_client.registry import Collector
 
 from replicator.adapters.kafka_source import KafkaSource
-from replicator.worker import Worker, quantile
+from replicator.worker import Worker
+from replicator.worker_stats import quantile
 
 EGRESS_METRICS = (
     ("replicator_fetched_records", "Records fetched from Kafka per topic", "records"),

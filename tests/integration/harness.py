@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,17 +16,24 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 import yaml
+from confluent_kafka import Consumer
 from waiting import wait_until
 
-from replicator.adapters.redis_store import feast_hashes
+from benchmarks import processes
+from benchmarks.processes import free_port
+from replicator.adapters.redis_store import connect, feast_hashes
 from replicator.assembly import build_worker
 from replicator.config import Topology, load_topology
+from replicator.core import wire
 from replicator.registry_sync import sync_once
 from replicator.worker import Worker
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURE_REPO = ROOT / "feature_repo"
@@ -38,12 +43,6 @@ END = datetime(2026, 11, 1, tzinfo=UTC)
 FeastKeys = dict[bytes, dict[bytes, bytes]]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class ReferenceRedis:
     """A bare redis-server that Feast's own RedisOnlineStore writes: the expected state."""
 
@@ -51,19 +50,7 @@ class ReferenceRedis:
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ],
+            processes.redis_server_command(self.port, workdir),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -175,6 +162,27 @@ class ReplicatedProject:
         )
         return FeatureStore(config=config, repo_path=str(self.repo))
 
+    def feast_stores(self, reference: ReferenceRedis) -> tuple[Any, Any]:
+        """``feast apply`` of the repo's objects at the primary, then a registry sync to every
+        region; returns the primary's ``FeatureStore`` and Feast's own store on ``reference``
+        (same registry), to write the same calls through both."""
+        primary = self.primary_store()
+        primary.apply(self.feature_objects())
+        self.sync_registry()
+        return primary, self.reference_store(reference)
+
+    def fresh_rows(self, view: str, rows: int, shift: timedelta) -> pd.DataFrame:
+        """One row for each of the first ``rows`` entities of ``view``'s generated data, event
+        and created time ``END + shift`` (newer than every generated row for a positive one)."""
+        import pandas as pd
+
+        frame = pd.read_parquet(self.repo / "data" / f"{view}.parquet")
+        frame = frame.drop_duplicates(subset=[c for c in frame.columns if c.endswith("_id")])
+        frame = frame.head(rows).copy()
+        frame["event_timestamp"] = END + shift
+        frame["created"] = END + shift
+        return frame
+
     def feature_objects(self, *, without: tuple[str, ...] = ()) -> list[Any]:
         import importlib.util
 
@@ -225,31 +233,19 @@ class ReplicatedProject:
 
     def _replicator(self, log_name: str, *args: str) -> subprocess.Popen[bytes]:
         """A ``replicator`` command on this project's topology; stopped by ``stop()``."""
-        log = open(self.workdir / f"{log_name}.log", "ab")  # noqa: SIM115
         command = [sys.executable, "-m", "replicator.cli", "--config", str(self.topology_path)]
-        proc = subprocess.Popen([*command, *args], stdout=log, stderr=log)
+        proc = processes.start([*command, *args], self.workdir / f"{log_name}.log", cwd=None)
         self._processes.append(proc)
         return proc
 
     def stop(self) -> None:
         for worker in self._workers:
             worker.stop()
-        for proc in self._processes:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        processes.stop(self._processes)
 
     def admin(self, region: str) -> redis.Redis:
-        config = self.topology.region(region).redis
-        return redis.Redis(
-            host=config.host,
-            port=config.port,
-            username=config.admin.username,
-            password=config.admin.password.get_secret_value(),
-        )
+        endpoint = self.topology.region(region).redis
+        return connect(endpoint, endpoint.admin)
 
     def feast_keys(self, client: redis.Redis) -> FeastKeys:
         """Every Feast key of this project with all its fields, as bytes."""
@@ -284,3 +280,39 @@ def recent_window(days: int = 400) -> tuple[datetime, datetime]:
 def iter_lines(path: Path) -> Iterator[str]:
     with path.open() as handle:
         yield from handle
+
+
+def primary_fingerprint(store, view: str) -> str:  # type: ignore[no-untyped-def]
+    """The schema fingerprint the primary puts on ``view``'s records (Feast store ``store``)."""
+    from replicator.feast_layout import schema_fingerprint
+
+    return schema_fingerprint(store.get_feature_view(view), view)
+
+
+def dead_letter_reasons(topology: Topology, source_topic: str, expect: int) -> dict[str, list[str]]:
+    """Region -> reasons of the dead letters of records from ``source_topic``, once at least
+    ``expect`` arrived (60 s at most)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": topology.kafka.bootstrap_servers,
+            "group.id": f"dlq-reader-{source_topic}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topology.kafka.dead_letter_topic])
+    found: dict[str, list[str]] = {r: [] for r in topology.regions}
+
+    def collected() -> dict[str, list[str]] | None:
+        message = consumer.poll(0.5)
+        if message is not None and not message.error():
+            headers = {k: (v or b"").decode() for k, v in message.headers() or []}
+            if headers.get(wire.H_SOURCE, "").startswith(source_topic + ":"):
+                found[headers["dlq_region"]].append(headers[wire.H_REASON])
+        return found if sum(map(len, found.values())) >= expect else None
+
+    try:
+        return wait_until(
+            collected, 60, f"{expect} dead letters from {source_topic}", observe=lambda: found
+        )
+    finally:
+        consumer.close()

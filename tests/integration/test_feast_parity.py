@@ -15,18 +15,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from harness import END, ReferenceRedis, ReplicatedProject, recent_window
+from harness import ReferenceRedis, ReplicatedProject, recent_window
 
 from replicator.config import Topology
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRedis]:
-    server = ReferenceRedis(tmp_path_factory.mktemp("reference-redis"))
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -35,21 +28,6 @@ def project(topology: Topology, config_file: Path, tmp_path: Path) -> Iterator[R
     replicated.generate_data(n_cards=60, n_merchants=20, days=2)
     yield replicated
     replicated.stop()
-
-
-def _applied(project: ReplicatedProject, reference: ReferenceRedis) -> tuple[Any, Any]:
-    primary = project.primary_store()
-    primary.apply(project.feature_objects())
-    project.sync_registry()
-    return primary, project.reference_store(reference)
-
-
-def _push_frame(project: ReplicatedProject, rows: int, shift: timedelta) -> pd.DataFrame:
-    frame = pd.read_parquet(project.repo / "data" / "card_spending_stats.parquet")
-    frame = frame.drop_duplicates(subset=["card_id"]).head(rows).copy()
-    frame["event_timestamp"] = END + shift
-    frame["created"] = END + shift
-    return frame
 
 
 def test_null_created_time_is_stored_as_feast_stores_it(
@@ -61,9 +39,9 @@ def test_null_created_time_is_stored_as_feast_stores_it(
     batch["created"] = batch["created"].astype("datetime64[ns, UTC]")
     batch.loc[batch.index[::3], "created"] = pd.NaT
     batch.to_parquet(source)
-    primary, expected_store = _applied(project, reference)
+    primary, expected_store = project.feast_stores(reference)
     project.start_workers()
-    first = _push_frame(project, 20, timedelta(hours=1))
+    first = project.fresh_rows("card_spending_stats", 20, timedelta(hours=1))
     # Same entities and event times, other values, created earlier or null: Feast keeps the
     # first rows (an equal event time is skipped); an earlier or null created time ranks
     # below the first rows', so every region keeps them too.
@@ -80,23 +58,15 @@ def test_null_created_time_is_stored_as_feast_stores_it(
     project.wait_converged(expected)
 
 
-def _merchant_frame(project: ReplicatedProject, rows: int, shift: timedelta) -> pd.DataFrame:
-    frame = pd.read_parquet(project.repo / "data" / "merchant_risk.parquet")
-    frame = frame.drop_duplicates(subset=["merchant_id"]).head(rows).copy()
-    frame["event_timestamp"] = END + shift
-    frame["created"] = END + shift
-    return frame
-
-
 def test_writes_larger_than_a_kafka_record_are_cut_by_bytes(
     topology: Topology, config_file: Path, tmp_path: Path, reference: ReferenceRedis
 ) -> None:
     project = ReplicatedProject(config_file, tmp_path, partitions=1)  # every row, one partition
     try:
         project.generate_data(n_cards=20, n_merchants=20, days=1)
-        primary, expected_store = _applied(project, reference)
+        primary, expected_store = project.feast_stores(reference)
         project.start_workers()
-        wide = _merchant_frame(project, 12, timedelta(hours=1))
+        wide = project.fresh_rows("merchant_risk", 12, timedelta(hours=1))
         # 12 x 2.5 MB in one partition (30 MB), and one row just under the 8 MiB record limit.
         wide["merchant_category"] = [chr(65 + i) * 2_500_000 for i in range(len(wide))]
         wide.loc[wide.index[0], "merchant_category"] = "z" * (8 * 1024 * 1024 - 8192)
@@ -114,9 +84,9 @@ def test_a_row_larger_than_a_record_is_refused_before_anything_is_published(
 ) -> None:
     from replicator.errors import RefusedWrite
 
-    primary, expected_store = _applied(project, reference)
+    primary, expected_store = project.feast_stores(reference)
     project.start_workers()
-    refused = _merchant_frame(project, 12, timedelta(hours=1))
+    refused = project.fresh_rows("merchant_risk", 12, timedelta(hours=1))
     refused.loc[refused.index[5], "merchant_category"] = "x" * (8 * 1024 * 1024 + 1)
     with pytest.raises(RefusedWrite) as error:
         primary.write_to_online_store("merchant_risk", refused)
@@ -125,7 +95,7 @@ def test_a_row_larger_than_a_record_is_refused_before_anything_is_published(
     assert error.value.entity == f"merchant_id={entity!r}"
     assert str(8 * 1024 * 1024) in str(error.value)
     # Nothing of the refused call reaches a region; a later call does, all of it.
-    later = _merchant_frame(project, 3, timedelta(hours=2))
+    later = project.fresh_rows("merchant_risk", 3, timedelta(hours=2))
     for store in (primary, expected_store):
         store.write_to_online_store("merchant_risk", later)
     expected = project.feast_keys(reference.client)
@@ -159,7 +129,7 @@ FeatureStore(repo_path=sys.argv[1]).write_to_online_store(
 
 
 def _many_merchants(project: ReplicatedProject, first: int, rows: int) -> pd.DataFrame:
-    frame = _merchant_frame(project, 1, timedelta(hours=1))
+    frame = project.fresh_rows("merchant_risk", 1, timedelta(hours=1))
     frame = frame.loc[frame.index.repeat(rows)].reset_index(drop=True)
     frame["merchant_id"] = [f"m_killed_{first + i}" for i in range(rows)]
     return frame
@@ -176,7 +146,7 @@ def test_a_primary_killed_mid_call_leaves_no_row_of_that_call_in_any_region(
     import yaml
     from confluent_kafka import Consumer, TopicPartition
 
-    _primary, expected_store = _applied(project, reference)
+    _primary, expected_store = project.feast_stores(reference)
     # One writer identity: the next process fences the killed one and aborts its transaction.
     settings = yaml.safe_load((project.repo / "feature_store.yaml").read_text())
     settings["online_store"].update(max_batch_rows=50, transactional_id=f"{project.name}-w")
@@ -232,9 +202,9 @@ def test_a_far_future_row_is_refused_in_the_write_call_by_default(
 ) -> None:
     from replicator.errors import RefusedWrite
 
-    primary, expected_store = _applied(project, reference)
+    primary, expected_store = project.feast_stores(reference)
     project.start_workers()
-    frame = _merchant_frame(project, 12, timedelta(hours=1))
+    frame = project.fresh_rows("merchant_risk", 12, timedelta(hours=1))
     ahead = frame.index[4]
     frame["event_timestamp"] = frame["event_timestamp"].astype(object)
     frame.loc[ahead, "event_timestamp"] = _naive_local_now(9)
@@ -244,7 +214,7 @@ def test_a_far_future_row_is_refused_in_the_write_call_by_default(
     assert error.value.entity == f"merchant_id={frame.loc[ahead, 'merchant_id']!r}"
     assert "event time" in str(error.value) and "future_event_time" in str(error.value)
     # Nothing of the refused call reaches a region; a later call does, all of it.
-    later = _merchant_frame(project, 3, timedelta(hours=2))
+    later = project.fresh_rows("merchant_risk", 3, timedelta(hours=2))
     for store in (primary, expected_store):
         store.write_to_online_store("merchant_risk", later)
     expected = project.feast_keys(reference.client)
@@ -257,7 +227,7 @@ def test_far_future_rows_are_applied_in_every_region_when_set_to_apply(
 ) -> None:
     import yaml
 
-    primary, expected_store = _applied(project, reference)
+    primary, expected_store = project.feast_stores(reference)
     settings = yaml.safe_load((project.repo / "feature_store.yaml").read_text())
     settings["online_store"]["future_event_time"] = "apply"
     (project.repo / "feature_store.yaml").write_text(yaml.safe_dump(settings))
@@ -266,7 +236,7 @@ def test_far_future_rows_are_applied_in_every_region_when_set_to_apply(
     primary = FeatureStore(repo_path=str(project.repo))
     project.start_workers()
     # Hours ahead of every clock (workers allow 300 s): stored as Feast stores them.
-    frame = _merchant_frame(project, 10, timedelta(hours=1))
+    frame = project.fresh_rows("merchant_risk", 10, timedelta(hours=1))
     frame["event_timestamp"] = [_naive_local_now(9)] * len(frame)
     frame["created"] = frame["event_timestamp"]
     for store in (primary, expected_store):
@@ -309,7 +279,7 @@ def test_key_ttl_seconds_of_the_primary_expires_keys_in_every_region(
     config.online_store.key_ttl_seconds = 3600
     expected_store = FeatureStore(config=config, repo_path=str(project.repo))
     project.start_workers()
-    frame = _merchant_frame(project, 8, timedelta(hours=1))
+    frame = project.fresh_rows("merchant_risk", 8, timedelta(hours=1))
     for store in (primary, expected_store):
         store.write_to_online_store("merchant_risk", frame)
     expected = project.feast_keys(reference.client)
@@ -371,7 +341,7 @@ def test_a_view_name_kafka_would_refuse_is_replicated(
     project.sync_registry()
     expected_store = project.reference_store(reference)
     project.start_workers()
-    frame = _merchant_frame(project, 6, timedelta(hours=1))
+    frame = project.fresh_rows("merchant_risk", 6, timedelta(hours=1))
     for store in (primary, expected_store):
         store.write_to_online_store(name, frame)
     expected = project.feast_keys(reference.client)

@@ -34,13 +34,6 @@ def project(topology: Topology, config_file: Path, tmp_path: Path) -> Iterator[R
     replicated.stop()
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRedis]:
-    server = ReferenceRedis(tmp_path_factory.mktemp("reference-redis"))
-    yield server
-    server.close()
-
-
 def _new_view(project: ReplicatedProject):  # type: ignore[no-untyped-def]
     """A feature view added after the first release: card velocity from the card source."""
     from feast import FeatureView, Field
@@ -82,10 +75,7 @@ def _views_held(keys: dict[bytes, dict[bytes, bytes]]) -> dict[bytes, int]:
 def test_rows_of_a_view_unknown_in_a_region_wait_for_its_registry_then_apply(
     project: ReplicatedProject, reference: ReferenceRedis
 ) -> None:
-    primary = project.primary_store()
-    primary.apply(project.feature_objects())
-    project.sync_registry()
-    expected_store = project.reference_store(reference)
+    primary, expected_store = project.feast_stores(reference)
     project.start_workers()
     lagging = project.topology.replica_regions[0]
     others = [r for r in project.topology.regions if r != lagging]

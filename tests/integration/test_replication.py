@@ -16,8 +16,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import redis
-from confluent_kafka import Consumer, Producer
-from harness import END, ReferenceRedis, ReplicatedProject, recent_window
+from confluent_kafka import Producer
+from harness import (
+    END,
+    ReferenceRedis,
+    ReplicatedProject,
+    dead_letter_reasons,
+    primary_fingerprint,
+    recent_window,
+)
 from waiting import wait_until
 
 from replicator.config import Topology
@@ -30,13 +37,6 @@ from replicator.regional_config import feast_env, write_regional_repo
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRedis]:
-    server = ReferenceRedis(tmp_path_factory.mktemp("reference-redis"))
-    yield server
-    server.close()
-
-
 @pytest.fixture
 def project(topology: Topology, config_file: Path, tmp_path: Path) -> Iterator[ReplicatedProject]:
     replicated = ReplicatedProject(config_file, tmp_path)
@@ -45,35 +45,19 @@ def project(topology: Topology, config_file: Path, tmp_path: Path) -> Iterator[R
     replicated.stop()
 
 
-def _applied(project: ReplicatedProject, reference: ReferenceRedis):  # type: ignore[no-untyped-def]
-    primary = project.primary_store()
-    primary.apply(project.feature_objects())
-    project.sync_registry()
-    return primary, project.reference_store(reference)
-
-
-def _fresh(project: ReplicatedProject, view: str, rows: int, shift: timedelta) -> pd.DataFrame:
-    frame = pd.read_parquet(project.repo / "data" / f"{view}.parquet")
-    frame = frame.drop_duplicates(subset=[c for c in frame.columns if c.endswith("_id")])
-    frame = frame.head(rows).copy()
-    frame["event_timestamp"] = END + shift
-    frame["created"] = END + shift
-    return frame
-
-
 def test_every_write_path_reaches_every_region_byte_identical(
     project: ReplicatedProject, reference: ReferenceRedis
 ) -> None:
-    primary, expected_store = _applied(project, reference)
+    primary, expected_store = project.feast_stores(reference)
     project.start_workers()
     start, end = recent_window()
     for store in (primary, expected_store):
         store.materialize(start, end)
         store.push(
-            "card_spending_push", _fresh(project, "card_spending_stats", 150, timedelta(hours=1))
+            "card_spending_push", project.fresh_rows("card_spending_stats", 150, timedelta(hours=1))
         )
         store.write_to_online_store(
-            "merchant_risk", _fresh(project, "merchant_risk", 40, timedelta(hours=2))
+            "merchant_risk", project.fresh_rows("merchant_risk", 40, timedelta(hours=2))
         )
     expected = project.feast_keys(reference.client)
     assert len(expected) > 1000, "the reference should hold every entity of the three views"
@@ -88,7 +72,7 @@ def test_regional_reader_is_read_only_and_feast_sdk_reads_primary_values(
 ) -> None:
     from feast import FeatureStore
 
-    primary, _ = _applied(project, reference)
+    primary, _ = project.feast_stores(reference)
     project.start_workers()
     primary.materialize(*recent_window())
     entity_rows = [
@@ -155,12 +139,12 @@ def _differing(got: dict, expected: dict) -> dict:  # type: ignore[type-arg]
 def test_worker_killed_mid_stream_converges_without_loss(
     project: ReplicatedProject, reference: ReferenceRedis
 ) -> None:
-    primary, expected_store = _applied(project, reference)
+    primary, expected_store = project.feast_stores(reference)
     victim = project.topology.replica_regions[0]
     others = [r for r in project.topology.regions if r != victim]
     project.start_workers(others)
     process = project.start_worker_process(victim)
-    frame = _fresh(project, "card_spending_stats", 400, timedelta(hours=1))
+    frame = project.fresh_rows("card_spending_stats", 400, timedelta(hours=1))
     for i in range(20):  # 20 successive versions of 400 cards
         frame["event_timestamp"] = END + timedelta(hours=1, seconds=i)
         frame["txn_count_24h"] = i
@@ -177,9 +161,9 @@ def test_worker_killed_mid_stream_converges_without_loss(
 def test_duplicates_and_older_rows_never_change_state(
     project: ReplicatedProject, reference: ReferenceRedis
 ) -> None:
-    primary, expected_store = _applied(project, reference)
+    primary, expected_store = project.feast_stores(reference)
     project.start_workers()
-    newer = _fresh(project, "merchant_risk", 50, timedelta(hours=3))
+    newer = project.fresh_rows("merchant_risk", 50, timedelta(hours=3))
     older = newer.copy()
     older["event_timestamp"] = END + timedelta(hours=1)
     older["risk_score"] = 0.0
@@ -209,9 +193,9 @@ def test_same_event_time_correction_propagates_where_feast_drops_it(
     project: ReplicatedProject, reference: ReferenceRedis
 ) -> None:
     """The documented tie rule: equal event time -> later created time wins (Feast skips)."""
-    primary, expected_store = _applied(project, reference)
+    primary, expected_store = project.feast_stores(reference)
     project.start_workers()
-    original = _fresh(project, "merchant_risk", 5, timedelta(hours=1))
+    original = project.fresh_rows("merchant_risk", 5, timedelta(hours=1))
     correction = original.copy()
     correction["created"] = END + timedelta(hours=2)
     correction["risk_score"] = 0.999
@@ -250,11 +234,11 @@ def test_bad_input_goes_to_dead_letters_and_later_rows_still_apply(
 
 
 def _bad_input_case(project: ReplicatedProject, reference: ReferenceRedis) -> None:
-    primary, expected_store = _applied(project, reference)
+    primary, expected_store = project.feast_stores(reference)
     project.start_workers()
     topology = project.topology
     topic = topology.topic_for("merchant_risk")
-    good = _fresh(project, "merchant_risk", 30, timedelta(hours=1))
+    good = project.fresh_rows("merchant_risk", 30, timedelta(hours=1))
     for store in (primary, expected_store):
         store.write_to_online_store("merchant_risk", good)
     project.wait_converged(project.feast_keys(reference.client))
@@ -278,7 +262,7 @@ def _bad_input_case(project: ReplicatedProject, reference: ReferenceRedis) -> No
     ]:
         producer.produce(topic, value=value, headers=record_headers, partition=0)
     producer.flush(10)
-    later = _fresh(project, "merchant_risk", 30, timedelta(hours=2))
+    later = project.fresh_rows("merchant_risk", 30, timedelta(hours=2))
     for store in (primary, expected_store):
         store.write_to_online_store("merchant_risk", later)
     project.wait_converged(project.feast_keys(reference.client))
@@ -293,9 +277,9 @@ def _bad_input_case(project: ReplicatedProject, reference: ReferenceRedis) -> No
 def test_rebuild_after_backfill_of_older_rows_matches_live_regions(
     project: ReplicatedProject, reference: ReferenceRedis
 ) -> None:
-    primary, expected_store = _applied(project, reference)
+    primary, expected_store = project.feast_stores(reference)
     project.start_workers()
-    newer = _fresh(project, "card_spending_stats", 300, timedelta(hours=5))
+    newer = project.fresh_rows("card_spending_stats", 300, timedelta(hours=5))
     backfill = newer.copy()
     backfill["event_timestamp"] = END + timedelta(hours=1)  # older, published later
     backfill["txn_count_24h"] = -1
@@ -321,7 +305,7 @@ def test_rebuild_after_backfill_of_older_rows_matches_live_regions(
 def test_feature_view_removed_by_apply_leaves_every_region(
     project: ReplicatedProject, reference: ReferenceRedis
 ) -> None:
-    primary, expected_store = _applied(project, reference)
+    primary, expected_store = project.feast_stores(reference)
     project.start_workers()
     start, end = recent_window()
     for store in (primary, expected_store):
@@ -354,11 +338,11 @@ def test_worker_metrics_count_rows_and_dead_letters(
     from harness import free_port
     from prometheus_client.parser import text_string_to_metric_families
 
-    primary, _ = _applied(project, reference)
+    primary, _ = project.feast_stores(reference)
     region = project.topology.replica_regions[0]
     port = free_port()
     project.start_worker_process(region, "--metrics-port", str(port))
-    rows = _fresh(project, "merchant_risk", 40, timedelta(hours=1))
+    rows = project.fresh_rows("merchant_risk", 40, timedelta(hours=1))
     primary.write_to_online_store("merchant_risk", rows)
     primary.write_to_online_store("merchant_risk", rows)  # the same rows again
     producer = Producer({"bootstrap.servers": project.topology.kafka.bootstrap_servers})
@@ -402,36 +386,3 @@ def _forget_versions(admin: redis.Redis, project: ReplicatedProject, views: list
             mine = [f for f, _ in admin.hscan_iter(key, match=b"*" + project.name.encode())]
             if mine:
                 admin.hdel(key, *mine)
-
-
-def primary_fingerprint(store, view: str) -> str:  # type: ignore[no-untyped-def]
-    from replicator.feast_layout import schema_fingerprint
-
-    return schema_fingerprint(store.get_feature_view(view), view)
-
-
-def dead_letter_reasons(topology: Topology, source_topic: str, expect: int) -> dict[str, list[str]]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": topology.kafka.bootstrap_servers,
-            "group.id": f"dlq-reader-{source_topic}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topology.kafka.dead_letter_topic])
-    found: dict[str, list[str]] = {r: [] for r in topology.regions}
-
-    def collected() -> dict[str, list[str]] | None:
-        message = consumer.poll(0.5)
-        if message is not None and not message.error():
-            headers = {k: (v or b"").decode() for k, v in message.headers() or []}
-            if headers.get(wire.H_SOURCE, "").startswith(source_topic + ":"):
-                found[headers["dlq_region"]].append(headers[wire.H_REASON])
-        return found if sum(map(len, found.values())) >= expect else None
-
-    try:
-        return wait_until(
-            collected, 60, f"{expect} dead letters from {source_topic}", observe=lambda: found
-        )
-    finally:
-        consumer.close()

@@ -9,18 +9,16 @@ byte-identical. A 5,000-field record with valid headers, and a record Redis refu
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
 from confluent_kafka import Producer
-from harness import ReferenceRedis, ReplicatedProject
-from test_replication import _applied, _fresh, dead_letter_reasons, primary_fingerprint
+from harness import ReferenceRedis, ReplicatedProject, dead_letter_reasons, primary_fingerprint
 
 from replicator.adapters.kafka_publisher import MAX_RECORD_BYTES
-from replicator.adapters.redis_store import RegionStore, feast_hashes
+from replicator.adapters.redis_store import RegionStore, connect, feast_hashes
 from replicator.config import Topology
 from replicator.core import wire
 from replicator.core.keys import NAMESPACE, row_versions_key
@@ -30,21 +28,9 @@ pytestmark = pytest.mark.slow
 PARTITIONS = 3
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRedis]:
-    server = ReferenceRedis(tmp_path_factory.mktemp("reference-redis"))
-    yield server
-    server.close()
-
-
 def _admin(topology: Topology, region: str) -> redis.Redis:
     endpoint = topology.region(region).redis
-    return redis.Redis(
-        host=endpoint.host,
-        port=endpoint.port,
-        username=endpoint.admin.username,
-        password=endpoint.admin.password.get_secret_value(),
-    )
+    return connect(endpoint, endpoint.admin)
 
 
 def _forget(client: redis.Redis, *patterns: bytes) -> None:
@@ -136,7 +122,7 @@ def test_hostile_records_never_hold_the_partition(
     wide_key = b"\x01\x00\x00\x00wide|" + outside.encode()
     string_key = b"\x01\x00\x00\x00string|" + outside.encode()
     try:
-        primary, expected_store = _applied(project, reference)
+        primary, expected_store = project.feast_stores(reference)
         project.start_workers()
         topic = project.topology.topic_for("merchant_risk")
         fingerprint = primary_fingerprint(primary, "merchant_risk")
@@ -153,7 +139,7 @@ def test_hostile_records_never_hold_the_partition(
             headers, payload = record(key, width)
             producer.produce(topic, value=payload, headers=headers, partition=0)
         producer.flush(10)
-        later = _fresh(project, "merchant_risk", 30, timedelta(hours=2))
+        later = project.fresh_rows("merchant_risk", 30, timedelta(hours=2))
         for store in (primary, expected_store):
             store.write_to_online_store("merchant_risk", later)
 
