@@ -18,6 +18,7 @@ Which region served each read, and how stale it was: ``read_scope(...).reads`` o
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -62,6 +63,19 @@ def reader_for(plan: ReadPlan) -> RegionalReader:
         if key not in _readers:
             _readers[key] = RegionalReader(plan)
         return _readers[key]
+
+
+def close_readers() -> None:
+    """Stop the health checks of every reader of this process and forget them (the next read
+    starts new ones). Runs at interpreter exit; call it sooner when the regions go away."""
+    with _readers_lock:
+        readers = list(_readers.values())
+        _readers.clear()
+    for reader in readers:
+        reader.close()
+
+
+atexit.register(close_readers)
 
 
 class RegionalOnlineStore(RedisOnlineStore):

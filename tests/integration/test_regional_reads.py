@@ -26,7 +26,7 @@ from harness import ReplicatedProject, WorkerThread, free_port, wait_for
 
 from replicator.assembly import build_worker
 from replicator.config import RedisEndpoint, Topology
-from replicator.feast_reader import reader_for
+from replicator.feast_reader import close_readers, reader_for
 from replicator.health_server import RegionHealth, make_server
 from replicator.regional_config import feast_env, write_regional_repo
 from replicator.regional_reads import StaleRead, last_read, read_scope
@@ -147,6 +147,7 @@ def scenario(
         wait_for(lambda: _served_fresh(scenario, LOCAL), 60, "fresh reads from local-1")
         yield scenario
     finally:
+        close_readers()
         project.stop()
         redis_server.kill()
         os.environ.clear()
