@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import json
 import logging
@@ -45,10 +46,8 @@ def configure(*, json_lines: bool, verbose: bool = False) -> None:
     """Root logging for a command (one handler on stderr), and a crash report: a fatal signal
     in native code (librdkafka, hiredis) prints every thread's Python stack to stderr before
     the process dies (``faulthandler``), so an operator sees where, not only ``SIGSEGV``."""
-    try:
+    with contextlib.suppress(AttributeError, ValueError):  # a stderr without a descriptor
         faulthandler.enable()
-    except (AttributeError, ValueError):  # a stderr without a file descriptor (captured)
-        pass
     handler = _StderrHandler()
     handler.setFormatter(
         JsonFormatter()
