@@ -2,6 +2,8 @@
 # AWS. One provider per region; each module call is one region. Apply, then write the
 # outputs' topology entries into infra/topology.yaml and run
 # `replicator region k8s-values <region>` for each region's Helm release (docs/deploy.md).
+# One block per region, not a for_each: Terraform fixes a module's provider statically, so one
+# module call cannot place its instances in different AWS regions.
 
 provider "aws" {
   alias  = "us_east_1"
