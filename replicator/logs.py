@@ -44,8 +44,11 @@ class _StderrHandler(logging.StreamHandler):
 
 def configure(*, json_lines: bool, verbose: bool = False) -> None:
     """Root logging for a command (one handler on stderr), and a crash report: a fatal signal
-    in native code (librdkafka, hiredis) prints every thread's Python stack to stderr before
-    the process dies (``faulthandler``), so an operator sees where, not only ``SIGSEGV``."""
+    in native code run by a Python thread (hiredis, a confluent-kafka call) prints every
+    thread's Python stack to stderr before the process dies (``faulthandler``), so an operator
+    sees where, not only ``SIGSEGV``. A crash in one of librdkafka's own threads cannot be
+    reported so (they block every signal: the kernel ends the process without running the
+    handler); RUNBOOK.md says how to read it from a core dump."""
     with contextlib.suppress(AttributeError, ValueError):  # a stderr without a descriptor
         faulthandler.enable()
     handler = _StderrHandler()

@@ -1,32 +1,38 @@
 """Kafka as the checker reads it: the workers' committed offsets, end offsets, record times.
 
-Nothing here joins a consumer group: committed offsets come from the admin API, and record
-timestamps are read by a consumer that is assigned partitions and never commits.
+Nothing here joins a consumer group or commits. A group's committed offsets are read by a
+consumer with that ``group.id`` that only asks for them (``Consumer.committed``: FindCoordinator
+and OffsetFetch; it never subscribes, is assigned nothing and cannot commit: the checker may
+only DESCRIBE the workers' groups); record timestamps by a probe consumer of a group of its own
+that is assigned partitions.
+
+Not the admin API's ListConsumerGroupOffsets: when a broker answers it NOT_COORDINATOR (a group
+coordinator that moves or loads: a broker restart, a leader election), librdkafka (2.16.0 and
+earlier, its issue 5040) re-queries the coordinator through the client's consumer group, which
+an admin client does not have: a NULL dereference, SIGSEGV in librdkafka's own thread, the end
+of ``consistency serve``. A consumer of the group has one, and retries.
 
 Every call answers within about ``timeout_seconds`` or raises ``SourceUnavailable``: the
-admin requests carry that timeout, and their futures are awaited a little longer
-(``RESULT_GRACE``), so librdkafka's own timeout ends them and no
-``concurrent.futures.TimeoutError`` escapes. After a failure the clients are rebuilt on the
-next call, so the checker recovers by itself when the broker is back.
+admin requests and offset reads carry that timeout, and the admin futures are awaited a
+little longer (``RESULT_GRACE``), so librdkafka's own timeout ends them and no
+``concurrent.futures.TimeoutError`` escapes. After a failure the admin client and the probe
+are rebuilt on the next call (the group readers are kept: they reconnect by themselves), so
+the checker recovers by itself when the broker is back. One ``KafkaLog`` serves every
+checker thread.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TypeVar
 
-from confluent_kafka import (
-    Consumer,
-    ConsumerGroupTopicPartitions,
-    IsolationLevel,
-    KafkaException,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec, ResourceType
 
 from consistency.adapters.shared import KafkaConnection, client_settings
@@ -47,6 +53,8 @@ class KafkaLog:
         self._timeout = timeout_seconds
         self._admin: AdminClient | None = None
         self._probe: Consumer | None = None
+        self._readers: dict[str, Consumer] = {}
+        self._lock = threading.Lock()
 
     @property
     def admin(self) -> AdminClient:
@@ -70,6 +78,23 @@ class KafkaLog:
             )
         return self._probe
 
+    def _reader(self, group: str) -> Consumer:
+        """The consumer that reads ``group``'s committed offsets (one per group, kept)."""
+        with self._lock:
+            reader = self._readers.get(group)
+            if reader is None:
+                reader = self._readers[group] = Consumer(
+                    {
+                        **self._connection,
+                        "group.id": group,
+                        "enable.auto.commit": False,
+                        # Offsets as committed, without waiting for pending transactional
+                        # commits (OffsetFetch with require_stable off).
+                        "isolation.level": "read_uncommitted",
+                    }
+                )
+            return reader
+
     def __enter__(self) -> KafkaLog:
         return self
 
@@ -79,20 +104,25 @@ class KafkaLog:
         self.close()
 
     def close(self) -> None:
+        self._drop_clients()
+        with self._lock:
+            readers, self._readers = list(self._readers.values()), {}
+        for reader in readers:
+            _close(reader, "a group reader")
+
+    def _drop_clients(self) -> None:
+        """Forget the admin client and close the probe; the next call makes new ones."""
         probe, self._probe, self._admin = self._probe, None, None
         if probe is not None:
-            try:
-                probe.close()
-            except (KafkaException, RuntimeError) as exc:  # already closed, or broker gone
-                log.debug("closing the probe consumer: %s", exc)
+            _close(probe, "the probe consumer")
 
     def _guard(self, what: str, call: Callable[[], T]) -> T:
         """Run ``call``; Kafka's and the futures' errors become ``SourceUnavailable`` and
-        drop the clients, so the next call starts afresh."""
+        drop the admin client and the probe, so the next call starts afresh."""
         try:
             return call()
         except (KafkaException, concurrent.futures.TimeoutError, RuntimeError) as exc:
-            self.close()
+            self._drop_clients()
             detail = str(exc) or f"no answer within {self._timeout + RESULT_GRACE:.0f} s"
             raise SourceUnavailable(f"kafka: {what}: {detail}", source="kafka") from exc
 
@@ -101,19 +131,17 @@ class KafkaLog:
         return self._timeout + RESULT_GRACE
 
     def committed(self, group: str, positions: Sequence[Position]) -> dict[Position, int | None]:
+        """Offset ``group`` committed per position (None: nothing committed); raises
+        ``SourceUnavailable`` after about ``timeout_seconds`` without an answer."""
         if not positions:
             return {}
-        request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in positions])
-
-        def call() -> ConsumerGroupTopicPartitions:
-            futures = self.admin.list_consumer_group_offsets(
-                [request], request_timeout=self._timeout
-            )
-            return futures[group].result(timeout=self._wait)
-
-        result = self._guard(f"committed offsets of {group}", call)
+        partitions = [TopicPartition(t, p) for t, p in positions]
+        found = self._guard(
+            f"committed offsets of {group}",
+            lambda: self._reader(group).committed(partitions, timeout=self._timeout),
+        )
         out: dict[Position, int | None] = {pos: None for pos in positions}
-        for tp in result.topic_partitions or []:
+        for tp in found:
             out[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
         return out
 
@@ -189,3 +217,10 @@ class KafkaLog:
             for name, meta in metadata.topics.items()
             if name.startswith(prefix)
         }
+
+
+def _close(consumer: Consumer, what: str) -> None:
+    try:
+        consumer.close()
+    except (KafkaException, RuntimeError) as exc:  # already closed, or broker gone
+        log.debug("closing %s: %s", what, exc)

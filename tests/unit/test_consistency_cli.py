@@ -142,8 +142,16 @@ class Admin:
     def list_offsets(self, request: Any, request_timeout: float, **_options: Any) -> Any:
         return {tp: self.future for tp in request}
 
-    def list_consumer_group_offsets(self, requests: Any, request_timeout: float) -> Any:
-        return {r.group_id: self.future for r in requests}
+
+class GroupReader:
+    """A consumer of a group whose ``committed()`` times out, as librdkafka's does."""
+
+    def __init__(self) -> None:
+        self.timeout: float | None = None
+
+    def committed(self, partitions: Any, timeout: float | None = None) -> Any:
+        self.timeout = timeout
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
 
 
 @pytest.mark.parametrize(
@@ -160,6 +168,9 @@ def test_kafka_timeouts_become_source_unavailable_and_the_client_is_rebuilt(
         kafka.end_offsets([("t", 0)])
     assert kafka._admin is None  # the next call connects afresh
     assert admin.future.waited is not None and admin.future.waited > 2.0
-    kafka._admin = admin  # type: ignore[assignment]
+    reader = GroupReader()
+    kafka._readers["g"] = reader  # type: ignore[assignment]
     with pytest.raises(SourceUnavailable, match="committed offsets of g"):
         kafka.committed("g", [("t", 0)])
+    assert reader.timeout == 2.0
+    assert kafka._readers["g"] is reader  # kept: it reconnects by itself

@@ -1,0 +1,59 @@
+"""A Kafka broker of its own (one KRaft node, started through the local stack's code with the
+stack's jars and settings) on free ports, for tests that stop and restart Kafka.
+
+The shared broker is never touched: the test project's topology is pointed at this one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+from harness import ROOT, ReplicatedProject, free_port, wait_for
+
+from replicator.config import load_topology
+from replicator.stack import processes
+from replicator.stack.artifacts import ensure_artifacts, find_maven_dir
+from replicator.stack.kafka_broker import KafkaBroker
+from replicator.stack.prereqs import require_tools
+
+GRACE_SECONDS = 30.0
+"""How long a stopping broker may take to shut down cleanly before it is killed."""
+
+
+class PrivateKafka:
+    """``project``'s Kafka served by a broker in ``state_dir``; ``stop()`` ends it."""
+
+    def __init__(self, project: ReplicatedProject, state_dir: Path) -> None:
+        shared = project.topology.stack.state_dir
+        raw = yaml.safe_load(project.topology_path.read_text())
+        raw["kafka"]["bootstrap_servers"] = f"127.0.0.1:{free_port()}"
+        raw["stack"]["kafka_controller_port"] = free_port()
+        project.topology_path.write_text(yaml.safe_dump(raw))
+        project.topology = load_topology(project.topology_path)
+        self.broker = KafkaBroker(project.topology, state_dir)
+        self.bootstrap_servers = self.broker.bootstrap_servers
+        self._tools = require_tools(["java"])
+        self._jars = ensure_artifacts(
+            "kafka", ROOT / shared, shutil.which("mvn"), find_maven_dir(ROOT)
+        )
+        self.pid = 0
+        self.start()
+
+    def start(self) -> None:
+        self.pid, _ = self.broker.start(self._tools, self._jars)
+        wait_for(
+            self.broker.probe, self.broker.startup_timeout, f"kafka on {self.bootstrap_servers}"
+        )
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM): the broker hands its group coordinators back."""
+        if self.pid:
+            processes.terminate([self.pid], grace_seconds=GRACE_SECONDS)
+            self.broker.pid_file.unlink(missing_ok=True)
+            self.pid = 0
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
