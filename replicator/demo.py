@@ -25,11 +25,14 @@ import redis
 import yaml
 
 from replicator import demo_repo
-from replicator.adapters.redis_store import connect, feast_hashes
+from replicator.adapters.redis_store import (
+    connect,
+    feast_hashes,
+    read_applied_heartbeats,
+    read_emission,
+)
 from replicator.config import Topology
 from replicator.core.keys import worker_stats_key
-from replicator.core.staleness import APPLIED_FIELDS, parse_applied, parse_emission
-from replicator.heartbeat import applied_key, emission_key
 from replicator.regional_config import feast_env, write_regional_repo
 from replicator.registry_sync import sync_once
 from replicator.stack.local import LocalStack
@@ -270,9 +273,7 @@ class Demo:
     def _heartbeat_fence(self, after_ns: int) -> int | None:
         """The newest heartbeat round's emission time if it is later than ``after_ns`` and
         applied in every partition of every region; else None."""
-        primary = self._admin(self.topology.primary_region)
-        raw = cast(dict[bytes, bytes], primary.hgetall(emission_key(self.topology.project)))
-        emission = parse_emission(raw)
+        emission = read_emission(self._admin(self.topology.primary_region), self.topology.project)
         if emission is None or emission.emitted_ns <= after_ns:
             return None
         positions = [
@@ -281,10 +282,7 @@ class Demo:
             for partition in range(info.partitions)
         ]
         for region in self.topology.regions:
-            with self._admin(region).pipeline(transaction=False) as pipe:
-                for topic, partition in positions:
-                    pipe.hmget(applied_key(topic, partition), list(APPLIED_FIELDS))
-                applied = parse_applied(positions, pipe.execute())
+            applied = read_applied_heartbeats(self._admin(region), positions)
             if not positions or any(
                 pos not in applied or applied[pos].emitted_ns < emission.emitted_ns
                 for pos in positions

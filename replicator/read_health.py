@@ -15,24 +15,19 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import cast
 
 import redis
 
+from replicator.adapters.redis_store import read_applied_heartbeats, read_emission
 from replicator.config import ReadSettings
 from replicator.core.staleness import (
-    APPLIED_FIELDS,
     BELIEVED_LEAD_NS,
     NS,
-    AppliedHeartbeat,
     Emission,
     RegionState,
-    parse_applied,
-    parse_emission,
     region_staleness,
     subscribed_positions,
 )
-from replicator.heartbeat import applied_key, emission_key
 from replicator.read_plan import ReadPlan, ReadRegion
 
 log = logging.getLogger(__name__)
@@ -78,7 +73,7 @@ class StalenessMonitor:
                     emission, self._plan.topic_prefix, self._plan.project, region.feature_views
                 )
                 try:
-                    applied = _applied(client, positions)
+                    applied = read_applied_heartbeats(client, positions)
                 except ValueError as exc:
                     log.warning(
                         "region %s: unreadable applied heartbeat (%s): counted as stale",
@@ -114,8 +109,7 @@ class StalenessMonitor:
         if cached is not None and now - cached[0] < self._emission_ttl:
             return cached[1]
         try:
-            raw = cast(dict[bytes, bytes], self._primary.hgetall(emission_key(self._plan.project)))
-            emission = parse_emission(raw)
+            emission = read_emission(self._primary, self._plan.project)
         except redis.RedisError:
             emission = None
         except ValueError as exc:  # not what the emitter writes: unmeasurable, and said so
@@ -133,13 +127,3 @@ class StalenessMonitor:
     def close(self) -> None:
         for client in [*self._clients.values(), self._primary]:
             client.close()
-
-
-def _applied(
-    client: redis.Redis, positions: list[tuple[str, int]]
-) -> dict[tuple[str, int], AppliedHeartbeat]:
-    with client.pipeline(transaction=False) as pipe:
-        for topic, partition in positions:
-            pipe.hmget(applied_key(topic, partition), list(APPLIED_FIELDS))
-        replies = pipe.execute()
-    return parse_applied(positions, replies)

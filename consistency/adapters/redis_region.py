@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from consistency.adapters.shared import read_applied_heartbeats, read_emission
 from consistency.core.classify import Entry
 from consistency.core.digest import LANES, BucketDigests
 from consistency.core.feast_bytes import view_key_pattern
@@ -24,14 +25,8 @@ from consistency.errors import SourceUnavailable
 from consistency.ports import RawRow, ScanResult, TopicPartition, ViewLayout
 from replicator.core import version
 from replicator.core.egress import EgressCounts
-from replicator.core.keys import applied_heartbeat_key, egress_key, emission_key, row_versions_key
-from replicator.core.staleness import (
-    APPLIED_FIELDS,
-    AppliedHeartbeat,
-    Emission,
-    parse_applied,
-    parse_emission,
-)
+from replicator.core.keys import egress_key, row_versions_key
+from replicator.core.staleness import AppliedHeartbeat, Emission
 from replicator.core.wire import partition_for
 
 log = logging.getLogger(__name__)
@@ -77,11 +72,9 @@ class RedisRegion:
     # Heartbeats -------------------------------------------------------------------------
     def emission(self, project: str) -> Emission | None:
         try:
-            raw = self.client.hgetall(emission_key(project))
+            return read_emission(self.client, project)
         except redis.RedisError as exc:
             raise self._fail("read the heartbeat emission record", exc) from exc
-        try:
-            return parse_emission(raw)
         except ValueError as exc:
             raise self._fail("parse the heartbeat emission record", exc) from exc
 
@@ -89,14 +82,9 @@ class RedisRegion:
         self, positions: Sequence[TopicPartition]
     ) -> dict[TopicPartition, AppliedHeartbeat]:
         try:
-            with self.client.pipeline(transaction=False) as pipe:
-                for topic, partition in positions:
-                    pipe.hmget(applied_heartbeat_key(topic, partition), list(APPLIED_FIELDS))
-                replies = pipe.execute()
+            return read_applied_heartbeats(self.client, positions)
         except redis.RedisError as exc:
             raise self._fail("read applied heartbeats", exc) from exc
-        try:
-            return parse_applied(positions, replies)
         except ValueError as exc:
             raise self._fail("parse applied heartbeats", exc) from exc
 

@@ -4,7 +4,8 @@ The checker reads what the replicator writes. Names and layouts (Redis keys, hea
 the manifest's S3 key, the version of a write, the partitioner) come from the replicator's
 pure core (``replicator.core.keys``, ``replicator.core.version``, ``replicator.core.wire``),
 which any checker module may import. What is left here are the means to reach a region: a
-Redis connection, S3 reads, and the last-writer-wins writer that ``repair`` applies through.
+Redis connection, the reads of the heartbeat records, S3 reads, and the last-writer-wins
+writer that ``repair`` applies through.
 This module is the only part of ``consistency`` allowed to import ``replicator.adapters``
 (``tests/unit/test_consistency_boundaries.py`` enforces it, name by name).
 """
@@ -12,7 +13,12 @@ This module is the only part of ``consistency`` allowed to import ``replicator.a
 from __future__ import annotations
 
 from replicator.adapters.kafka_config import KafkaConnection, client_config, client_settings
-from replicator.adapters.redis_store import RegionStore, connect
+from replicator.adapters.redis_store import (
+    RegionStore,
+    connect,
+    read_applied_heartbeats,
+    read_emission,
+)
 from replicator.adapters.s3 import is_absent, read_object, s3_client
 
 __all__ = [
@@ -22,6 +28,8 @@ __all__ = [
     "client_settings",
     "connect",
     "is_absent",
+    "read_applied_heartbeats",
+    "read_emission",
     "read_object",
     "s3_client",
 ]

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 import redis
@@ -31,10 +31,18 @@ from replicator.core.keys import (
     NAMESPACE,
     applied_heartbeat_key,
     egress_key,
+    emission_key,
     row_versions_key,
     worker_stats_key,
 )
 from replicator.core.records import ApplyOutcome, DeleteView, EncodedBatch, Heartbeat
+from replicator.core.staleness import (
+    APPLIED_FIELDS,
+    AppliedHeartbeat,
+    Emission,
+    parse_applied,
+    parse_emission,
+)
 from replicator.core.version import LUA_PRELUDE
 from replicator.core.wire import partition_for
 from replicator.errors import MalformedRecord, PermanentError, RejectedByStore, TransientError
@@ -302,6 +310,26 @@ class RegionStore:
     @property
     def _where(self) -> str:
         return f"{self._endpoint.host}:{self._endpoint.port}"
+
+
+def read_emission(client: redis.Redis, project: str) -> Emission | None:
+    """The primary's newest durable heartbeat round (``HGETALL _replicator:emitted:<project>``,
+    replicator.heartbeat writes it); None when absent. Raises ``redis.RedisError``, and
+    ``ValueError`` when a field is not what the emitter writes."""
+    return parse_emission(cast(dict[bytes, bytes], client.hgetall(emission_key(project))))
+
+
+def read_applied_heartbeats(
+    client: redis.Redis, positions: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], AppliedHeartbeat]:
+    """The newest heartbeat this region applied per (topic, partition), one pipelined HMGET
+    each (``RegionStore.record_heartbeat`` writes them); a partition that applied none is left
+    out. Raises ``redis.RedisError``, and ``ValueError`` when a field is not an integer."""
+    with client.pipeline(transaction=False) as pipe:
+        for topic, partition in positions:
+            pipe.hmget(applied_heartbeat_key(topic, partition), list(APPLIED_FIELDS))
+        replies = pipe.execute()
+    return parse_applied(positions, replies)
 
 
 def feast_hashes(client: redis.Redis, project: str) -> dict[bytes, dict[bytes, bytes]]:

@@ -15,23 +15,18 @@ Each test has its own project, hence its own topics, groups and Redis keys.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
-import signal
-import subprocess
-import sys
 import threading
-import urllib.request
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from harness import ROOT, ReplicatedProject, free_port, wait_for
+from consistency_serve import ConsistencyServe
+from harness import ReplicatedProject, wait_for
 from private_kafka import PrivateKafka
 from private_redis import PrivateRedis
 from region_log import RegionLog
@@ -54,56 +49,6 @@ COORDINATOR_NOT_READY = {
     KafkaError.COORDINATOR_NOT_AVAILABLE,
     KafkaError.NOT_COORDINATOR,
 }
-
-
-class Serve:
-    """``consistency serve`` as an operator runs it, on ``topology_path``; ``stop()`` ends it."""
-
-    def __init__(self, topology_path: Path, workdir: Path, schedule: dict[str, Any]) -> None:
-        port = free_port()
-        settings = workdir / "consistency.yaml"
-        settings.write_text(
-            yaml.safe_dump(
-                {
-                    "consistency": {
-                        "server": {"host": "127.0.0.1", "port": port},
-                        "schedule": {"sampled_seconds": 3600, "full_cron": None, **schedule},
-                        "bounds": {"max_version_skew_seconds": None},
-                        "webhook": {"url": None},
-                    }
-                }
-            )
-        )
-        self.log = workdir / "serve.log"
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "consistency.cli"),
-                    *("--config", str(settings), "--topology", str(topology_path)),
-                    *("--log-format", "json", "serve"),
-                ],
-                stdout=out,
-                stderr=out,
-                cwd=ROOT,
-            )
-        self.base = f"http://127.0.0.1:{port}"
-
-    def regions(self) -> dict[str, Any]:
-        """``/api/status``'s regions ({} until the first round, or when it does not answer)."""
-        try:
-            with urllib.request.urlopen(self.base + "/api/status", timeout=5) as response:
-                return dict(json.loads(response.read()).get("regions") or {})
-        except OSError:
-            return {}
-
-    def serving(self) -> bool:
-        """Still running (a crash in native code shows as exit status -11)."""
-        return self.proc.poll() is None
-
-    def stop(self) -> int:
-        if self.serving():
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(30)
 
 
 # A broker restart --------------------------------------------------------------------------
@@ -244,7 +189,7 @@ def redis_world(
         server.stop()
 
 
-def _region(serve: Serve) -> dict[str, Any]:
+def _region(serve: ConsistencyServe) -> dict[str, Any]:
     return dict(serve.regions().get(REGION) or {})
 
 
@@ -252,10 +197,15 @@ def test_serve_reports_a_killed_region_redis_as_unreachable_and_measures_it_agai
     redis_world: tuple[ReplicatedProject, PrivateRedis], tmp_path: Path
 ) -> None:
     project, server = redis_world
-    serve = Serve(
+    schedule = {"staleness_seconds": 0.5, "read_timeout_seconds": 2.0}
+    serve = ConsistencyServe(
         project.topology_path,
         tmp_path,
-        {"staleness_seconds": 0.5, "read_timeout_seconds": 2.0},
+        {
+            "schedule": {"sampled_seconds": 3600, "full_cron": None, **schedule},
+            "bounds": {"max_version_skew_seconds": None},
+            "webhook": {"url": None},
+        },
     )
     try:
         wait_for(lambda: _region(serve).get("status") == "ok", 60, f"{REGION} measured ok")

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +29,8 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from harness import END, ReplicatedProject, free_port, recent_window
+from consistency_serve import ConsistencyServe
+from harness import END, ReplicatedProject, recent_window
 from prometheus_client.parser import text_string_to_metric_families
 from waiting import wait_until
 
@@ -447,16 +447,8 @@ def _monitoring_names() -> set[str]:
     return {n for e in exprs for n in re.findall(r"\bconsistency_[a-z_]+\b", e)}
 
 
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except OSError:
-        return 0, b""
-
-
-def _metrics(base: str) -> list[Any]:
-    status, body = _get(base + "/metrics")
+def _metrics(serve: ConsistencyServe) -> list[Any]:
+    status, body = serve.get("/metrics")
     return list(text_string_to_metric_families(body.decode())) if status == 200 else []
 
 
@@ -477,47 +469,22 @@ def _caught_up(staleness: dict[str, float], topology: Any) -> bool:
 def test_serve_exposes_metrics_and_a_status_page_that_renders_in_chromium(
     world: World, tmp_path: Path
 ) -> None:
-    port = free_port()
-    settings = tmp_path / "consistency.yaml"
-    settings.write_text(
-        yaml.safe_dump(
-            {
-                "consistency": {
-                    "server": {"host": "127.0.0.1", "port": port},
-                    "schedule": {
-                        "staleness_seconds": 0.5,
-                        "sampled_seconds": 3600,
-                        "full_cron": None,
-                    },
-                    "webhook": {"url": "http://127.0.0.1:9/unused"},
-                }
-            }
-        )
+    serve = ConsistencyServe(
+        world.project.topology_path,
+        tmp_path,
+        {
+            "schedule": {"staleness_seconds": 0.5, "sampled_seconds": 3600, "full_cron": None},
+            "webhook": {"url": "http://127.0.0.1:9/unused"},
+        },
     )
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "consistency.cli",
-            "--config",
-            str(settings),
-            "--topology",
-            str(world.project.topology_path),
-            "serve",
-        ],
-        stdout=log,
-        stderr=log,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _get(base + "/healthz")[0] == 200, 60, "consistency serve to be healthy")
+        wait_until(lambda: serve.get("/healthz")[0] == 200, 60, "consistency serve to be healthy")
         wait_until(
-            lambda: len(json.loads(_get(base + "/api/history")[1] or b"[]")) >= 4, 30, "history"
+            lambda: len(json.loads(serve.get("/api/history")[1] or b"[]")) >= 4, 30, "history"
         )
         wait_until(
             lambda: (
-                json.loads(_get(base + "/api/status")[1])["regions"][SKEWED]["feature_views"]
+                json.loads(serve.get("/api/status")[1])["regions"][SKEWED]["feature_views"]
                 .get("merchant_risk", {})
                 .get("divergence_ratio")
                 is not None
@@ -527,10 +494,10 @@ def test_serve_exposes_metrics_and_a_status_page_that_renders_in_chromium(
         )
         # Every region caught up, as /metrics shows it (a busy machine may take a few checks).
         families = wait_until(
-            lambda: (f := _metrics(base)) and _caught_up(_staleness(f), world.topology) and f,
+            lambda: (f := _metrics(serve)) and _caught_up(_staleness(f), world.topology) and f,
             60,
             "/metrics to show every region's staleness under 2 s",
-            observe=lambda: _staleness(_metrics(base)),
+            observe=lambda: _staleness(_metrics(serve)),
         )
         served = {f.name for f in families} | {s.name for f in families for s in f.samples}
         served |= {f.name + "_total" for f in families if f.type == "counter"}
@@ -548,7 +515,7 @@ def test_serve_exposes_metrics_and_a_status_page_that_renders_in_chromium(
             f"--user-data-dir={profile}",
         ]
         dom = subprocess.run(
-            ["chromium", *flags, "--virtual-time-budget=2000", "--dump-dom", base + "/"],
+            ["chromium", *flags, "--virtual-time-budget=2000", "--dump-dom", serve.base + "/"],
             capture_output=True,
             text=True,
             timeout=90,
@@ -564,16 +531,14 @@ def test_serve_exposes_metrics_and_a_status_page_that_renders_in_chromium(
             assert f'<tr data-region="{region}">' in html, region
         shot = tmp_path / "status.png"
         subprocess.run(
-            ["chromium", *flags, "--window-size=1280,1400", f"--screenshot={shot}", base + "/"],
+            [*("chromium", *flags, "--window-size=1280,1400"), f"--screenshot={shot}", serve.base],
             capture_output=True,
             timeout=90,
             check=True,
         )
         assert shot.stat().st_size > 20_000
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-        log.close()
+        assert serve.stop() == 0, serve.log.read_text()[-3000:]
 
 
 # Egress and cost ------------------------------------------------------------------------------
