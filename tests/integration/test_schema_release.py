@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+import yaml
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from harness import ReferenceRedis, ReplicatedProject, primary_fingerprint
 from waiting import wait_until
 
 from benchmarks import processes
+from benchmarks.processes import free_port
 from replicator.config import Topology
-from replicator.errors import ConfigError, RefusedWrite
+from replicator.errors import ConfigError, ObjectStoreUnavailable, RefusedWrite
 from replicator.registry_sync import RegistryReleaser
 from replicator.rollout import RolloutLog
 
@@ -54,11 +56,18 @@ def _log_ends(project: ReplicatedProject) -> list[int]:
             "group.id": f"{project.name}-probe",
         }
     )
+
+    def ends() -> list[int] | None:
+        try:
+            return [
+                probe.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in range(project.topology.kafka.partitions)
+            ]
+        except KafkaException:  # a topic just created: its leaders are being elected
+            return None
+
     try:
-        return [
-            probe.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-            for p in range(project.topology.kafka.partitions)
-        ]
+        return wait_until(ends, 30, f"the end offsets of {topic}")
     finally:
         probe.close()
 
@@ -147,9 +156,10 @@ def test_a_write_during_a_registry_rollout_is_refused_and_publishes_nothing(
     assert _log_ends(project) != before
 
 
-def _cached_registry_writer(project: ReplicatedProject) -> Any:
-    """The primary's Feast with ``cache_mode: thread``: its registry cache is refreshed every
-    ``cache_ttl_seconds`` (600), not when another process applies."""
+def _writer(project: ReplicatedProject, topology: Path | None = None) -> Any:
+    """The primary's Feast with ``cache_mode: thread`` (its registry cache is refreshed every
+    ``cache_ttl_seconds``, 600, not when another process applies), on ``topology`` (default:
+    the project's)."""
     from feast import FeatureStore, RepoConfig
 
     project.write_feature_store_yaml()
@@ -160,7 +170,7 @@ def _cached_registry_writer(project: ReplicatedProject) -> Any:
         offline_store={"type": "file"},
         online_store={
             "type": "replicator.feast_publisher.ReplicatingOnlineStore",
-            "topology": str(project.topology_path),
+            "topology": str(topology or project.topology_path),
         },
         entity_key_serialization_version=3,
         repo_path=project.repo,
@@ -171,7 +181,7 @@ def _cached_registry_writer(project: ReplicatedProject) -> Any:
 def test_a_schema_the_registry_does_not_hold_is_refused_and_publishes_nothing(
     project: ReplicatedProject,
 ) -> None:
-    writer = _cached_registry_writer(project)
+    writer = _writer(project)
     writer.apply(project.feature_objects())
     old = primary_fingerprint(writer, VIEW)  # the writer's Feast registry cache keeps this
     project.primary_store().apply(_changed(project))  # `feast apply` by another process
@@ -191,4 +201,31 @@ def test_a_schema_the_registry_does_not_hold_is_refused_and_publishes_nothing(
     new = primary_fingerprint(writer, VIEW)
     assert new != old
     assert _live_fingerprints(project) == dict.fromkeys(project.topology.regions, new)
+    assert _log_ends(project) != before
+
+
+def test_a_region_whose_bucket_fails_the_release_fails_the_write_with_nothing_published(
+    project: ReplicatedProject,
+) -> None:
+    unreachable = project.topology.replica_regions[-1]
+    raw = yaml.safe_load(project.topology_path.read_text())
+    raw["regions"][unreachable]["s3"]["endpoint_url"] = f"http://127.0.0.1:{free_port()}"
+    cut_off = project.workdir / "topology-cut-off.yaml"
+    cut_off.write_text(yaml.safe_dump(raw))
+    writer = _writer(project, cut_off)
+    writer.apply(project.feature_objects())
+    rows = project.fresh_rows(VIEW, 10, timedelta(hours=1))
+
+    before = _log_ends(project)
+    with pytest.raises(ObjectStoreUnavailable, match=f"to {unreachable} failed"):
+        writer.write_to_online_store(VIEW, rows)
+    assert _log_ends(project) == before, "a failed write published nothing"
+    assert _live_fingerprints(project)[project.topology.primary_region] is None, (
+        "the primary does not admit a schema a region did not get"
+    )
+
+    # The bucket answers again (here: a writer that reaches it): the same write goes through.
+    _writer(project).write_to_online_store(VIEW, rows)
+    fingerprint = primary_fingerprint(writer, VIEW)
+    assert _live_fingerprints(project) == dict.fromkeys(project.topology.regions, fingerprint)
     assert _log_ends(project) != before
