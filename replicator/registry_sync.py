@@ -97,6 +97,14 @@ def build_manifest(registry_bytes: bytes, project: str, settings: FeastSettings)
     }
 
 
+def admitted_fingerprints(manifest: dict[str, Any] | None, view: str) -> frozenset[str]:
+    """The schema fingerprints of ``view`` (its Redis name, ``_v<N>`` when versioned) whose
+    rows a region with ``manifest`` applies; empty for no manifest or no such view. The one
+    reader of that part of a manifest on the primary side (``build_manifest`` writes it)."""
+    fingerprint = ((manifest or {}).get("feature_views") or {}).get(view)
+    return frozenset([fingerprint]) if isinstance(fingerprint, str) else frozenset()
+
+
 class RegistryReleaser:
     """Snapshots the primary's registry into versions and releases versions to regions.
 
@@ -262,10 +270,16 @@ def primary_repo(repo: Path) -> tuple[FeastSettings, Path | None]:
         raise ConfigError(f"{repo / FEATURE_STORE_YAML}: not found (pass --repo DIR)") from None
     except FeastConfigError as exc:
         raise ConfigError(str(exc)) from None
+    return FeastSettings.from_repo_config(config), registry_file(config, repo)
+
+
+def registry_file(config: Any, repo: Path | None = None) -> Path | None:
+    """The local registry file of a Feast ``RepoConfig`` (a relative path is taken from
+    ``repo``, else the config's ``repo_path``); None when the registry is not a local file
+    (e.g. ``s3://``: the primary bucket's object is the registry)."""
     path = str(config.registry.path)
     if "://" in path:
-        return FeastSettings.from_repo_config(config), None
+        return None
     registry = Path(path)
-    return FeastSettings.from_repo_config(config), registry if registry.is_absolute() else (
-        repo / registry
-    )
+    base = repo if repo is not None else getattr(config, "repo_path", None)
+    return registry if registry.is_absolute() or base is None else Path(base) / registry
