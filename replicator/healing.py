@@ -5,8 +5,8 @@ holds an *applied mark* ``>= N`` for it (``_replicator:applied``, written after 
 raised only, never lowered). Redis loses a suffix of its writes, never a middle (AOF and RDB
 are point-in-time, a replica is a prefix of its primary, FLUSHALL loses everything), so a
 mark that survived proves the rows before it survived. (Redis breaks this when its ``default``
-user may not run what its append-only file holds: docs/replication.md, self-healing.) Hence, for a partition this worker
-holds:
+user may not run what its append-only file holds: docs/replication.md, self-healing.)
+Hence, for a partition this worker holds:
 
     stored mark < offset the group committed   =>   Redis lost rows in [mark, committed)
 
