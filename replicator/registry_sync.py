@@ -35,7 +35,7 @@ from replicator.config import Topology
 from replicator.core.feast_settings import MANIFEST_FIELD, FeastSettings
 from replicator.core.keys import manifest_key, primary_registry_key, registry_version_key
 from replicator.core.ports import ObjectStore
-from replicator.errors import ConfigError
+from replicator.errors import ConfigError, RolloutInProgress
 
 log = logging.getLogger(__name__)
 
@@ -246,12 +246,26 @@ def sync_once(
     registry (when a local file, and ``registry_path`` is not given) and its Feast settings
     (``FeastSettings``) are used. Without it, ``registry_path`` or the primary's registry
     object in S3, and the settings of the live manifest. Raises ``ConfigError`` for an
-    unreadable ``feature_store.yaml`` (naming the field) or a missing registry.
+    unreadable ``feature_store.yaml`` (naming the field) or a missing registry, and
+    ``RolloutInProgress`` while a registry rollout runs (releasing everywhere would skip its
+    canary; nothing is released).
     """
+    from replicator.rollout import RolloutLog  # rollout.py builds on this module
+
     settings = None
     if repo is not None:
         settings, repo_registry = primary_repo(repo)
         registry_path = registry_path or repo_registry
+    rollout = RolloutLog(topology).in_progress("registry")
+    if rollout is not None:
+        raise RolloutInProgress(
+            f"registry rollout {rollout.id} (version {rollout.version}, canary "
+            f"{rollout.canary}) is in progress: a sync now would release to every region at "
+            "once and skip its canary, so nothing was released. Wait for it (`replicator "
+            f"rollout status --id {rollout.id}`) or end it (`replicator rollout rollback --id "
+            f"{rollout.id}`)",
+            rollout=rollout.id,
+        )
     releaser = RegistryReleaser(topology, settings=settings)
     return releaser.release(releaser.snapshot(registry_path), topology.regions)
 

@@ -146,6 +146,17 @@ def test_a_write_during_a_registry_rollout_is_refused_and_publishes_nothing(
         assert new in str(refused.value) and rollout_id in str(refused.value)
         assert f"replicator rollout rollback --id {rollout_id}" in str(refused.value)
         assert _log_ends(project) == before, "a refused write published nothing"
+        # Nor does `registry sync` release around the canary.
+        synced = subprocess.run(
+            [*cli, "registry", "sync", "--registry", str(project.repo / "data" / "registry.db")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert synced.returncode == 6, synced.stdout + synced.stderr
+        assert f"registry rollout {rollout_id}" in synced.stderr, synced.stderr
+        others = {r: f for r, f in _live_fingerprints(project).items() if r != canary}
+        assert new not in others.values(), others
     finally:
         processes.stop([rollout_process])
 
