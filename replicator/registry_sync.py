@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from feast import FeatureView
+from feast import FeatureView, OnDemandFeatureView, StreamFeatureView
 from feast.feature_view import FeatureViewState
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 
@@ -76,11 +76,7 @@ def build_manifest(registry_bytes: bytes, project: str, settings: FeastSettings)
     versioning = settings.enable_online_feature_view_versioning
     registry = RegistryProto()
     registry.ParseFromString(registry_bytes)
-    views = [
-        FeatureView.from_proto(proto)
-        for proto in registry.feature_views
-        if proto.spec.project == project
-    ]
+    views = online_views(registry, project)
     digest = hashlib.sha256(registry_bytes).hexdigest()
     schemas = feast_layout.view_schemas(views, versioning)
     return {
@@ -95,6 +91,26 @@ def build_manifest(registry_bytes: bytes, project: str, settings: FeastSettings)
         # The primary's Feast settings that shape Redis bytes (region feast-config reads them).
         MANIFEST_FIELD: settings.as_manifest(),
     }
+
+
+def online_views(registry: RegistryProto, project: str) -> list[Any]:
+    """Every view of ``project`` whose rows Feast writes to the online store: feature views,
+    stream feature views (``store.push``) and on-demand feature views with
+    ``write_to_online_store`` (their transformations are not loaded)."""
+    views: list[Any] = [
+        FeatureView.from_proto(p) for p in registry.feature_views if p.spec.project == project
+    ]
+    views += [
+        StreamFeatureView.from_proto(p, skip_udf=True)
+        for p in registry.stream_feature_views
+        if p.spec.project == project
+    ]
+    views += [
+        OnDemandFeatureView.from_proto(p, skip_udf=True)
+        for p in registry.on_demand_feature_views
+        if p.spec.project == project and p.spec.write_to_online_store
+    ]
+    return views
 
 
 class RegistryReleaser:
