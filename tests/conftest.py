@@ -47,7 +47,7 @@ MINIO_IMAGE = "minio/minio:RELEASE.2025-04-22T22-12-26Z"
 # phase: it traces every line run, which makes a failing example many times slower.
 settings.register_profile(
     "ci",
-    max_examples=30,
+    max_examples=20,
     deadline=None,
     derandomize=True,
     database=None,
