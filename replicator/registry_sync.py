@@ -4,7 +4,9 @@ Layout in every bucket (``<p>`` is the Feast project):
 
     feast/<p>/registry/<version>.db   immutable registry versions (version = sha256[:16])
     feast/<p>/manifest.json           the version live in this region, its sha256, the schema
-                                      fingerprint and field keys of every view, the previous version
+                                      fingerprint and field keys of every view, the fingerprints
+                                      of each view's recent schema versions (admitted), the
+                                      previous version
     feast/<p>/primary/registry.db     (primary bucket only) the registry the primary Feast writes
 
 A release writes the version object, reads it back and checks its SHA-256, and only then
@@ -32,6 +34,7 @@ from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from replicator import feast_layout
 from replicator.adapters.s3 import region_stores
 from replicator.config import Topology
+from replicator.core import schema_history
 from replicator.core.feast_settings import MANIFEST_FIELD, FeastSettings
 from replicator.core.keys import manifest_key, primary_registry_key, registry_version_key
 from replicator.core.ports import ObjectStore
@@ -79,13 +82,17 @@ def build_manifest(registry_bytes: bytes, project: str, settings: FeastSettings)
     views = online_views(registry, project)
     digest = hashlib.sha256(registry_bytes).hexdigest()
     schemas = feast_layout.view_schemas(views, versioning)
+    live = {name: schema["fingerprint"] for name, schema in schemas.items()}
     return {
         "project": project,
         "version": digest[:16],
         "sha256": digest,
         "registry_key": registry_version_key(project, digest[:16]),
-        # view -> schema fingerprint: what workers admit.
-        "feature_views": {name: schema["fingerprint"] for name, schema in schemas.items()},
+        # view -> schema fingerprint of this version.
+        schema_history.LIVE_FIELD: live,
+        # view -> fingerprints workers admit, newest first: a release adds those the region
+        # admitted before (core/schema_history.py).
+        schema_history.MANIFEST_FIELD: schema_history.carried(live, None),
         # view -> join keys, Redis key prefix (hex), feature -> field key (hex).
         "views": schemas,
         # The primary's Feast settings that shape Redis bytes (region feast-config reads them).
@@ -216,6 +223,9 @@ class RegistryReleaser:
                 previous = manifest.get("previous_version") if manifest else None
             body = {
                 **version.manifest,
+                schema_history.MANIFEST_FIELD: schema_history.carried(
+                    version.manifest[schema_history.LIVE_FIELD], manifest
+                ),
                 "previous_version": previous,
                 "released_at": datetime.now(UTC).isoformat(),
             }
