@@ -4,7 +4,9 @@ Layout in every bucket (``<p>`` is the Feast project):
 
     feast/<p>/registry/<version>.db   immutable registry versions (version = sha256[:16])
     feast/<p>/manifest.json           the version live in this region, its sha256, the schema
-                                      fingerprint and field keys of every view, the previous version
+                                      fingerprint and field keys of every view, the fingerprints
+                                      of each view's recent schema versions (admitted), the
+                                      previous version
     feast/<p>/primary/registry.db     (primary bucket only) the registry the primary Feast writes
 
 A release writes the version object, reads it back and checks its SHA-256, and only then
@@ -25,13 +27,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from feast import FeatureView
+from feast import FeatureView, OnDemandFeatureView, StreamFeatureView
 from feast.feature_view import FeatureViewState
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 
 from replicator import feast_layout
 from replicator.adapters.s3 import region_stores
 from replicator.config import Topology
+from replicator.core import schema_history
 from replicator.core.feast_settings import MANIFEST_FIELD, FeastSettings
 from replicator.core.keys import manifest_key, primary_registry_key, registry_version_key
 from replicator.core.ports import ObjectStore
@@ -76,20 +79,20 @@ def build_manifest(registry_bytes: bytes, project: str, settings: FeastSettings)
     versioning = settings.enable_online_feature_view_versioning
     registry = RegistryProto()
     registry.ParseFromString(registry_bytes)
-    views = [
-        FeatureView.from_proto(proto)
-        for proto in registry.feature_views
-        if proto.spec.project == project
-    ]
+    views = online_views(registry, project)
     digest = hashlib.sha256(registry_bytes).hexdigest()
     schemas = feast_layout.view_schemas(views, versioning)
+    live = {name: schema["fingerprint"] for name, schema in schemas.items()}
     return {
         "project": project,
         "version": digest[:16],
         "sha256": digest,
         "registry_key": registry_version_key(project, digest[:16]),
-        # view -> schema fingerprint: what workers admit.
-        "feature_views": {name: schema["fingerprint"] for name, schema in schemas.items()},
+        # view -> schema fingerprint of this version.
+        schema_history.LIVE_FIELD: live,
+        # view -> fingerprints workers admit, newest first: a release adds those the region
+        # admitted before (core/schema_history.py).
+        schema_history.MANIFEST_FIELD: schema_history.carried(live, None),
         # view -> join keys, Redis key prefix (hex), feature -> field key (hex).
         "views": schemas,
         # The primary's Feast settings that shape Redis bytes (region feast-config reads them).
@@ -99,10 +102,32 @@ def build_manifest(registry_bytes: bytes, project: str, settings: FeastSettings)
 
 def admitted_fingerprints(manifest: dict[str, Any] | None, view: str) -> frozenset[str]:
     """The schema fingerprints of ``view`` (its Redis name, ``_v<N>`` when versioned) whose
-    rows a region with ``manifest`` applies; empty for no manifest or no such view. The one
-    reader of that part of a manifest on the primary side (``build_manifest`` writes it)."""
-    fingerprint = ((manifest or {}).get("feature_views") or {}).get(view)
-    return frozenset([fingerprint]) if isinstance(fingerprint, str) else frozenset()
+    rows a region with ``manifest`` applies (its recent schema versions,
+    ``core.schema_history``); empty for no manifest, no such view or an unreadable one."""
+    try:
+        return frozenset(schema_history.admitted(manifest or {}).get(view, ()))
+    except (TypeError, AttributeError, ValueError):
+        return frozenset()
+
+
+def online_views(registry: RegistryProto, project: str) -> list[Any]:
+    """Every view of ``project`` whose rows Feast writes to the online store: feature views,
+    stream feature views (``store.push``) and on-demand feature views with
+    ``write_to_online_store`` (their transformations are not loaded)."""
+    views: list[Any] = [
+        FeatureView.from_proto(p) for p in registry.feature_views if p.spec.project == project
+    ]
+    views += [
+        StreamFeatureView.from_proto(p, skip_udf=True)
+        for p in registry.stream_feature_views
+        if p.spec.project == project
+    ]
+    views += [
+        OnDemandFeatureView.from_proto(p, skip_udf=True)
+        for p in registry.on_demand_feature_views
+        if p.spec.project == project and p.spec.write_to_online_store
+    ]
+    return views
 
 
 class RegistryReleaser:
@@ -208,6 +233,9 @@ class RegistryReleaser:
                 previous = manifest.get("previous_version") if manifest else None
             body = {
                 **version.manifest,
+                schema_history.MANIFEST_FIELD: schema_history.carried(
+                    version.manifest[schema_history.LIVE_FIELD], manifest
+                ),
                 "previous_version": previous,
                 "released_at": datetime.now(UTC).isoformat(),
             }
