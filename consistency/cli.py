@@ -1,7 +1,7 @@
 """The ``consistency`` command line.
 
     consistency check --once [--json] [--divergence sampled|full|none]
-    consistency serve [--host H] [--port P]
+    consistency serve [--host H] [--port P] [--tls-cert F --tls-key F [--tls-client-ca F]]
     consistency repair --region R [--feature-view V] [--dry-run] [--json]
 
 Exit codes (for cron and CI), decided by the error's class, never its message:
@@ -33,6 +33,7 @@ from consistency.core.report import Report
 from consistency.core.units import duration, size, usd
 from consistency.core.versions import ArtifactSkew, VersionsReport
 from consistency.errors import ConsistencyError, NoManifest, SourceUnavailable, UsageError
+from replicator.commands.server_tls import add_server_tls_arguments, server_tls
 from replicator.config import load_topology
 from replicator.errors import ConfigError, ReplicatorError, TransientError
 from replicator.logs import configure as configure_logging
@@ -116,6 +117,7 @@ def _add_serve(commands: Any) -> None:
     )
     serve.add_argument("--host", help="listen address (default: settings' server.host)")
     serve.add_argument("--port", type=int, help="listen port (default: settings' server.port)")
+    add_server_tls_arguments(serve, "the settings' server.tls")
     serve.set_defaults(handler=_serve)
 
 
@@ -301,6 +303,7 @@ def _serve(args: argparse.Namespace) -> int:
     from consistency.wiring import build_checker, build_webhook, close_checker
 
     settings, topology = _load(args)
+    tls = server_tls(args, settings.server.tls)
     checker = build_checker(topology, settings)
     sink = build_webhook(settings)
     service = ConsistencyService(checker, settings, sink=sink)
@@ -311,7 +314,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port
     try:
-        server = StatusServer(service, host, port)
+        server = StatusServer(service, host, port, tls)
     except OSError as exc:
         raise UsageError(
             f"cannot listen on {host}:{port}: {exc.strerror} (pass --port or set "

@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from consistency.errors import SettingsError
 from replicator.config import describe_invalid, read_yaml_mapping
+from replicator.config_security import ServerTlsSettings
 
 ENV_PREFIX = "CONSISTENCY_"
 CONFIG_ENV_VAR = "CONSISTENCY_CONFIG"
@@ -150,6 +151,9 @@ class ServerSettings(_Section):
     port: int = Field(default=9108, ge=0, le=65535)
     history_points: int = Field(default=900, ge=10)
     """Staleness samples kept for the status page (900 x 2 s = 30 minutes)."""
+    tls: ServerTlsSettings = ServerTlsSettings()
+    """HTTPS for every endpoint (cert_file, key_file; client_ca_file for mutual TLS), e.g.
+    ``CONSISTENCY_SERVER__TLS__CERT_FILE``; plain HTTP unless set (docs/security.md)."""
 
 
 class EgressSettings(_Section):

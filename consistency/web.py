@@ -12,23 +12,36 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from consistency import status_page
+from consistency.adapters.shared import HttpServer, server_context
 from consistency.service import ConsistencyService
+from replicator.config_security import ServerTlsSettings
 
 log = logging.getLogger(__name__)
 
 
 class StatusServer:
-    def __init__(self, service: ConsistencyService, host: str, port: int) -> None:
+    """Serves the endpoints above on ``host:port``, over TLS when ``tls`` is enabled.
+
+    Raises ``ConfigError`` when the certificate or key cannot be loaded, ``OSError`` when
+    the address cannot be bound."""
+
+    def __init__(
+        self,
+        service: ConsistencyService,
+        host: str,
+        port: int,
+        tls: ServerTlsSettings | None = None,
+    ) -> None:
         self.service = service
-        handler = _handler(service)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self.tls = tls or ServerTlsSettings()
+        context = server_context(self.tls)
+        self._server = HttpServer((host, port), _handler(service), context)
         self._thread: threading.Thread | None = None
 
     @property
@@ -37,13 +50,17 @@ class StatusServer:
 
     @property
     def url(self) -> str:
-        host = str(self._server.server_address[0])
-        return f"http://{host}:{self.port}"
+        return self._server.url()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
         self._thread.start()
-        log.info("serving on %s", self.url, extra={"event": "http_started", "url": self.url})
+        log.info(
+            "serving on %s%s",
+            self.url,
+            " (client certificates required)" if self.tls.client_ca_file else "",
+            extra={"event": "http_started", "url": self.url, "tls": self.tls.enabled},
+        )
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -39,6 +39,7 @@ from replicator.config_security import (
     Credentials,
     KafkaSecurity,
     KafkaUsers,
+    ServerTlsSettings,
     TlsSettings,
     load_secret_files,
 )
@@ -127,6 +128,8 @@ class RegionConfig(Section):
     read_fallbacks: list[str] | None = None
     """Regions inference reads here fail over to, nearest first (default: every other
     region, in the file's order). See docs/regional-reads.md."""
+    health_tls: ServerTlsSettings = ServerTlsSettings()
+    """TLS of ``replicator region health R`` (plain HTTP unless set; docs/security.md)."""
 
     def subscribes_to(self, feature_view: str) -> bool:
         return "*" in self.feature_views or feature_view in self.feature_views

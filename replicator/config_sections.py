@@ -127,6 +127,22 @@ class KafkaListener(Section):
     advertised_port: int = Field(ge=1, le=65535)
 
 
+class CheckerScrapeTls(Section):
+    """How a Prometheus checks ``consistency serve`` over HTTPS (its ``tls_config``)."""
+
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    server_name: str | None = None
+    """The name the checker's certificate holds, when not the address scraped."""
+
+    @model_validator(mode="after")
+    def _pair(self) -> CheckerScrapeTls:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (client certificate and key)")
+        return self
+
+
 class StackSettings(Section):
     """Only for the local stack (``replicator stack``)."""
 
@@ -149,3 +165,7 @@ class StackSettings(Section):
     """The first region's worker /metrics port in the local stack; the next regions count up."""
     checker_metrics_address: str = "127.0.0.1:9108"
     """Where the local Prometheus scrapes ``consistency serve`` (its ``server`` setting)."""
+    checker_metrics_tls: CheckerScrapeTls | None = None
+    """Set when ``consistency serve`` runs with ``server.tls``: the local Prometheus then
+    scrapes it over HTTPS, trusting ``ca_file`` (and presenting ``cert_file``/``key_file``
+    when the checker asks for client certificates)."""

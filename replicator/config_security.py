@@ -118,3 +118,29 @@ class KafkaUsers(Section):
     """Reads topics and the workers' committed offsets; writes nothing."""
     admin: Credentials | None = None
     """Operators and the local stack: creates users, applies ACLs (a super user)."""
+
+
+class ServerTlsSettings(Section):
+    """TLS of an HTTP endpoint the project serves (``consistency serve``, ``replicator region
+    health``). Off (plain HTTP) unless ``cert_file`` and ``key_file`` are set; then HTTPS only,
+    TLS 1.2 or newer. With ``client_ca_file``, clients must present a certificate signed by it
+    (mutual TLS). ``replicator.adapters.http_server.server_context`` builds the context."""
+
+    cert_file: Path | None = None
+    """Server certificate (PEM; the chain after it). It must name the host clients dial."""
+    key_file: Path | None = None
+    """Private key of ``cert_file`` (PEM, unencrypted; keep it 0600)."""
+    client_ca_file: Path | None = None
+    """PEM bundle of the CA(s) whose client certificates are accepted; unset: none asked."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+    @model_validator(mode="after")
+    def _pair(self) -> ServerTlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (server certificate and key)")
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("client_ca_file needs cert_file and key_file (mutual TLS is TLS)")
+        return self

@@ -28,6 +28,8 @@ from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreCo
 from feast.infra.supported_async_methods import SupportedAsyncMethods
 from pydantic import model_validator
 
+from replicator.adapters.redis_store import connection_string
+from replicator.config_security import Credentials
 from replicator.errors import ConfigError
 from replicator.read_plan import ReadPlan
 from replicator.regional_reads import RegionalReader, read_scope
@@ -44,11 +46,11 @@ class RegionalOnlineStoreConfig(RedisOnlineStoreConfig):
 
     @model_validator(mode="after")
     def _local_connection(self) -> RegionalOnlineStoreConfig:
+        # Feast's own client (not used for reads, which go through RegionalReader) gets the
+        # same login and TLS as the reader's.
         local = self.plan.regions[0]
-        self.connection_string = (
-            f"{local.host}:{local.port},username={local.username},"
-            f"password={local.password.get_secret_value()}"
-        )
+        login = Credentials(username=local.username, password=local.password)
+        self.connection_string = connection_string(local.host, local.port, login, local.tls)
         return self
 
 

@@ -24,11 +24,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from replicator.adapters.http_server import HttpServer, server_context
 from replicator.adapters.s3_catalog import S3ManifestCatalog
 from replicator.config import Topology
+from replicator.config_security import ServerTlsSettings
 from replicator.read_health import StalenessMonitor
 from replicator.read_plan import read_plan
 
@@ -118,9 +120,14 @@ class RegionHealth:
         self._monitor.close()
 
 
-def make_server(health: RegionHealth, host: str, port: int) -> ThreadingHTTPServer:
-    """The HTTP server (not started: call ``serve_forever``)."""
-    return ThreadingHTTPServer((host, port), _handler(health.last))
+def make_server(
+    health: RegionHealth, host: str, port: int, tls: ServerTlsSettings | None = None
+) -> HttpServer:
+    """The HTTP server, HTTPS when ``tls`` is enabled (not started: call ``serve_forever``).
+    Raises ``ConfigError`` when the certificate or key cannot be loaded, ``OSError`` when the
+    address cannot be bound."""
+    context = server_context(tls or ServerTlsSettings())
+    return HttpServer((host, port), _handler(health.last), context)
 
 
 def _handler(last: Callable[[], Readiness | None]) -> type[BaseHTTPRequestHandler]:
@@ -155,19 +162,24 @@ def _handler(last: Callable[[], Readiness | None]) -> type[BaseHTTPRequestHandle
     return Handler
 
 
-def serve(topology: Topology, region: str, host: str, port: int) -> None:
-    """Run checks and the server until interrupted."""
+def serve(
+    topology: Topology, region: str, host: str, port: int, tls: ServerTlsSettings | None = None
+) -> None:
+    """Run checks and the server until interrupted. ``tls``: default the region's
+    ``health_tls`` in the topology."""
+    tls = topology.region(region).health_tls if tls is None else tls
+    context = server_context(tls)  # a bad certificate fails before any check runs
     health = RegionHealth(topology, region)
     health.check()
     checker = threading.Thread(target=health.run, name=f"health-{region}", daemon=True)
     checker.start()
-    server = make_server(health, host, port)
+    server = HttpServer((host, port), _handler(health.last), context)
     log.info(
-        "health endpoints of %s on http://%s:%d/health/ready",
+        "health endpoints of %s on %s%s",
         region,
-        host,
-        server.server_address[1],
-        extra={"event": "health_server_started", "region": region},
+        server.url("/health/ready"),
+        " (client certificates required)" if tls.client_ca_file else "",
+        extra={"event": "health_server_started", "region": region, "tls": tls.enabled},
     )
     try:
         server.serve_forever()

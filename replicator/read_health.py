@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import redis
 
-from replicator.adapters.redis_store import read_applied_heartbeats, read_emission
+from replicator.adapters.redis_store import read_applied_heartbeats, read_emission, tls_options
 from replicator.config import ReadSettings
 from replicator.core.staleness import (
     BELIEVED_LEAD_NS,
@@ -42,6 +42,7 @@ def reader_client(region: ReadRegion, settings: ReadSettings) -> redis.Redis:
         password=region.password.get_secret_value(),
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
+        **tls_options(region.tls),
     )
 
 

@@ -5,13 +5,15 @@ the manifest's S3 key, the version of a write, the partitioner) come from the re
 pure core (``replicator.core.keys``, ``replicator.core.version``, ``replicator.core.wire``),
 which any checker module may import. What is left here are the means to reach a region: a
 Redis connection, the reads of the heartbeat records, S3 reads, and the last-writer-wins
-writer that ``repair`` applies through.
+writer that ``repair`` applies through; and the project's one HTTP(S) server, which
+``consistency serve`` shares with ``replicator region health``.
 This module is the only part of ``consistency`` allowed to import ``replicator.adapters``
 (``tests/unit/test_consistency_boundaries.py`` enforces it, name by name).
 """
 
 from __future__ import annotations
 
+from replicator.adapters.http_server import HttpServer, server_context
 from replicator.adapters.kafka_config import KafkaConnection, client_config, client_settings
 from replicator.adapters.redis_store import (
     RegionStore,
@@ -22,6 +24,7 @@ from replicator.adapters.redis_store import (
 from replicator.adapters.s3 import is_absent, read_object, s3_client
 
 __all__ = [
+    "HttpServer",
     "KafkaConnection",
     "RegionStore",
     "client_config",
@@ -32,4 +35,5 @@ __all__ = [
     "read_emission",
     "read_object",
     "s3_client",
+    "server_context",
 ]

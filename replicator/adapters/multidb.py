@@ -32,6 +32,7 @@ from redis.multidb.exception import NoValidDatabaseException
 from redis.multidb.failure_detector import CommandFailureDetector
 from redis.retry import Retry
 
+from replicator.adapters.redis_store import tls_options
 from replicator.config import ReadSettings
 from replicator.errors import TransientError
 from replicator.read_plan import ReadRegion
@@ -88,6 +89,7 @@ class FailoverRedis:
                     "password": r.password.get_secret_value(),
                     "socket_timeout": timeout,
                     "socket_connect_timeout": timeout,
+                    **tls_options(r.tls),
                 },
                 grace_period=settings.failback_seconds,
             )

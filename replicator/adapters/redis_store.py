@@ -25,7 +25,7 @@ import redis
 from redis.retry import Retry
 
 from replicator.config import RedisEndpoint, RedisUser
-from replicator.config_security import TlsSettings
+from replicator.config_security import Credentials, TlsSettings
 from replicator.core.egress import F_SINCE_NS, EgressCounts
 from replicator.core.keys import (
     NAMESPACE,
@@ -130,9 +130,14 @@ def connect(
 def feast_connection_string(endpoint: RedisEndpoint, user: RedisUser) -> str:
     """Feast's Redis ``connection_string`` for ``user`` (it holds the password: the file it
     goes in must be private), with the TLS options of ``connect``."""
-    options = {k: v for k, v in tls_options(endpoint.tls).items() if v is not None}
+    return connection_string(endpoint.host, endpoint.port, user, endpoint.tls)
+
+
+def connection_string(host: str, port: int, user: Credentials, tls: TlsSettings) -> str:
+    """Feast's ``host:port,key=value,...`` form of a login to ``host:port`` with ``tls``."""
+    options = {k: v for k, v in tls_options(tls).items() if v is not None}
     parts = [
-        f"{endpoint.host}:{endpoint.port}",
+        f"{host}:{port}",
         f"username={user.username}",
         f"password={user.password.get_secret_value()}",
         *(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in options.items()),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from replicator.commands import k8s_values as k8s_values_cli
+from replicator.commands.server_tls import add_server_tls_arguments, server_tls
 from replicator.config import load_topology
 
 
@@ -131,12 +132,14 @@ def register(subparsers: Any) -> None:
         description=(
             "Ready (200) when the region's Redis answers its reader user, its replication "
             "staleness is within reads.max_staleness_seconds and it serves the reference "
-            "registry version; 503 with the reasons otherwise. See docs/regional-reads.md."
+            "registry version; 503 with the reasons otherwise. HTTPS with the region's "
+            "health_tls (or --tls-cert/--tls-key). See docs/regional-reads.md."
         ),
     )
     health.add_argument("region")
     health.add_argument("--host", default="0.0.0.0", help="bind address (default: 0.0.0.0)")
     health.add_argument("--port", type=int, default=8081, help="port (default: 8081)")
+    add_server_tls_arguments(health, "regions.R.health_tls in the topology")
     health.set_defaults(handler=_health)
 
 
@@ -194,6 +197,6 @@ def _health(args: argparse.Namespace) -> int:
     from replicator.health_server import serve
 
     topology = load_topology(args.config)
-    topology.region(args.region)
-    serve(topology, args.region, args.host, args.port)
+    tls = server_tls(args, topology.region(args.region).health_tls)
+    serve(topology, args.region, args.host, args.port, tls)
     return 0

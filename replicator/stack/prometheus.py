@@ -4,7 +4,8 @@ Optional part of the local stack: ``LocalStack(..., prometheus=True)`` starts it
 does); ``stack down`` stops it like the other services. It listens on
 ``127.0.0.1:stack.prometheus_port`` (19090), scrapes each region's worker on
 ``worker_metrics_port(topology, region)`` and ``consistency serve`` on
-``stack.checker_metrics_address``, every 5 s, and evaluates the alert rules of
+``stack.checker_metrics_address`` (over HTTPS with ``stack.checker_metrics_tls``), every 5 s,
+and evaluates the alert rules of
 ``infra/monitoring/prometheus-rules.yaml`` (the same file the Helm chart ships).
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from replicator.config import Topology
+from replicator.config_sections import CheckerScrapeTls
 from replicator.stack.prereqs import Port, env_override, port_in_use
 from replicator.stack.service import Service
 
@@ -60,9 +62,18 @@ def scrape_config(topology: Topology, rules: Path | None) -> dict[str, Any]:
                 "job_name": "consistency-checker",
                 "honor_labels": True,
                 "static_configs": [{"targets": [topology.stack.checker_metrics_address]}],
+                **_https(topology.stack.checker_metrics_tls),
             },
         ],
     }
+
+
+def _https(tls: CheckerScrapeTls | None) -> dict[str, Any]:
+    """``scheme`` and ``tls_config`` of a scrape job over HTTPS (nothing for plain HTTP)."""
+    if tls is None:
+        return {}
+    config = {name: str(value) for name, value in tls.model_dump().items() if value is not None}
+    return {"scheme": "https", "tls_config": config}
 
 
 class PrometheusServer(Service):

@@ -17,12 +17,20 @@ from harness import ROOT, free_port
 
 class ConsistencyServe:
     """``consistency serve`` on ``topology_path`` with the ``consistency:`` settings given
-    (the server's host and port are added); ``stop()`` ends it and returns its exit status."""
+    (the server's host and port are added, and ``tls`` as ``server.tls``: then ``base`` is
+    ``https://``); ``stop()`` ends it and returns its exit status."""
 
-    def __init__(self, topology_path: Path, workdir: Path, settings: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        topology_path: Path,
+        workdir: Path,
+        settings: dict[str, Any],
+        *,
+        tls: dict[str, str] | None = None,
+    ) -> None:
         port = free_port()
         config = workdir / "consistency.yaml"
-        server = {"server": {"host": "127.0.0.1", "port": port}}
+        server = {"server": {"host": "127.0.0.1", "port": port, **({"tls": tls} if tls else {})}}
         config.write_text(yaml.safe_dump({"consistency": {**server, **settings}}))
         self.log = workdir / "serve.log"
         with self.log.open("wb") as out:
@@ -36,7 +44,7 @@ class ConsistencyServe:
                 stderr=out,
                 cwd=ROOT,
             )
-        self.base = f"http://127.0.0.1:{port}"
+        self.base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
 
     def get(self, path: str) -> tuple[int, bytes]:
         """Status and body of ``GET path``; (0, b"") when the server does not answer."""

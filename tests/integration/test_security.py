@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 import trustme
+import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -30,7 +31,11 @@ from replicator.adapters.s3 import s3_client
 from replicator.config import RedisUser, Topology, load_topology
 from replicator.config_security import TlsSettings
 from replicator.core import wire
+from replicator.core.feast_settings import FeastSettings
 from replicator.core.records import Heartbeat
+from replicator.read_plan import ReadPlan
+from replicator.regional_config import feature_store_yaml
+from replicator.regional_reads import RegionalReader, RegionUnavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -235,6 +240,39 @@ def test_redis_reader_cannot_write_or_script_and_writer_cannot_eval(secure: Topo
     finally:
         writer.delete(key)
         reader.close()
+        writer.close()
+
+
+# Regional reads over TLS -------------------------------------------------------------------
+def test_regional_reads_go_over_tls_through_the_generated_feast_config(secure: Topology) -> None:
+    """`replicator region feast-config R`'s plan reads R's Redis as its reader, over TLS."""
+    region = "eu-west-1"
+    endpoint = secure.region(region).redis
+    writer = connect(endpoint, endpoint.writer)
+    key = f"test:security:{uuid.uuid4().hex}".encode()
+    writer.hset(key, "f", "v")
+    document = yaml.safe_load(feature_store_yaml(secure, region, FeastSettings()))
+    plan = ReadPlan.model_validate(document["online_store"]["plan"])
+    assert plan.regions[0].tls.enabled and plan.regions[0].username == "reader"
+    reader = RegionalReader(plan)
+    try:
+        assert reader.redis.hmget_on(region, [(key, [b"f"])]) == [[b"v"]]
+        assert reader.monitor.measure(region).reachable
+        assert reader.monitor.measure(plan.primary.name).reachable
+    finally:
+        reader.close()
+    # The same plan without its TLS reaches nothing: the TLS above is what made it work.
+    plain = plan.model_copy(
+        update={"regions": [r.model_copy(update={"tls": TlsSettings()}) for r in plan.regions]}
+    )
+    reader = RegionalReader(plain)
+    try:
+        assert not reader.monitor.measure(region).reachable
+        with pytest.raises(RegionUnavailable):
+            reader.redis.hmget_on(region, [(key, [b"f"])])
+    finally:
+        reader.close()
+        writer.delete(key)
         writer.close()
 
 

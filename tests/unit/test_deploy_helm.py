@@ -160,6 +160,62 @@ def test_the_health_endpoint_command_is_configurable() -> None:
     assert default["args"][2:5] == ["region", "health", "eu-west-1"]
 
 
+def test_tls_endpoints_mount_their_secret_probe_over_https_and_are_scraped_over_https() -> None:
+    text = rendered(
+        *("--set", "checker.tls.secret=checker-tls", "--set", "health.tls.secret=health-tls"),
+        *("--set", "monitoring.serviceMonitor.checkerTlsConfig.serverName=checker.example"),
+    )
+    found = objects(text)
+    checker = container(found[("Deployment", "feast-eu-west-1-checker")], "checker")
+    env = {e["name"]: e.get("value") for e in checker["env"]}
+    assert env["CONSISTENCY_SERVER__TLS__CERT_FILE"] == "/etc/tls/checker/tls.crt"
+    assert env["CONSISTENCY_SERVER__TLS__KEY_FILE"] == "/etc/tls/checker/tls.key"
+    assert "CONSISTENCY_SERVER__TLS__CLIENT_CA_FILE" not in env
+    assert checker["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    health = container(found[("Deployment", "feast-eu-west-1-feature-server")], "health")
+    assert health["args"][-2:] == [
+        "--tls-cert=/etc/tls/health/tls.crt",
+        "--tls-key=/etc/tls/health/tls.key",
+    ]
+    assert health["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert {"name": "health-tls", "mountPath": "/etc/tls/health", "readOnly": True} in health[
+        "volumeMounts"
+    ]
+    service = found[("Service", "feast-eu-west-1-checker")]
+    assert [p["name"] for p in service["spec"]["ports"]] == ["metrics-https"]
+    endpoints = found[("ServiceMonitor", "feast-eu-west-1")]["spec"]["endpoints"]
+    https = next(e for e in endpoints if e["port"] == "metrics-https")
+    assert https["scheme"] == "https"
+    assert https["tlsConfig"] == {"serverName": "checker.example"}
+
+
+MUTUAL_TLS = (
+    *("--set", "checker.tls.secret=c", "--set", "checker.tls.clientAuth=true"),
+    *("--set", "health.tls.secret=h", "--set", "health.tls.clientAuth=true"),
+    *("--set", "monitoring.serviceMonitor.checkerTlsConfig.serverName=checker.example"),
+)
+
+
+def test_tls_values_render_valid_objects(tmp_path: Path) -> None:
+    code, report = validate(rendered(*MUTUAL_TLS), tmp_path)
+    assert code == 0, report
+
+
+def test_mutual_tls_endpoints_are_probed_on_their_port_only() -> None:
+    found = objects(rendered(*MUTUAL_TLS))
+    checker = container(found[("Deployment", "feast-eu-west-1-checker")], "checker")
+    env = {e["name"]: e.get("value") for e in checker["env"]}
+    assert env["CONSISTENCY_SERVER__TLS__CLIENT_CA_FILE"] == "/etc/tls/checker/ca.crt"
+    assert checker["livenessProbe"] == {
+        "tcpSocket": {"port": "http"},
+        "initialDelaySeconds": 20,
+        "periodSeconds": 20,
+    }
+    health = container(found[("Deployment", "feast-eu-west-1-feature-server")], "health")
+    assert "--tls-client-ca=/etc/tls/health/ca.crt" in health["args"]
+    assert "tcpSocket" in health["readinessProbe"]
+
+
 def test_k8s_values_cli_writes_values_for_a_region(tmp_path: Path, capsys: Any) -> None:
     from replicator import cli
 

@@ -13,6 +13,7 @@ from test_consistency_service import monitoring_names, served_names
 
 from replicator.adapters.prometheus import WorkerCollector
 from replicator.config import load_topology
+from replicator.config_sections import CheckerScrapeTls
 from replicator.core.egress import EgressMeter
 from replicator.stack.prometheus import scrape_config, worker_metrics_port
 from replicator.worker import WorkerStats
@@ -60,6 +61,34 @@ def test_the_local_prometheus_config_scrapes_every_worker_and_the_checker(tmp_pa
     checker = jobs["consistency-checker"]
     assert checker["honor_labels"] is True  # the rules select on the checker's own `job`
     assert checker["static_configs"] == [{"targets": ["127.0.0.1:9108"]}]
+
+
+def test_the_local_prometheus_scrapes_a_checker_serving_tls_over_https(tmp_path: Path) -> None:
+    stack = TOPOLOGY.stack.model_copy(
+        update={
+            "checker_metrics_tls": CheckerScrapeTls(
+                ca_file=tmp_path / "ca.pem",
+                cert_file=tmp_path / "client.pem",
+                key_file=tmp_path / "client-key.pem",
+                server_name="localhost",
+            )
+        }
+    )
+    for name in ("ca.pem", "client.pem", "client-key.pem"):
+        (tmp_path / name).write_text("")  # promtool checks that the files exist
+    config = scrape_config(TOPOLOGY.model_copy(update={"stack": stack}), None)
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    done = run([tool("promtool"), "check", "config", str(path)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    checker = {job["job_name"]: job for job in config["scrape_configs"]}["consistency-checker"]
+    assert checker["scheme"] == "https"
+    assert checker["tls_config"] == {
+        "ca_file": str(tmp_path / "ca.pem"),
+        "cert_file": str(tmp_path / "client.pem"),
+        "key_file": str(tmp_path / "client-key.pem"),
+        "server_name": "localhost",
+    }
 
 
 def worker_metrics_text() -> str:

@@ -129,3 +129,36 @@ imagePullSecrets:
 {{- define "frr.configChecksum" -}}
 checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
 {{- end -}}
+
+{{/*
+HTTPS of an endpoint we serve (checker.tls, health.tls): a kubernetes.io/tls Secret mounted at
+/etc/tls/<name> (tls.crt, tls.key; ca.crt when clientAuth). (list "checker" .Values.checker.tls)
+*/}}
+{{- define "frr.tlsVolume" -}}
+{{- $tls := index . 1 -}}
+{{- if $tls.secret }}
+- name: {{ index . 0 }}-tls
+  secret: {secretName: {{ $tls.secret }}, defaultMode: 0440}
+{{- end }}
+{{- end -}}
+
+{{- define "frr.tlsMount" -}}
+{{- $tls := index . 1 -}}
+{{- if $tls.secret }}
+- {name: {{ index . 0 }}-tls, mountPath: /etc/tls/{{ index . 0 }}, readOnly: true}
+{{- end }}
+{{- end -}}
+
+{{/*
+A probe of such an endpoint: httpGet (scheme HTTPS with TLS; the kubelet does not check the
+certificate), or tcpSocket with clientAuth (the kubelet has no client certificate).
+(list .Values.checker.tls "/metrics" "http")
+*/}}
+{{- define "frr.probe" -}}
+{{- $tls := index . 0 -}}
+{{- if and $tls.secret $tls.clientAuth -}}
+tcpSocket: {port: {{ index . 2 }}}
+{{- else -}}
+httpGet: {path: {{ index . 1 }}, port: {{ index . 2 }}{{ if $tls.secret }}, scheme: HTTPS{{ end }}}
+{{- end -}}
+{{- end -}}
