@@ -370,7 +370,7 @@ def test_readme_step_3_registry_sync_works_literally_in_a_feast_repo(
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # a hang bound: importing Feast alone took over a minute at load 18
     )
     assert done.returncode == 0, done.stderr
     releaser = RegistryReleaser(project.topology)
