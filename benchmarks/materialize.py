@@ -40,7 +40,7 @@ import yaml
 
 from benchmarks.context import Context
 from benchmarks.dataset import ENTITY, EVENT_TIME, FEATURES, feature_value
-from benchmarks.processes import PrivateRedis
+from benchmarks.processes import PrivateRedis, tail
 from benchmarks.project import BenchProject
 from benchmarks.report import ROOT, Check, Result, load_average, median
 
@@ -59,11 +59,12 @@ PHASES = {
 def run(ctx: Context) -> list[Result]:
     rows = ctx.size(100_000, 20_000)
     repetitions = ctx.size(3, 2)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-materialize-"))
     with (
+        tempfile.TemporaryDirectory(prefix="bench-materialize-") as tmp,
         BenchProject(ctx.config_path, "materialize") as project,
-        PrivateRedis(workdir / "redis") as redis,
+        PrivateRedis(Path(tmp) / "redis") as redis,
     ):
+        workdir = Path(tmp)
         ctx.progress(f"materialize: {rows:,} rows into {project.workdir / 'source.parquet'}")
         write_source(project.workdir / "source.parquet", rows)
         project.register()
@@ -193,7 +194,7 @@ def _cli(repo: Path, log: Path) -> float:
         )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}; see {log}")
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {tail(log)}")
     return seconds
 
 
@@ -203,9 +204,7 @@ def _profiled_child(repo: Path, log: Path) -> dict[str, Any]:
     with log.open("ab") as err:
         done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, env=_env(), check=False)
     if done.returncode != 0:
-        raise RuntimeError(
-            f"the profiled materialize of {repo} exited {done.returncode}; see {log}"
-        )
+        raise RuntimeError(f"the profiled materialize exited {done.returncode}: {tail(log)}")
     return dict(json.loads(done.stdout.decode().strip().splitlines()[-1]))
 
 

@@ -49,8 +49,11 @@ PROFILE_TOP = 14
 def run(ctx: Context) -> list[Result]:
     rows = ctx.size(100_000, 20_000)
     repetitions = ctx.size(5, 3)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-publish-"))
-    with BenchProject(ctx.config_path, "publish") as project, PrivateRedis(workdir) as redis:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-publish-") as workdir,
+        BenchProject(ctx.config_path, "publish") as project,
+        PrivateRedis(Path(workdir)) as redis,
+    ):
         ctx.progress(f"publish: registering {project.view_name} in project {project.name}")
         project.register()
         ctx.progress(f"publish: building {rows:,} rows x 10 features")
