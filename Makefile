@@ -6,13 +6,14 @@ PY := $(VENV)/bin/python
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock demo test bench chaos stack-up stack-down stack-status lint clean
+.PHONY: help setup lock demo test fuzz bench chaos stack-up stack-down stack-status lint clean
 
 help:
 	@echo "make setup         install redis-server, Java, Maven if missing; create $(VENV)"
 	@echo "make lock          re-pin infra/local/requirements.lock to the newest versions pyproject allows"
 	@echo "make demo          run the replication demo (ARGS=... passes options)"
 	@echo "make test          unit + integration tests (starts the local stack if needed)"
+	@echo "make fuzz          the differential harness against Feast, 2,000 examples (ARGS=...)"
 	@echo "make bench         benchmarks"
 	@echo "make chaos         the fault matrix on its own stack -> docs/fault-table.md (~30 min)"
 	@echo "make stack-up      start Kafka, S3Proxy and one Redis per region (docs/local-stack.md)"
@@ -33,6 +34,12 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest tests/unit tests/integration tests/chaos $(ARGS)
+
+# The differential harness with many generated examples (docs/replication.md); `make test`
+# runs it with the bounded `ci` profile. ARGS='-k worker': the worker path only, no stack.
+fuzz: setup
+	$(PY) -m pytest tests/integration/test_differential.py --hypothesis-profile=fuzz \
+		--hypothesis-show-statistics $(ARGS)
 
 bench: setup
 	$(PY) -m benchmarks $(ARGS)

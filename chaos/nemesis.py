@@ -55,6 +55,9 @@ class Fault:
     """Regions the checker must flag VIOLATED ("*": every region)."""
     detect_within: float | None = None
     """Seconds after injection by which the flag must be up (default: bound + hysteresis)."""
+    may_flag: tuple[str, ...] = ()
+    """Regions that may go VIOLATED without having to: the product heals the fault itself,
+    within their bound when the machine keeps up (not a false alarm either way)."""
     hostile: bool = False
     """Bad input injected: dead letters are expected."""
     full_only: bool = False
@@ -290,12 +293,16 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "region-data-loss",
-        f"{REMOTE} Redis loses all its data (FLUSHALL); healed by `replicator region rebuild`",
+        f"{REMOTE} Redis loses all its data (FLUSHALL); the worker replays it "
+        "(`on_data_loss: replay`), then `replicator region rebuild` runs on the live region",
         45,
         _flush(REMOTE),
         _rebuild(REMOTE),
-        flags=(REMOTE,),
-        detect_within=45,
+        # No flag required: the worker's replay makes the region whole within seconds, below
+        # its staleness bound; its `region_data_lost` log and metric show it. A VIOLATED is
+        # right only if the replay outlasts the bound. `on_data_loss: alert`, where the
+        # checker must flag, is tested in tests/integration/test_region_lifecycle.py.
+        may_flag=(REMOTE,),
     ),
     Fault(
         "hostile-records",

@@ -179,7 +179,7 @@ def _judge(
         "flagged": checkers.flagged(history, expected, deadlines, start),
         "recovered": checkers.recovered(history, regions, end, RECOVER_LIMIT_S, expected),
         "no false alarm": checkers.false_alarms(
-            history, expected, ready, control=fault.name == "control"
+            history, [*expected, *fault.may_flag], ready, control=fault.name == "control"
         ),
         "dead letters": checkers.dead_letters(dlq, fault.hostile),
     }

@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 from consistency.config import Bounds, ConsistencySettings
 from consistency.core.classify import Position
+from consistency.core.cost import EgressReport
 from consistency.core.evaluate import one_shot_violations, region_status
-from consistency.core.lag import lag_offsets
 from consistency.core.region import RegionReadings, region_report
 from consistency.core.report import HeartbeatInfo, RegionReport, Report, ViewReport
 from consistency.core.scope import Scope
@@ -26,7 +27,7 @@ from consistency.measure.divergence import DivergenceMeter
 from consistency.measure.egress import EgressMeter
 from consistency.measure.freshness import NewestEvents
 from consistency.measure.heartbeats import HeartbeatMeter
-from consistency.measure.log_positions import LogMeter
+from consistency.measure.log_positions import LogMeter, LogRound, RegionLog
 from consistency.measure.versions import VersionMeter
 from consistency.measure.views import ViewCache
 from consistency.ports import (
@@ -37,9 +38,19 @@ from consistency.ports import (
     TopicPartition,
     ViewLayout,
 )
-from replicator.core.staleness import Emission
+from replicator.core.staleness import AppliedHeartbeat, Emission
 
 __all__ = ["Checker", "Scope", "StalenessRound"]
+
+
+@dataclass(frozen=True)
+class RegionRedis:
+    """One region's half of a staleness round that its Redis answers."""
+
+    applied: dict[TopicPartition, AppliedHeartbeat] | None
+    """None when unread (no emission, or the region did not answer)."""
+    egress: EgressReport | None
+    errors: list[str]
 
 
 @dataclass
@@ -88,7 +99,9 @@ class Checker:
         self._region_pools = {
             r: ThreadPoolExecutor(1, thread_name_prefix=f"region-{r}") for r in scope.regions
         }
-        self._pending: dict[str, Future[RegionReport]] = {}
+        self._pending: dict[str, Future[RegionRedis]] = {}
+        self._log_pool = ThreadPoolExecutor(1, thread_name_prefix="kafka")
+        self._pending_log: Future[LogRound] | None = None
         self._versions = (
             None
             if versions is None
@@ -116,8 +129,7 @@ class Checker:
         errors: list[str] = []
         emission, heartbeat = self._heartbeats.read(errors)
         topics = self._topics(emission, errors)
-        ends = self._log.end_offsets(topics, errors)
-        reports = self._regions_within_deadline(emission, heartbeat.stalled_seconds, topics, ends)
+        reports = self._regions_within_deadline(emission, heartbeat.stalled_seconds, topics, errors)
         self._newest.add_to(reports, self.clock() / 1e9)
         self._egress.add_savings(reports, [v for t in topics if (v := self.scope.view_of(t))])
         if self._versions is not None:
@@ -129,13 +141,17 @@ class Checker:
         emission: Emission | None,
         stall: float,
         topics: Mapping[str, int],
-        ends: Mapping[TopicPartition, int],
+        errors: list[str],
     ) -> dict[str, RegionReport]:
-        """Each region measured in its own thread; one that does not answer within
-        ``schedule.read_timeout_seconds`` (or still hangs from an earlier round) is
-        unmeasurable this round, and the others are reported all the same."""
+        """Each region's Redis read in its own thread and Kafka in one more, all under one
+        deadline (``schedule.read_timeout_seconds``): a region that does not answer in time
+        (or still hangs from an earlier round) is unmeasurable this round, a Kafka that does
+        not leaves every region's lag unknown, and the rest is reported all the same."""
         deadline = self.settings.schedule.read_timeout_seconds
-        futures: dict[str, Future[RegionReport]] = {}
+        views = {r: self.scope.views_of_region(r, topics) for r in self.scope.regions}
+        positions = {r: [(t, p) for t, n in v.values() for p in range(n)] for r, v in views.items()}
+        log_future = self._submit_log(emission, topics, positions)
+        futures: dict[str, Future[RegionRedis]] = {}
         reasons: dict[str, str] = {}
         for region in self.scope.regions:
             pending = self._pending.get(region)
@@ -143,30 +159,54 @@ class Checker:
                 reasons[region] = f"{region}: still no answer to an earlier round's reads"
                 continue
             futures[region] = self._region_pools[region].submit(
-                self._region, region, emission, stall, topics, ends
+                self._region_redis, region, emission, positions[region]
             )
-        wait(list(futures.values()), timeout=deadline)
+        waited: list[Future[Any]] = [*futures.values(), *([log_future] if log_future else [])]
+        wait(waited, timeout=deadline)
+        log = self._log_answer(log_future, deadline)
+        errors.extend(log.errors)
         reports: dict[str, RegionReport] = {}
         for region in self.scope.regions:
             future = futures.get(region)
             if future is not None and future.done():
-                reports[region] = future.result()
-                continue
-            if future is not None:
-                self._pending[region] = future
-                reasons[region] = f"{region}: no answer within {deadline:g} s"
-            reports[region] = self._unmeasurable(region, topics, reasons[region])
+                redis = future.result()
+            else:
+                if future is not None:
+                    self._pending[region] = future
+                    reasons[region] = f"{region}: no answer within {deadline:g} s"
+                redis = RegionRedis(None, None, [reasons[region]])
+            reports[region] = self._region_report(
+                region, emission, stall, views[region], redis, log.regions[region]
+            )
         return reports
 
-    def _unmeasurable(self, region: str, topics: Mapping[str, int], reason: str) -> RegionReport:
-        mine = self.scope.views_of_region(region, topics)
-        report = region_report(None, 0.0, RegionReadings(mine, None))
-        report.errors.append(reason)
-        return report
+    def _submit_log(
+        self,
+        emission: Emission | None,
+        topics: Mapping[str, int],
+        positions: Mapping[str, list[TopicPartition]],
+    ) -> Future[LogRound] | None:
+        """The round's Kafka readings, started in the Kafka thread; None while an earlier
+        round's still hang there."""
+        if self._pending_log is not None and not self._pending_log.done():
+            return None
+        wanted = {r: (self.scope.groups[r], positions[r]) for r in self.scope.regions}
+        emitted_ns = None if emission is None else emission.emitted_ns
+        self._pending_log = self._log_pool.submit(self._log.read_round, emitted_ns, topics, wanted)
+        return self._pending_log
+
+    def _log_answer(self, future: Future[LogRound] | None, deadline: float) -> LogRound:
+        if future is None:
+            reason = "kafka: still no answer to an earlier round's reads"
+        elif not future.done():
+            reason = f"kafka: no answer within {deadline:g} s"
+        else:
+            return future.result()
+        return LogRound.unanswered(self.scope.regions, reason)
 
     def close(self) -> None:
-        """Stop the region threads (a hung read is left to its socket timeout)."""
-        for pool in self._region_pools.values():
+        """Stop the region and Kafka threads (a hung read is left to its socket timeout)."""
+        for pool in [*self._region_pools.values(), self._log_pool]:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _topics(self, emission: Emission | None, errors: list[str]) -> dict[str, int]:
@@ -178,33 +218,35 @@ class Checker:
             errors.append(str(exc))
             return {}
 
-    def _region(
-        self,
-        region: str,
-        emission: Emission | None,
-        stall: float,
-        topics: Mapping[str, int],
-        ends: Mapping[TopicPartition, int],
-    ) -> RegionReport:
+    def _region_redis(
+        self, region: str, emission: Emission | None, positions: Sequence[TopicPartition]
+    ) -> RegionRedis:
+        """The region's half of a round that its Redis answers (in the region's thread)."""
         errors: list[str] = []
-        mine = self.scope.views_of_region(region, topics)
-        positions = [(t, p) for t, n in mine.values() for p in range(n)]
         applied = None
         if emission is not None:
             try:
                 applied = self.regions[region].applied_heartbeats(positions)
             except SourceUnavailable as exc:
                 errors.append(str(exc))
-        committed = self._log.committed(self.scope.groups[region], positions, errors)
-        lag = lag_offsets(positions, ends, committed)
-        timed = self._log.lag_seconds(
-            None if emission is None else emission.emitted_ns, committed, lag, errors
-        )
-        report = region_report(emission, stall, RegionReadings(mine, applied, lag, timed))
-        report.errors.extend(errors)
-        self._log.add_catch_up(region, committed, report)
-        self._log.add_retention([t for t, _ in mine.values()], report)
-        report.egress = self._egress.read(region, report.errors)
+        egress = self._egress.read(region, errors)
+        return RegionRedis(applied, egress, errors)
+
+    def _region_report(
+        self,
+        region: str,
+        emission: Emission | None,
+        stall: float,
+        views: Mapping[str, tuple[str, int]],
+        redis: RegionRedis,
+        log: RegionLog,
+    ) -> RegionReport:
+        readings = RegionReadings(views, redis.applied, log.lag, log.lag_seconds)
+        report = region_report(emission, stall, readings)
+        report.errors.extend(redis.errors + log.errors)
+        self._log.add_catch_up(region, log.committed, report)
+        self._log.add_retention([t for t, _ in views.values()], report)
+        report.egress = redis.egress
         return report
 
     # Divergence ---------------------------------------------------------------------------

@@ -5,6 +5,8 @@
      +-- PrerequisiteError      a tool the local stack needs is missing; says how to install it
      +-- StackError             the local stack could not start or answer
      +-- RefusedWrite           the primary refuses a Feast write before publishing any of it
+     |    +-- SchemaNotReleased  its schema is in no region and cannot be released now
+     +-- RolloutInProgress      a release to every region refused: a registry rollout is running
      +-- TransientError         worth retrying with backoff (broker, Redis or S3 unreachable)
      |    +-- PublishError      the primary could not make rows durable in Kafka
      |    +-- ServiceUnavailable  a service did not answer or failed (``service`` names it)
@@ -58,6 +60,26 @@ class RefusedWrite(ReplicatorError):
         super().__init__(message)
         self.feature_view = feature_view
         self.entity = entity
+
+
+class SchemaNotReleased(RefusedWrite):
+    """A write refused because its rows' schema (``fingerprint`` of ``feature_view``) is in
+    no region's manifest and the primary cannot release it now: a registry rollout is in
+    progress, or the primary's registry does not hold that schema. Every row of the call
+    has that schema, so ``entity`` is empty."""
+
+    def __init__(self, message: str, *, feature_view: str, fingerprint: str) -> None:
+        super().__init__(message, feature_view=feature_view, entity="")
+        self.fingerprint = fingerprint
+
+
+class RolloutInProgress(ReplicatorError):
+    """``registry sync`` refused: a registry rollout is running, and releasing to every region
+    now would skip its canary (``rollout`` names it)."""
+
+    def __init__(self, message: str, *, rollout: str) -> None:
+        super().__init__(message)
+        self.rollout = rollout
 
 
 class TransientError(ReplicatorError):

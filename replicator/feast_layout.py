@@ -50,11 +50,13 @@ def field_key(view_name: str, feature: str) -> bytes:
 
 
 def schema_fingerprint(table: FeatureView, view_name: str) -> str:
-    """Identifies the shape of a view's rows: name, join keys, feature names and types."""
+    """Identifies the shape of a view's rows: name, join keys, feature names and types. Order
+    plays no part: Feast stores a stream feature view's features in set order, which changes
+    whenever another process (``feast materialize``...) rewrites the view."""
     shape = {
         "view": view_name,
         "join_keys": sorted(table.join_keys),
-        "features": [[f.name, str(f.dtype)] for f in table.features],
+        "features": sorted([f.name, str(f.dtype)] for f in table.features),
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 

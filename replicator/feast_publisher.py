@@ -12,7 +12,9 @@ Configure it in the primary ``feature_store.yaml``::
 rows in one Kafka transaction and returns only after Kafka acknowledged and committed every
 row (idempotent transactional producer, acks=all), and raises otherwise, so a Feast write that
 returned is never lost and a call that failed (or whose process died) is applied nowhere.
-``online_read`` is Feast's own ``RedisOnlineStore`` code,
+Before publishing rows of a schema new to the process, the schema gate makes sure every
+region gets it, releasing the primary's registry after a ``feast apply`` if needed
+(``replicator.schema_release``). ``online_read`` is Feast's own ``RedisOnlineStore`` code,
 reading the primary region's Redis (as its read-only user), which that region's worker fills
 like any other region's.
 """
@@ -42,6 +44,7 @@ from replicator.adapters.redis_store import feast_connection_string
 from replicator.config import Topology, find_config_path, load_topology
 from replicator.core import wire
 from replicator.errors import ConfigError
+from replicator.schema_release import SchemaGate
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +118,7 @@ class ReplicatingOnlineStore(RedisOnlineStore):
         super().__init__()
         self._publisher: KafkaPublisher | None = None
         self._registry_digest: tuple[float, str] = (0.0, "")
+        self._gate: SchemaGate | None = None
 
     # Writes ---------------------------------------------------------------------------
     def online_write_batch(
@@ -126,6 +130,10 @@ class ReplicatingOnlineStore(RedisOnlineStore):
     ) -> None:
         topology = self._topology(config)
         view = feast_layout.redis_view_name(table, _versioning(config))
+        fingerprint = feast_layout.schema_fingerprint(table, view)
+        # Refuses (nothing published) a schema no region would get; after `feast apply`,
+        # releases the registry to every region at the first write of the new schema.
+        self._schema_gate(topology).admit(view, fingerprint, config)
         topic = topology.topic_for(view)
         store_config: ReplicatingOnlineStoreConfig = config.online_store
         publisher = self._publisher_with_topics(topology, store_config, [topic])
@@ -133,7 +141,7 @@ class ReplicatingOnlineStore(RedisOnlineStore):
             data,
             project=config.project,
             view_name=view,
-            fingerprint=feast_layout.schema_fingerprint(table, view),
+            fingerprint=fingerprint,
             registry_version=self._registry_version(config),
             partitions=topology.kafka.partitions,
             serialization_version=config.entity_key_serialization_version,
@@ -224,6 +232,11 @@ class ReplicatingOnlineStore(RedisOnlineStore):
                 f"project {topology.project!r}: regions would not subscribe to these rows"
             )
         return topology
+
+    def _schema_gate(self, topology: Topology) -> SchemaGate:
+        if self._gate is None or self._gate.topology is not topology:
+            self._gate = SchemaGate(topology)
+        return self._gate
 
     def _publisher_with_topics(
         self, topology: Topology, store: ReplicatingOnlineStoreConfig, topics: list[str]

@@ -4,8 +4,9 @@ Invariant: before the worker commits ``next offset = N`` for a partition, the re
 holds an *applied mark* ``>= N`` for it (``_replicator:applied``, written after the rows,
 raised only, never lowered). Redis loses a suffix of its writes, never a middle (AOF and RDB
 are point-in-time, a replica is a prefix of its primary, FLUSHALL loses everything), so a
-mark that survived proves the rows before it survived. Hence, for a partition this worker
-holds:
+mark that survived proves the rows before it survived. (Redis breaks this when its ``default``
+user may not run what its append-only file holds: docs/replication.md, self-healing.)
+Hence, for a partition this worker holds:
 
     stored mark < offset the group committed   =>   Redis lost rows in [mark, committed)
 

@@ -4,7 +4,9 @@ Layout in every bucket (``<p>`` is the Feast project):
 
     feast/<p>/registry/<version>.db   immutable registry versions (version = sha256[:16])
     feast/<p>/manifest.json           the version live in this region, its sha256, the schema
-                                      fingerprint and field keys of every view, the previous version
+                                      fingerprint and field keys of every view, the fingerprints
+                                      of each view's recent schema versions (admitted), the
+                                      previous version
     feast/<p>/primary/registry.db     (primary bucket only) the registry the primary Feast writes
 
 A release writes the version object, reads it back and checks its SHA-256, and only then
@@ -25,17 +27,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from feast import FeatureView
+from feast import FeatureView, OnDemandFeatureView, StreamFeatureView
 from feast.feature_view import FeatureViewState
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 
 from replicator import feast_layout
 from replicator.adapters.s3 import region_stores
 from replicator.config import Topology
+from replicator.core import schema_history
 from replicator.core.feast_settings import MANIFEST_FIELD, FeastSettings
 from replicator.core.keys import manifest_key, primary_registry_key, registry_version_key
 from replicator.core.ports import ObjectStore
-from replicator.errors import ConfigError
+from replicator.errors import ConfigError, RolloutInProgress
 
 log = logging.getLogger(__name__)
 
@@ -76,25 +79,55 @@ def build_manifest(registry_bytes: bytes, project: str, settings: FeastSettings)
     versioning = settings.enable_online_feature_view_versioning
     registry = RegistryProto()
     registry.ParseFromString(registry_bytes)
-    views = [
-        FeatureView.from_proto(proto)
-        for proto in registry.feature_views
-        if proto.spec.project == project
-    ]
+    views = online_views(registry, project)
     digest = hashlib.sha256(registry_bytes).hexdigest()
     schemas = feast_layout.view_schemas(views, versioning)
+    live = {name: schema["fingerprint"] for name, schema in schemas.items()}
     return {
         "project": project,
         "version": digest[:16],
         "sha256": digest,
         "registry_key": registry_version_key(project, digest[:16]),
-        # view -> schema fingerprint: what workers admit.
-        "feature_views": {name: schema["fingerprint"] for name, schema in schemas.items()},
+        # view -> schema fingerprint of this version.
+        schema_history.LIVE_FIELD: live,
+        # view -> fingerprints workers admit, newest first: a release adds those the region
+        # admitted before (core/schema_history.py).
+        schema_history.MANIFEST_FIELD: schema_history.carried(live, None),
         # view -> join keys, Redis key prefix (hex), feature -> field key (hex).
         "views": schemas,
         # The primary's Feast settings that shape Redis bytes (region feast-config reads them).
         MANIFEST_FIELD: settings.as_manifest(),
     }
+
+
+def admitted_fingerprints(manifest: dict[str, Any] | None, view: str) -> frozenset[str]:
+    """The schema fingerprints of ``view`` (its Redis name, ``_v<N>`` when versioned) whose
+    rows a region with ``manifest`` applies (its recent schema versions,
+    ``core.schema_history``); empty for no manifest, no such view or an unreadable one."""
+    try:
+        return frozenset(schema_history.admitted(manifest or {}).get(view, ()))
+    except (TypeError, AttributeError, ValueError):
+        return frozenset()
+
+
+def online_views(registry: RegistryProto, project: str) -> list[Any]:
+    """Every view of ``project`` whose rows Feast writes to the online store: feature views,
+    stream feature views (``store.push``) and on-demand feature views with
+    ``write_to_online_store`` (their transformations are not loaded)."""
+    views: list[Any] = [
+        FeatureView.from_proto(p) for p in registry.feature_views if p.spec.project == project
+    ]
+    views += [
+        StreamFeatureView.from_proto(p, skip_udf=True)
+        for p in registry.stream_feature_views
+        if p.spec.project == project
+    ]
+    views += [
+        OnDemandFeatureView.from_proto(p, skip_udf=True)
+        for p in registry.on_demand_feature_views
+        if p.spec.project == project and p.spec.write_to_online_store
+    ]
+    return views
 
 
 class RegistryReleaser:
@@ -200,6 +233,9 @@ class RegistryReleaser:
                 previous = manifest.get("previous_version") if manifest else None
             body = {
                 **version.manifest,
+                schema_history.MANIFEST_FIELD: schema_history.carried(
+                    version.manifest[schema_history.LIVE_FIELD], manifest
+                ),
                 "previous_version": previous,
                 "released_at": datetime.now(UTC).isoformat(),
             }
@@ -238,12 +274,26 @@ def sync_once(
     registry (when a local file, and ``registry_path`` is not given) and its Feast settings
     (``FeastSettings``) are used. Without it, ``registry_path`` or the primary's registry
     object in S3, and the settings of the live manifest. Raises ``ConfigError`` for an
-    unreadable ``feature_store.yaml`` (naming the field) or a missing registry.
+    unreadable ``feature_store.yaml`` (naming the field) or a missing registry, and
+    ``RolloutInProgress`` while a registry rollout runs (releasing everywhere would skip its
+    canary; nothing is released).
     """
+    from replicator.rollout import RolloutLog  # rollout.py builds on this module
+
     settings = None
     if repo is not None:
         settings, repo_registry = primary_repo(repo)
         registry_path = registry_path or repo_registry
+    rollout = RolloutLog(topology).in_progress("registry")
+    if rollout is not None:
+        raise RolloutInProgress(
+            f"registry rollout {rollout.id} (version {rollout.version}, canary "
+            f"{rollout.canary}) is in progress: a sync now would release to every region at "
+            "once and skip its canary, so nothing was released. Wait for it (`replicator "
+            f"rollout status --id {rollout.id}`) or end it (`replicator rollout rollback --id "
+            f"{rollout.id}`)",
+            rollout=rollout.id,
+        )
     releaser = RegistryReleaser(topology, settings=settings)
     return releaser.release(releaser.snapshot(registry_path), topology.regions)
 
@@ -262,10 +312,16 @@ def primary_repo(repo: Path) -> tuple[FeastSettings, Path | None]:
         raise ConfigError(f"{repo / FEATURE_STORE_YAML}: not found (pass --repo DIR)") from None
     except FeastConfigError as exc:
         raise ConfigError(str(exc)) from None
+    return FeastSettings.from_repo_config(config), registry_file(config, repo)
+
+
+def registry_file(config: Any, repo: Path | None = None) -> Path | None:
+    """The local registry file of a Feast ``RepoConfig`` (a relative path is taken from
+    ``repo``, else the config's ``repo_path``); None when the registry is not a local file
+    (e.g. ``s3://``: the primary bucket's object is the registry)."""
     path = str(config.registry.path)
     if "://" in path:
-        return FeastSettings.from_repo_config(config), None
+        return None
     registry = Path(path)
-    return FeastSettings.from_repo_config(config), registry if registry.is_absolute() else (
-        repo / registry
-    )
+    base = repo if repo is not None else getattr(config, "repo_path", None)
+    return registry if registry.is_absolute() or base is None else Path(base) / registry

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import redis
 from confluent_kafka.admin import AdminClient
+from hypothesis import HealthCheck, Phase, settings
 
 from replicator.adapters.kafka_config import client_config
 from replicator.adapters.redis_store import connect as connect_redis
@@ -38,6 +39,25 @@ SERVICES_ENV = "REPLICATOR_TEST_SERVICES"
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"
 REDIS_IMAGE = "redis:7.0"
 MINIO_IMAGE = "minio/minio:RELEASE.2025-04-22T22-12-26Z"
+
+
+# Property-based tests (hypothesis): ``ci`` by default, bounded and the same examples every
+# run; ``make fuzz`` passes ``--hypothesis-profile=fuzz``: many more, new ones each run (a
+# failure prints how to reproduce it). No deadline: CI machines are slow and busy. No explain
+# phase: it traces every line run, which makes a failing example many times slower.
+settings.register_profile(
+    "ci",
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "fuzz", settings.get_profile("ci"), max_examples=2000, derandomize=False, print_blob=True
+)
+settings.load_profile("ci")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -10,8 +10,16 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from consistency.core.lag import Progress, TopicPartition, catch_up, lag_seconds, retention_headroom
+from consistency.core.lag import (
+    Progress,
+    TopicPartition,
+    catch_up,
+    lag_offsets,
+    lag_seconds,
+    retention_headroom,
+)
 from consistency.core.report import RegionReport
 from consistency.errors import SourceUnavailable
 from consistency.ports import LogAdmin
@@ -20,6 +28,33 @@ MAX_TIMED_POSITIONS = 256
 """Lagging partitions whose oldest unconsumed record is timed per round (one fetch each)."""
 
 RETENTION_MAX_AGE = 300.0
+
+
+@dataclass
+class RegionLog:
+    """One region's half of a staleness round that Kafka answers."""
+
+    committed: dict[TopicPartition, int | None] = field(default_factory=dict)
+    """The region's consumer group's committed offsets ({} when Kafka did not answer)."""
+    lag: dict[TopicPartition, int] = field(default_factory=dict)
+    """Records not consumed yet."""
+    lag_seconds: dict[TopicPartition, float] = field(default_factory=dict)
+    """Age of the oldest unconsumed record (primary clock), most lagging partitions only."""
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LogRound:
+    """Everything one staleness round reads from Kafka, per region."""
+
+    regions: dict[str, RegionLog]
+    errors: list[str]
+    """The round's own (Kafka as a whole did not answer)."""
+
+    @classmethod
+    def unanswered(cls, regions: Sequence[str], reason: str) -> LogRound:
+        """Kafka did not answer in time: every region's lag is unknown, for ``reason``."""
+        return cls({r: RegionLog(errors=[reason]) for r in regions}, [reason])
 
 
 class LogMeter:
@@ -32,6 +67,28 @@ class LogMeter:
         self._down: str | None = None
         """Why Kafka failed this round (set by ``end_offsets``, the round's first call):
         the other calls of the round report it instead of waiting out their timeouts."""
+
+    def read_round(
+        self,
+        emitted_ns: int | None,
+        topics: Mapping[str, int],
+        wanted: Mapping[str, tuple[str, Sequence[TopicPartition]]],
+    ) -> LogRound:
+        """One round's Kafka readings; ``wanted``: region -> (its consumer group, the
+        partitions it subscribes to). Blocks as long as Kafka's calls do (each is bounded by
+        the adapter's timeout): the checker runs it beside the regions' reads, under the
+        round's deadline, so a Kafka that does not answer cannot hold up staleness."""
+        errors: list[str] = []
+        ends = self.end_offsets(topics, errors)
+        regions = {}
+        for region, (group, positions) in wanted.items():
+            mine = RegionLog()
+            mine.committed = self.committed(group, positions, mine.errors)
+            mine.lag = lag_offsets(positions, ends, mine.committed)
+            mine.lag_seconds = self.lag_seconds(emitted_ns, mine.committed, mine.lag, mine.errors)
+            self.refresh_retention(sorted({t for t, _ in positions}), mine.errors)
+            regions[region] = mine
+        return LogRound(regions, errors)
 
     def end_offsets(
         self, topics: Mapping[str, int], errors: list[str]
@@ -91,8 +148,8 @@ class LogMeter:
             self._progress[region] = progress
         report.catchup_seconds = seconds
 
-    def add_retention(self, topics: Sequence[str], report: RegionReport) -> None:
-        """``report.retention_seconds`` and ``retention_headroom_seconds`` (None: unlimited)."""
+    def refresh_retention(self, topics: Sequence[str], errors: list[str]) -> None:
+        """Re-read the topics' ``retention.ms`` when the cache is old or lacks one."""
         with self._lock:
             loaded_at, cache = self._retention
         stale = self._monotonic() - loaded_at > RETENTION_MAX_AGE
@@ -100,10 +157,18 @@ class LogMeter:
             try:
                 cache = {**cache, **self.log.retention_ms(list(topics))}
             except SourceUnavailable as exc:
-                report.errors.append(str(exc))
+                errors.append(str(exc))
                 return
             with self._lock:
                 self._retention = (self._monotonic(), cache)
+
+    def add_retention(self, topics: Sequence[str], report: RegionReport) -> None:
+        """``report.retention_seconds`` and ``retention_headroom_seconds`` (None: unlimited),
+        from the topics' ``retention.ms`` as last read (``refresh_retention``)."""
+        with self._lock:
+            _, cache = self._retention
+        if any(t not in cache for t in topics):
+            return
         found = retention_headroom(
             (cache.get(t) for t in topics), report.lag_seconds, report.catchup_seconds
         )

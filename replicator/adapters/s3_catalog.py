@@ -2,7 +2,9 @@
 
 ``replicator registry sync`` writes ``feast/<project>/manifest.json`` next to the registry copy;
 the worker reads it here (boto3 only, no Feast) and re-reads it when it meets a fingerprint
-it does not know, at most once per ``min_refresh_seconds`` after a successful read.
+it does not know, at most once per ``min_refresh_seconds`` after a successful read. A view's
+known fingerprints are those of its recent schema versions (``core.schema_history``), so rows
+of a writer whose Feast registry cache is one change behind are still admitted.
 
 When S3 cannot answer, the catalog says so (``ObjectStoreUnavailable``) instead of answering
 "unknown": a row is never dead-lettered, or a rebuild shortened, because of an S3 outage.
@@ -18,6 +20,7 @@ from replicator.adapters.s3 import S3ObjectStore
 from replicator.config import S3Location
 from replicator.core.keys import manifest_key
 from replicator.core.ports import ObjectStore
+from replicator.core.schema_history import admitted
 from replicator.errors import ObjectStoreRefused
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,7 @@ class S3ManifestCatalog:
         self._store = store or S3ObjectStore.at(location)
         self._key = manifest_key(project)
         self._min_refresh = min_refresh_seconds
-        self._fingerprints: dict[str, str] = {}
+        self._fingerprints: dict[str, frozenset[str]] = {}
         self._version = ""
         self._loaded_at = float("-inf")
 
@@ -53,11 +56,12 @@ class S3ManifestCatalog:
         return self._version
 
     def is_known(self, feature_view: str, fingerprint: str) -> bool:
-        if self._fingerprints.get(feature_view) == fingerprint:
+        """Whether ``fingerprint`` is one of ``feature_view``'s recent schema versions."""
+        if fingerprint in self._fingerprints.get(feature_view, ()):
             return True
         if time.monotonic() - self._loaded_at >= self._min_refresh:
             self.refresh()
-        return self._fingerprints.get(feature_view) == fingerprint
+        return fingerprint in self._fingerprints.get(feature_view, ())
 
     def refresh(self) -> bool:
         """Re-read the manifest; returns False when it does not exist (yet)."""
@@ -67,7 +71,7 @@ class S3ManifestCatalog:
             return False
         try:
             manifest = json.loads(body)
-            fingerprints = dict(manifest.get("feature_views", {}))
+            fingerprints = {v: frozenset(fs) for v, fs in admitted(manifest).items()}
         except (ValueError, TypeError, AttributeError) as exc:
             raise ObjectStoreRefused(
                 f"{self._store.where(self._key)} is not a valid schema manifest ({exc}): run "

@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from replicator.errors import TransientError
+    from replicator.errors import RolloutInProgress, TransientError
     from replicator.registry_sync import FEATURE_STORE_YAML, sync_once
 
     # Like Feast commands, found from inside the feature repo: the nearest infra/topology.yaml.
@@ -71,6 +71,12 @@ def _sync(args: argparse.Namespace) -> int:
             if not args.watch:
                 raise
             log.warning("registry sync failed, next try in %.0fs: %s", args.watch, exc)
+            time.sleep(args.watch)
+            continue
+        except RolloutInProgress as exc:
+            if not args.watch:
+                raise
+            log.info("registry sync waits for rollout %s (next in %.0fs)", exc.rollout, args.watch)
             time.sleep(args.watch)
             continue
         if result.regions_updated or not args.watch:

@@ -68,7 +68,8 @@ class DeadLetters(Protocol):
 
 class SchemaCatalog(Protocol):
     def is_known(self, feature_view: str, fingerprint: str) -> bool:
-        """Whether this region's registry knows this exact shape of the view."""
+        """Whether this region's registry lists this exact shape of the view among its recent
+        schema versions (core/schema_history.py)."""
 
 
 class Store(Protocol):

@@ -10,7 +10,14 @@ Users (``docs/local-stack.md`` and ``docs/security.md`` explain why):
 - reader: read and connection commands only, minus ``@dangerous`` (KEYS): no write, no
   scripting;
 - admin: everything;
-- ``default``: disabled, so a client without credentials can do nothing.
+- ``default``: disabled and without passwords, so no client can authenticate as it (a client
+  without credentials can do nothing), yet allowed every command: Redis replays its
+  append-only file as ``default``, and up to at least 7.4 re-checks ``default``'s rights at
+  every ``EXEC`` of that replay and drops the transactions it may not run (redis/redis#14541,
+  fixed upstream by PR #14545). Every Lua script's writes reach the file as a
+  ``MULTI``/``EXEC``, so with a ``default`` of ``-@all`` a restart (even a clean one) silently
+  lost every row applied since the file was last rewritten, while plain writes, such as the
+  worker's applied marks, survived it (``DEFAULT_RULES``).
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ WRITER_RULES = (
 )
 READER_RULES = "~* -@all +@read +@connection -@dangerous"
 ADMIN_RULES = "~* &* +@all"
+DEFAULT_RULES = "off resetpass ~* &* +@all"
+"""``off``: no login; ``resetpass``: no password; the rights: for the append-only file's
+replay only (module docstring; tests/integration/test_region_lifecycle.py proves the rows
+survive kill -9 and a restart)."""
 PERSISTENCE = {"save": "300 1", "appendonly": "yes", "appendfsync": "everysec"}
 """Redis persistence of every region (docker-compose.yml too): an append-only file synced
 every second, so a plain restart or kill -9 loses at most about a second of writes (which the
@@ -52,7 +63,7 @@ def acl_rules(endpoint: RedisEndpoint) -> dict[str, str]:
         endpoint.writer.username: WRITER_RULES,
         endpoint.reader.username: READER_RULES,
         endpoint.admin.username: ADMIN_RULES,
-        "default": "off resetpass -@all",
+        "default": DEFAULT_RULES,
     }
 
 

@@ -96,8 +96,12 @@ class ReplicatedProject:
         *,
         partitions: int = 3,
         worker: dict[str, Any] | None = None,
+        feast: dict[str, Any] | None = None,
     ) -> None:
+        """``feast``: feature_store.yaml settings of the primary, and of the reference store,
+        beyond the defaults (``online_store`` and ``registry`` merged key by key)."""
         self.name = f"t{uuid.uuid4().hex[:10]}"
+        self.feast = feast or {}
         self.workdir = workdir
         raw = yaml.safe_load(base_config.read_text())
         raw["project"] = self.name
@@ -115,23 +119,30 @@ class ReplicatedProject:
     # Feast at the primary ---------------------------------------------------------------
     def write_feature_store_yaml(self) -> Path:
         path = self.repo / "feature_store.yaml"
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    "project": self.name,
-                    "provider": "local",
-                    "registry": str(self.repo / "data" / "registry.db"),
-                    "offline_store": {"type": "file"},
-                    "online_store": {
-                        "type": "replicator.feast_publisher.ReplicatingOnlineStore",
-                        "topology": str(self.topology_path),
-                    },
-                    "entity_key_serialization_version": 3,
-                    "auth": {"type": "no_auth"},
-                }
-            )
-        )
+        online_store = {
+            "type": "replicator.feast_publisher.ReplicatingOnlineStore",
+            "topology": str(self.topology_path),
+        }
+        path.write_text(yaml.safe_dump(self._feast_config(online_store)))
         return path
+
+    def _feast_config(self, online_store: dict[str, Any]) -> dict[str, Any]:
+        """This project's Feast settings with ``online_store``, ``self.feast`` merged in."""
+        config: dict[str, Any] = {
+            "project": self.name,
+            "provider": "local",
+            "registry": str(self.repo / "data" / "registry.db"),
+            "offline_store": {"type": "file"},
+            "online_store": online_store,
+            "entity_key_serialization_version": 3,
+            "auth": {"type": "no_auth"},
+        }
+        for name, value in self.feast.items():
+            if isinstance(value, dict):
+                current = config.get(name) or {}
+                value = {**({"path": current} if isinstance(current, str) else current), **value}
+            config[name] = value
+        return config
 
     def generate_data(self, **sizes: int) -> None:
         sys.path.insert(0, str(FEATURE_REPO))
@@ -151,15 +162,8 @@ class ReplicatedProject:
         """Feast's own RedisOnlineStore on the same registry: what Feast would have written."""
         from feast import FeatureStore, RepoConfig
 
-        config = RepoConfig(
-            project=self.name,
-            provider="local",
-            registry=str(self.repo / "data" / "registry.db"),
-            offline_store={"type": "file"},
-            online_store={"type": "redis", "connection_string": reference.connection_string},
-            entity_key_serialization_version=3,
-            repo_path=self.repo,
-        )
+        online_store = {"type": "redis", "connection_string": reference.connection_string}
+        config = RepoConfig(**self._feast_config(online_store), repo_path=self.repo)
         return FeatureStore(config=config, repo_path=str(self.repo))
 
     def feast_stores(self, reference: ReferenceRedis) -> tuple[Any, Any]:

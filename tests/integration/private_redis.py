@@ -24,14 +24,21 @@ class PrivateRedis:
     """``project``'s ``region`` served by a redis-server in ``state_dir``; ``stop()`` ends it."""
 
     def __init__(self, project: ReplicatedProject, region: str, state_dir: Path) -> None:
-        raw = yaml.safe_load(project.topology_path.read_text())
-        raw["regions"][region]["redis"]["port"] = free_port()
-        project.topology_path.write_text(yaml.safe_dump(raw))
-        project.topology = load_topology(project.topology_path)
+        self.region = region
+        self.port = free_port()
+        self.serve(project)
         self.server = RedisServer(project.topology, region, state_dir)
         self._tools = {"redis-server": shutil.which("redis-server") or "redis-server"}
         self.pid = 0
         self.start()
+
+    def serve(self, project: ReplicatedProject) -> None:
+        """Point ``project``'s region at this server (its topology file and ``topology``);
+        the ACL users are the same for every project made from the same base topology."""
+        raw = yaml.safe_load(project.topology_path.read_text())
+        raw["regions"][self.region]["redis"]["port"] = self.port
+        project.topology_path.write_text(yaml.safe_dump(raw))
+        project.topology = load_topology(project.topology_path)
 
     @property
     def admin(self) -> redis.Redis:
@@ -46,6 +53,11 @@ class PrivateRedis:
         os.kill(self.pid, signal.SIGKILL)
         wait_for(lambda: not self.server.probe(), 10, "redis-server to die")
         self.server.pid_file.unlink(missing_ok=True)
+
+    def without_persistence(self) -> None:
+        """No AOF and no RDB snapshots from now on: for data a test throws away."""
+        self.admin.config_set("appendonly", "no")
+        self.admin.config_set("save", "")
 
     def aof_holds(self, needle: bytes) -> bool:
         """Whether the append-only file (any part of it) contains ``needle`` yet."""

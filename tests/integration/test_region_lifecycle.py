@@ -132,6 +132,38 @@ def test_redis_of_the_local_stack_keeps_what_it_acknowledged_through_kill_9(
         server.stop()
 
 
+def test_rows_the_worker_applied_survive_kill_9_of_the_regions_redis(
+    topology: Topology, config_file: Path, tmp_path: Path
+) -> None:
+    """The apply script's writes reach the append-only file as MULTI/EXEC blocks; Redis
+    replays those as the ``default`` user and dropped every one while ``default`` had no
+    rights (redis/redis#14541): a restart lost every applied row, while the worker's applied
+    marks (plain writes) survived and vouched for them. No worker runs across the restart,
+    so nothing re-applies what the restart loses."""
+    project = ReplicatedProject(config_file, tmp_path, partitions=6)
+    region = project.topology.replica_regions[0]
+    server = PrivateRedis(project, region, tmp_path / "stack")
+    try:
+        log = RegionLog(project, region)
+        log.write(rounds=10)
+        worker = project.run_worker(log.worker())
+        log.wait_committed_to_end()
+        worker.stop()
+        before = project.feast_keys(server.admin)
+        assert len(before) == 5 * log.partitions
+        wait_for(
+            lambda: all(server.aof_holds(key) for key in before),
+            10,
+            "every applied row to reach the append-only file",
+        )
+        server.kill()
+        server.start()
+        assert project.feast_keys(server.admin) == before
+    finally:
+        project.stop()
+        server.stop()
+
+
 def _reported(client: redis.Redis, region: str, field: str) -> int | None:
     """A counter the worker publishes next to the data (what `make demo` and the checker
     read), or None before the worker wrote it."""

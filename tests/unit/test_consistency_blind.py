@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_consistency_checker import caught_up, fill, make_world
 
-from consistency.adapters.memory import MemoryRegion
+from consistency.adapters.memory import MemoryLog, MemoryRegion
 from consistency.cli import EXIT_UNMEASURED, exit_code
 from consistency.config import ConsistencySettings
 from consistency.service import ConsistencyService
@@ -32,11 +32,23 @@ class HungRegion(MemoryRegion):
         return super().applied_heartbeats(positions)
 
 
+class HungLog(MemoryLog):
+    """A Kafka whose brokers accept connections and never answer (SIGSTOPped, or cut)."""
+
+    released = threading.Event()
+
+    def end_offsets(self, positions: Sequence[Any]) -> dict[Any, int]:
+        self.released.wait(30)
+        return super().end_offsets(positions)
+
+
 @pytest.fixture
 def hung() -> Iterator[None]:
     HungRegion.released.clear()
+    HungLog.released.clear()
     yield
     HungRegion.released.set()
+    HungLog.released.set()
 
 
 def test_one_unreachable_region_does_not_freeze_the_others(hung: None) -> None:
@@ -53,6 +65,28 @@ def test_one_unreachable_region_does_not_freeze_the_others(hung: None) -> None:
     assert "still no answer" in second.regions["ap"].errors[0]
     assert second.regions["us"].status == "ok"
     HungRegion.released.set()
+
+
+def test_a_kafka_that_does_not_answer_leaves_staleness_measured_on_time(hung: None) -> None:
+    """Kafka's calls wait out their timeouts (10 s) when no broker answers; the round does
+    not: staleness comes from Redis, and a stalled emitter must show within its bound."""
+    checker, regions, log, clocks = make_world(ConsistencySettings(**FAST))
+    caught_up(regions, log, regions["us"].emitted["proj"].emitted_ns)
+    hung_log = HungLog(ends=log.ends, committed_offsets=log.committed_offsets)
+    checker._log.log = hung_log
+    first = checker.report(checker.measure_staleness())
+    assert first.regions["eu"].staleness_seconds == 0.0
+    assert first.regions["eu"].errors == ["kafka: no answer within 0.2 s"]
+    assert first.regions["eu"].lag_offsets is None  # unknown, not 0
+    assert first.regions["eu"].status == "unknown"
+    clocks.mono += 20  # the emitter cannot publish either: its record stops moving
+    second = checker.report(checker.measure_staleness())
+    assert second.regions["eu"].errors == ["kafka: still no answer to an earlier round's reads"]
+    assert second.regions["eu"].staleness_seconds == pytest.approx(19.0)
+    HungLog.released.set()
+    checker._pending_log.result(timeout=10)  # type: ignore[union-attr]
+    third = checker.report(checker.measure_staleness())
+    assert third.regions["eu"].errors == [] and third.regions["eu"].lag_offsets == 0
 
 
 def test_kafka_down_is_unknown_never_ok_and_check_exits_3() -> None:

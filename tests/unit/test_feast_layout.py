@@ -77,3 +77,26 @@ def test_a_row_is_refused_one_byte_over_the_limit_and_accepted_at_it() -> None:
         encode([feast_row(1, EVENT), wide(7, 100_000)], max_bytes=needed - 1)
     assert (refused.value.feature_view, refused.value.entity) == ("v", "card_id=7")
     assert str(needed - 1) in str(refused.value)
+
+
+def test_the_schema_fingerprint_does_not_depend_on_feature_order() -> None:
+    """Feast stores a stream feature view's features in set order, different in every process
+    that rewrites the registry (``feast materialize`` does): the rows' fingerprint must still
+    match the one ``registry sync`` put in the manifest."""
+    from feast import Entity, FeatureView, Field, FileSource, ValueType
+    from feast.types import Int64, String
+
+    card = Entity(name="card", join_keys=["card_id"], value_type=ValueType.INT64)
+    source = FileSource(path="s.parquet", timestamp_field="event_timestamp")
+    fields = [Field(name="a", dtype=Int64), Field(name="b", dtype=String)]
+
+    def view(features: list[Field]) -> FeatureView:
+        return FeatureView(name="v", entities=[card], schema=features, source=source)
+
+    one, other = view(fields), view(fields[::-1])
+    assert [f.name for f in one.features] != [f.name for f in other.features]
+    assert feast_layout.schema_fingerprint(one, "v") == feast_layout.schema_fingerprint(other, "v")
+    renamed = view([fields[0], Field(name="c", dtype=String)])
+    assert feast_layout.schema_fingerprint(renamed, "v") != feast_layout.schema_fingerprint(
+        one, "v"
+    )
