@@ -25,7 +25,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from benchmarks import apply, bootstrap, cold_start, e2e_lag, egress, rebuild, takeover
+from benchmarks import (
+    apply,
+    bootstrap,
+    cold_start,
+    e2e_lag,
+    egress,
+    materialize,
+    publish,
+    rebuild,
+    takeover,
+)
 from benchmarks.context import Context
 from benchmarks.report import ROOT, Check, Result, load_average, machine, summary_table, write_json
 from replicator.config import load_topology
@@ -38,6 +48,8 @@ BENCHMARKS: dict[str, ModuleType] = {
     takeover.NAME: takeover,
     egress.NAME: egress,
     bootstrap.NAME: bootstrap,
+    publish.NAME: publish,
+    materialize.NAME: materialize,
 }
 EXTERNAL = {
     "divergence_full": "benchmarks.divergence_full",

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 REPLICATOR_CLI = Path(sys.executable).parent / "replicator"
@@ -98,3 +99,45 @@ def wait_until(
 def tail(path: Path, chars: int = 2000) -> str:
     """The end of a log file, for an error message."""
     return path.read_text(errors="replace")[-chars:]
+
+
+class PrivateRedis:
+    """A throwaway ``redis-server`` of the benchmark's own on a free port (no users, nothing
+    persisted), for a Feast baseline that must neither disturb the stack's Redis, which other
+    suites use, nor be disturbed by it. A context manager; ``flush()`` empties it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connection_string(self) -> str:
+        """Feast's ``online_store.connection_string`` for this server."""
+        return f"127.0.0.1:{self.port}"
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=60)
+
+    def __enter__(self) -> PrivateRedis:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        command = redis_server_command(self.port, self.workdir)
+        self._process = start(command, self.workdir / "redis.log", cwd=self.workdir)
+        wait_until(self._answers, 20, f"redis-server on port {self.port}", probe=0.05)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except Exception:  # redis-py raises ConnectionError subclasses while it starts
+            return False
+
+    def flush(self) -> None:
+        """Remove every key: the server is this benchmark's alone."""
+        self.client().flushall()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            stop([self._process])

@@ -136,11 +136,22 @@ class BenchProject:
         self.fingerprint = feast_layout.schema_fingerprint(self.feature_view, self.view_name)
         sync_once(self.topology, self.registry_path)
 
-    def feast_redis_config(self, region: str, *, skip_dedup: bool = False) -> Any:
-        """A RepoConfig for Feast's own RedisOnlineStore on ``region``'s Redis (writer user)."""
+    def feast_redis_config(
+        self,
+        region: str | None = None,
+        *,
+        skip_dedup: bool = False,
+        connection_string: str | None = None,
+    ) -> Any:
+        """A RepoConfig for Feast's own RedisOnlineStore on ``region``'s Redis (writer user),
+        or on the Redis ``connection_string`` names."""
         from feast import RepoConfig
 
-        endpoint = self.topology.region(region).redis
+        if connection_string is None:
+            if region is None:
+                raise ValueError("feast_redis_config needs a region or a connection_string")
+            endpoint = self.topology.region(region).redis
+            connection_string = feast_connection_string(endpoint, endpoint.writer)
         return RepoConfig(
             project=self.name,
             provider="local",
@@ -148,7 +159,7 @@ class BenchProject:
             offline_store={"type": "file"},
             online_store={
                 "type": "redis",
-                "connection_string": feast_connection_string(endpoint, endpoint.writer),
+                "connection_string": connection_string,
                 "skip_dedup": skip_dedup,
             },
             entity_key_serialization_version=3,

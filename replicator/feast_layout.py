@@ -7,11 +7,12 @@ Imported only at the primary (it imports Feast); regional workers handle opaque 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from feast import FeatureView
@@ -28,6 +29,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from replicator.core import wire
 from replicator.core.records import DeleteView, Row, RowBatch
+from replicator.core.wire import Headers
 from replicator.errors import RefusedWrite
 
 FeastRow = tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]
@@ -65,13 +67,65 @@ def _timestamp(value: datetime) -> Timestamp:
     return ts
 
 
-def _created(value: datetime | None) -> tuple[int, int]:
-    """A row's created time as (seconds, nanos); ``NULL_CREATED`` for None or pandas' NaT
-    (a null created column in a push frame or batch source, which Feast accepts)."""
-    if value is None or value != value:  # NaT is the one datetime unequal to itself
-        return NULL_CREATED
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIRST_S, _LAST_S = -62_135_596_800, 253_402_300_799  # google.protobuf.Timestamp's range
+
+
+def _seconds_nanos(value: datetime) -> tuple[int, int]:
+    """``(seconds, nanos)`` of ``Timestamp.FromDatetime(make_tzaware(value))``, Feast's
+    conversion, by arithmetic: a plain ``datetime`` (naive counts as UTC) whose UTC offset
+    has no microseconds, inside Timestamp's range. Anything else (pandas' Timestamp, NaT, an
+    odd offset, the edges of the calendar) goes through Feast's own conversion, which is the
+    definition: tests/unit/test_feast_layout_times.py checks the two agree."""
+    if type(value) is datetime:
+        offset = value.utcoffset()
+        if offset is None:
+            delta = value.replace(tzinfo=UTC) - _EPOCH
+        elif not offset.microseconds:
+            delta = value - _EPOCH
+        else:
+            delta = None
+        if delta is not None:
+            seconds = delta.days * 86_400 + delta.seconds
+            if _FIRST_S <= seconds <= _LAST_S:
+                return seconds, value.microsecond * 1000
     ts = _timestamp(value)
     return ts.seconds, ts.nanos
+
+
+class _Times:
+    """Event and created times of one write call, converted once per distinct value.
+
+    Rows of one call often share their times (a ``write_to_online_store`` frame computed at one
+    moment, a push of one event); ``_seconds_nanos`` costs a few hundred ns when they do not.
+    The serialized ``_ts`` value is ``Timestamp(seconds, nanos)``'s protobuf encoding, made once
+    per distinct time: the same message Feast serializes for the row.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[tuple[datetime, int], tuple[int, int, bytes]] = {}
+        self._created: dict[tuple[datetime, int], tuple[int, int]] = {}
+
+    def event(self, value: datetime) -> tuple[int, int, bytes]:
+        """``(seconds, nanos, serialized Timestamp)`` of an event time."""
+        key = (value, value.microsecond)  # equal instants may differ in microsecond fields
+        found = self._events.get(key)
+        if found is None:
+            seconds, nanos = _seconds_nanos(value)
+            ts = Timestamp(seconds=seconds, nanos=nanos).SerializeToString()
+            found = self._events[key] = (seconds, nanos, ts)
+        return found
+
+    def created(self, value: datetime | None) -> tuple[int, int]:
+        """A row's created time as (seconds, nanos); ``NULL_CREATED`` for None or pandas'
+        NaT (a null created column in a push frame or batch source, which Feast accepts)."""
+        if value is None or value != value:  # NaT is the one datetime unequal to itself
+            return NULL_CREATED
+        key = (value, value.microsecond)
+        found = self._created.get(key)
+        if found is None:
+            found = self._created[key] = _seconds_nanos(value)
+        return found
 
 
 def encode_rows(
@@ -104,64 +158,118 @@ def encode_rows(
     dead-letters a row the primary acknowledged. ``key_ttl_seconds`` (Feast's, 0: none)
     travels with every batch: regions expire keys as Feast does.
     """
+    batches = _encode(
+        data,
+        project=project,
+        view_name=view_name,
+        fingerprint=fingerprint,
+        registry_version=registry_version,
+        partitions=partitions,
+        serialization_version=serialization_version,
+        published_ns=published_ns,
+        max_rows=max_rows,
+        max_bytes=max_bytes,
+        max_lead_s=max_lead_s,
+        key_ttl_seconds=key_ttl_seconds,
+    )
+    return [
+        (partition, dataclasses.replace(batch, rows=tuple(_row(flat) for flat in rows)))
+        for partition, batch, rows in batches
+    ]
+
+
+def encode_records(data: Sequence[FeastRow], **settings: Any) -> list[tuple[int, Headers, bytes]]:
+    """``encode_rows`` packed as Kafka records, ``(partition, headers, payload)``: the same
+    keyword arguments, checks and errors, and for each batch the bytes of
+    ``wire.encode_rows(batch)``. The publisher's path: each row goes from Feast's values to
+    the packed array once, without a ``Row`` built and flattened again."""
+    return [
+        (partition, *wire.encode_flat_rows(batch, rows))
+        for partition, batch, rows in _encode(data, **settings)
+    ]
+
+
+FlatRow = list[Any]
+"""A row as the wire packs it: ``[key, ts, event_s, event_nanos, created_s, created_nanos,
+*values]``."""
+
+
+def _row(flat: FlatRow) -> Row:
+    return Row(flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], tuple(flat[6:]))
+
+
+def _encode(
+    data: Sequence[FeastRow],
+    *,
+    project: str,
+    view_name: str,
+    fingerprint: str,
+    registry_version: str,
+    partitions: int,
+    serialization_version: int,
+    published_ns: int,
+    max_rows: int,
+    max_bytes: int,
+    max_lead_s: int | None = None,
+    key_ttl_seconds: int = 0,
+) -> list[tuple[int, RowBatch, list[FlatRow]]]:
+    """``encode_rows``' batches, each without rows, with its rows as ``FlatRow``s."""
     published_s = published_ns // 1_000_000_000
-    groups: dict[tuple[int, tuple[str, ...]], list[tuple[Row, int]]] = defaultdict(list)
-    field_cache: dict[tuple[str, ...], tuple[bytes, ...]] = {}
-    overhead: dict[tuple[str, ...], int] = {}  # record bytes besides the rows
+    latest_s = None if max_lead_s is None else published_s + max_lead_s
+    groups: dict[tuple[int, tuple[str, ...]], list[tuple[FlatRow, int]]] = defaultdict(list)
+    shapes: dict[tuple[str, ...], tuple[tuple[bytes, ...], int]] = {}
+    times = _Times()
+    serialize = ValueProto.SerializeToString
+    # Once per row: Feast's key, each value serialized once, the times by arithmetic (once
+    # per distinct time) and a size bound; the wire packs these bytes as they are.
     for entity_key, values, event_time, created_time in data:
         key = _redis_key(
             project, entity_key, entity_key_serialization_version=serialization_version
         )
         names = tuple(values)
-        if names not in field_cache:
-            field_cache[names] = tuple(field_key(view_name, n) for n in names)
-            overhead[names] = wire.batch_overhead_bytes(view_name, field_cache[names])
-        event = _timestamp(event_time)
-        if max_lead_s is not None and event.seconds > published_s + max_lead_s:
-            raise _future_row(view_name, entity_key, event, max_lead_s)
-        created_s, created_nanos = _created(created_time)
-        row = Row(
-            key=key,
-            ts=event.SerializeToString(),
-            event_s=event.seconds,
-            event_nanos=event.nanos,
-            created_s=created_s,
-            created_nanos=created_nanos,
-            values=tuple(values[n].SerializeToString() for n in names),
-        )
-        size = wire.row_bytes(row)
-        if size + overhead[names] > max_bytes:
-            raise RefusedWrite(
-                f"a row of feature view {view_name!r} for entity {entity_text(entity_key)} "
-                f"needs {size + overhead[names]} bytes, over the Kafka record limit of "
-                f"{max_bytes} bytes; nothing of this write was published",
-                feature_view=view_name,
-                entity=entity_text(entity_key),
-            )
-        groups[(wire.partition_for(key, partitions), names)].append((row, size))
+        shape = shapes.get(names)
+        if shape is None:
+            shape = shapes[names] = _shape(view_name, names)
+        event_s, event_nanos, ts = times.event(event_time)
+        if latest_s is not None and event_s > latest_s:
+            raise _future_row(view_name, entity_key, event_s, event_nanos, max_lead_s or 0)
+        encoded = tuple(map(serialize, values.values()))
+        size = wire.row_bytes_of(key, ts, encoded)
+        if size + shape[1] > max_bytes:
+            raise _too_large(view_name, entity_key, size + shape[1], max_bytes)
+        flat = [key, ts, event_s, event_nanos, *times.created(created_time), *encoded]
+        groups[(wire.partition_for(key, partitions), names)].append((flat, size))
 
-    batches: list[tuple[int, RowBatch]] = []
+    batches: list[tuple[int, RowBatch, list[FlatRow]]] = []
     for (partition, names), rows in groups.items():
-        for chunk in _chunks(rows, max_rows, max_bytes - overhead[names]):
-            lead = max(r.event_s for r in chunk) - published_s
+        fields, overhead = shapes[names]
+        for chunk in _chunks(rows, max_rows, max_bytes - overhead):
+            lead = max(flat[2] for flat in chunk) - published_s
             batch = RowBatch(
                 feature_view=view_name,
-                fields=field_cache[names],
-                rows=chunk,
+                fields=fields,
+                rows=(),
                 schema_fingerprint=fingerprint,
                 registry_version=registry_version,
                 published_ns=published_ns,
                 accepted_lead_s=max(0, lead) if max_lead_s is None else max_lead_s,
                 key_ttl_seconds=key_ttl_seconds,
             )
-            batches.append((partition, batch))
+            batches.append((partition, batch, chunk))
     return batches
 
 
+def _shape(view_name: str, names: tuple[str, ...]) -> tuple[tuple[bytes, ...], int]:
+    """Feast's field keys of ``names`` and the record bytes besides the rows."""
+    fields = tuple(field_key(view_name, n) for n in names)
+    return fields, wire.batch_overhead_bytes(view_name, fields)
+
+
 def _future_row(
-    view_name: str, entity_key: EntityKeyProto, event: Timestamp, max_lead_s: int
+    view_name: str, entity_key: EntityKeyProto, seconds: int, nanos: int, max_lead_s: int
 ) -> RefusedWrite:
     entity = entity_text(entity_key)
+    event = Timestamp(seconds=seconds, nanos=nanos)
     return RefusedWrite(
         f"a row of feature view {view_name!r} for entity {entity} has event time "
         f"{event.ToJsonString()}, more than {max_lead_s}s ahead of this host's clock "
@@ -172,19 +280,29 @@ def _future_row(
     )
 
 
-def _chunks(rows: list[tuple[Row, int]], max_rows: int, max_bytes: int) -> list[tuple[Row, ...]]:
+def _too_large(view_name: str, entity_key: EntityKeyProto, needed: int, limit: int) -> RefusedWrite:
+    entity = entity_text(entity_key)
+    return RefusedWrite(
+        f"a row of feature view {view_name!r} for entity {entity} needs {needed} bytes, over "
+        f"the Kafka record limit of {limit} bytes; nothing of this write was published",
+        feature_view=view_name,
+        entity=entity,
+    )
+
+
+def _chunks(rows: list[tuple[FlatRow, int]], max_rows: int, max_bytes: int) -> list[list[FlatRow]]:
     """Consecutive runs of ``(row, size)``, each of at most ``max_rows`` rows and ``max_bytes``."""
-    out: list[tuple[Row, ...]] = []
-    chunk: list[Row] = []
+    out: list[list[FlatRow]] = []
+    chunk: list[FlatRow] = []
     total = 0
     for row, size in rows:
         if chunk and (len(chunk) == max_rows or total + size > max_bytes):
-            out.append(tuple(chunk))
+            out.append(chunk)
             chunk, total = [], 0
         chunk.append(row)
         total += size
     if chunk:
-        out.append(tuple(chunk))
+        out.append(chunk)
     return out
 
 

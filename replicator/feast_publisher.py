@@ -137,7 +137,7 @@ class ReplicatingOnlineStore(RedisOnlineStore):
         topic = topology.topic_for(view)
         store_config: ReplicatingOnlineStoreConfig = config.online_store
         publisher = self._publisher_with_topics(topology, store_config, [topic])
-        batches = feast_layout.encode_rows(
+        records = feast_layout.encode_records(
             data,
             project=config.project,
             view_name=view,
@@ -155,18 +155,17 @@ class ReplicatingOnlineStore(RedisOnlineStore):
             ),
             key_ttl_seconds=store_config.key_ttl_seconds or 0,
         )
-        records = []
-        for partition, batch in batches:
-            headers, payload = wire.encode_rows(batch)
-            records.append((topic, partition, payload, headers))
         # Durability and atomicity point: Feast's call returns only once Kafka acknowledged
         # and committed every row; otherwise no row of the call is ever applied.
-        publisher.publish_atomically(records, store_config.publish_timeout_seconds)
+        publisher.publish_atomically(
+            [(topic, partition, payload, headers) for partition, headers, payload in records],
+            store_config.publish_timeout_seconds,
+        )
         log.debug(
             "published %d rows of %s in %d batches",
             len(data),
             view,
-            len(batches),
+            len(records),
             extra={"event": "rows_published", "feature_view": view, "rows": len(data)},
         )
         if progress:

@@ -70,14 +70,20 @@ class RecordHeader:
 # Upper bounds of msgpack's encoding (a raw string header is at most 5 bytes, an integer at
 # most 9, an array header at most 5), so a batch packed from rows that fit always fits.
 _STR_HEAD, _INT, _ARRAY_HEAD = 5, 9, 5
+_ROW_FIXED_BYTES = _ARRAY_HEAD + 4 * _INT + 2 * _STR_HEAD  # array, 4 integers, key and ts
 RECORD_OVERHEAD_BYTES = 4096
 """Room kept in each record for the Kafka headers and record framing."""
 
 
 def row_bytes(row: Row) -> int:
     """Upper bound of the bytes one row adds to a ``rows`` payload."""
-    strings = len(row.key) + len(row.ts) + sum(len(v) for v in row.values)
-    return _ARRAY_HEAD + 4 * _INT + _STR_HEAD * (2 + len(row.values)) + strings
+    return row_bytes_of(row.key, row.ts, row.values)
+
+
+def row_bytes_of(key: bytes, ts: bytes, values: Sequence[bytes]) -> int:
+    """``row_bytes`` of the row these bytes make, before it is built."""
+    strings = len(key) + len(ts) + sum(map(len, values))
+    return _ROW_FIXED_BYTES + _STR_HEAD * len(values) + strings
 
 
 def batch_overhead_bytes(view: str, fields: Sequence[bytes]) -> int:
@@ -94,6 +100,14 @@ def encode_rows(batch: RowBatch) -> tuple[Headers, bytes]:
         [r.key, r.ts, r.event_s, r.event_nanos, r.created_s, r.created_nanos, *r.values]
         for r in batch.rows
     ]
+    return encode_flat_rows(batch, flat_rows)
+
+
+def encode_flat_rows(batch: RowBatch, flat_rows: Sequence[list[Any]]) -> tuple[Headers, bytes]:
+    """``encode_rows`` of ``batch`` (its attributes; its ``rows`` are not read) with rows
+    given as they are packed: ``[key, ts, event_s, event_nanos, created_s, created_nanos,
+    *values]`` each, aligned with ``batch.fields``. For a producer that builds rows in this
+    shape directly (the primary's publisher), so no ``Row`` is made and flattened again."""
     payload = msgpack.packb(
         [WIRE_VERSION, batch.feature_view, list(batch.fields), flat_rows], use_bin_type=False
     )
@@ -103,8 +117,8 @@ def encode_rows(batch: RowBatch) -> tuple[Headers, bytes]:
         batch.published_ns,
         fingerprint=batch.schema_fingerprint,
         registry=batch.registry_version,
-        rows=len(batch.rows),
-        max_event_s=batch.max_event_s,
+        rows=len(flat_rows),
+        max_event_s=max((r[2] for r in flat_rows), default=0),
     )
     if batch.accepted_lead_s:
         headers.append((H_ACCEPTED_LEAD, str(batch.accepted_lead_s).encode()))
