@@ -45,7 +45,7 @@ def entity_keys(draw: st.DrawFn, min_keys: int = 1, max_keys: int = 4) -> list[E
     """Rows of one shape: distinct join-key names, each with a covered value kind."""
     names = draw(st.lists(NAMES, min_size=min_keys, max_size=max_keys, unique=True))
     kinds = [draw(st.sampled_from(sorted(VALUES))) for _ in names]
-    rows = draw(st.integers(1, 30))
+    rows = draw(st.integers(1, 40))
     return [
         EntityKey(
             join_keys=names,
@@ -63,7 +63,7 @@ def shape_of(key: EntityKey) -> feast_keys.Shape:
     return tuple(key.join_keys), tuple(v.WhichOneof("val") for v in key.entity_values)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=max(100, settings().max_examples))  # many rows per example, too
 @given(keys=entity_keys(), version=VERSIONS, project=st.text(max_size=10))
 def test_template_equals_feast_for_every_covered_type_and_composite_key(
     keys: list[EntityKey], version: int, project: str
@@ -73,7 +73,6 @@ def test_template_equals_feast_for_every_covered_type_and_composite_key(
     assert [build(key.entity_values) for key in keys] == feast(project, keys, version)
 
 
-@settings(max_examples=100, deadline=None)
 @given(shapes=st.lists(entity_keys(), min_size=1, max_size=4), version=VERSIONS)
 def test_a_call_of_mixed_shapes_gets_feast_keys_in_order(
     shapes: list[list[EntityKey]], version: int
