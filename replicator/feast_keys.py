@@ -12,7 +12,8 @@ Feast stays the definition: in every call the first row of each shape, the last 
 deterministic sample are also serialized by Feast's own function, and on any difference the
 whole call uses Feast's function (with one warning per process), so a Feast upgrade that
 changes the format cannot silently change the bytes. Rows of any other shape always go
-through Feast's function, as do calls with other serialization versions.
+through Feast's function, as do calls with other serialization versions and calls of at most
+``SAMPLE_ROWS`` rows (every row would be checked).
 """
 
 from __future__ import annotations
