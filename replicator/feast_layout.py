@@ -1,4 +1,5 @@
-"""Feast's Redis encoding, taken from Feast itself. The only module that knows it.
+"""Feast's Redis encoding, taken from Feast itself. The only module that knows it (with
+``feast_keys``, which makes Feast's Redis keys by per-shape templates checked against Feast).
 
 Keys, field names, values and timestamps are produced with the same functions Feast's
 ``RedisOnlineStore`` uses, so a region's Redis is byte-identical to what Feast would write.
@@ -18,7 +19,6 @@ from typing import Any
 from feast import FeatureView
 from feast.infra.online_stores.helpers import (
     _mmh3,
-    _redis_key,
     _redis_key_prefix,
     compute_versioned_name,
 )
@@ -27,6 +27,7 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.utils import make_tzaware
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from replicator import feast_keys
 from replicator.core import wire
 from replicator.core.records import DeleteView, Row, RowBatch
 from replicator.core.wire import Headers
@@ -220,12 +221,11 @@ def _encode(
     shapes: dict[tuple[str, ...], tuple[tuple[bytes, ...], int]] = {}
     times = _Times()
     serialize = ValueProto.SerializeToString
-    # Once per row: Feast's key, each value serialized once, the times by arithmetic (once
-    # per distinct time) and a size bound; the wire packs these bytes as they are.
-    for entity_key, values, event_time, created_time in data:
-        key = _redis_key(
-            project, entity_key, entity_key_serialization_version=serialization_version
-        )
+    # Once per row: Feast's key (by template, checked against Feast: feast_keys), each value
+    # serialized once, the times by arithmetic (once per distinct time) and a size bound; the
+    # wire packs these bytes as they are.
+    keys = feast_keys.redis_keys(project, [row[0] for row in data], serialization_version)
+    for key, (entity_key, values, event_time, created_time) in zip(keys, data, strict=True):
         names = tuple(values)
         shape = shapes.get(names)
         if shape is None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from feast.infra.online_stores.helpers import _redis_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 from feast.utils import make_tzaware
@@ -106,5 +107,5 @@ def test_records_are_the_wire_encoding_of_the_batches() -> None:
     stamps = {row.key: (row.ts, row.event_s, row.event_nanos) for _, b in batches for row in b.rows}
     for key, _, event, _ in data:
         ts = feast_timestamp(event)
-        redis_key = feast_layout._redis_key("p", key, entity_key_serialization_version=3)
+        redis_key = _redis_key("p", key, entity_key_serialization_version=3)
         assert stamps[redis_key] == (ts.SerializeToString(), ts.seconds, ts.nanos)
