@@ -104,12 +104,14 @@ class _Times:
     """
 
     def __init__(self) -> None:
-        self._events: dict[tuple[datetime, int], tuple[int, int, bytes]] = {}
-        self._created: dict[tuple[datetime, int], tuple[int, int]] = {}
+        self._events: dict[tuple[datetime, int, int], tuple[int, int, bytes]] = {}
+        self._created: dict[tuple[datetime, int, int], tuple[int, int]] = {}
 
     def event(self, value: datetime) -> tuple[int, int, bytes]:
         """``(seconds, nanos, serialized Timestamp)`` of an event time."""
-        key = (value, value.microsecond)  # equal instants may differ in microsecond fields
+        # Keys equal as datetimes can be different instants: the microsecond field, and
+        # ``fold`` (the repeated hour when clocks go back) that equality ignores.
+        key = (value, value.microsecond, value.fold)
         found = self._events.get(key)
         if found is None:
             seconds, nanos = _seconds_nanos(value)
@@ -122,7 +124,7 @@ class _Times:
         NaT (a null created column in a push frame or batch source, which Feast accepts)."""
         if value is None or value != value:  # NaT is the one datetime unequal to itself
             return NULL_CREATED
-        key = (value, value.microsecond)
+        key = (value, value.microsecond, value.fold)
         found = self._created.get(key)
         if found is None:
             found = self._created[key] = _seconds_nanos(value)

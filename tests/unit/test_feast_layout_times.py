@@ -74,6 +74,22 @@ def test_equal_instants_with_different_microsecond_fields_keep_their_own_nanos()
     assert times.event(odd)[:2] == (feast_timestamp(odd).seconds, feast_timestamp(odd).nanos)
 
 
+def test_the_repeated_hour_when_clocks_go_back_keeps_both_instants() -> None:
+    """01:30 on 2024-11-03 in New York happens twice (``fold`` 0 and 1, an hour apart); the
+    two compare and hash equal as datetimes, yet each row gets its own instant, as Feast's."""
+    from zoneinfo import ZoneInfo
+
+    first = datetime(2024, 11, 3, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    second = first.replace(fold=1)
+    assert first == second and hash(first) == hash(second)
+    times = feast_layout._Times()
+    for value in (first, second, first):
+        expected = feast_timestamp(value)
+        assert times.event(value)[:2] == (expected.seconds, expected.nanos)
+        assert times.created(value) == (expected.seconds, expected.nanos)
+    assert feast_timestamp(second).seconds - feast_timestamp(first).seconds == 3600
+
+
 def rows(count: int) -> list[feast_layout.FeastRow]:
     times = EDGES[:8] + random_times(count)
     out: list[feast_layout.FeastRow] = []
