@@ -6,8 +6,11 @@ of a new schema instead: before ``online_write_batch`` publishes rows of ``(view
 fingerprint)``, ``SchemaGate.admit`` makes sure the primary region's live manifest admits
 that fingerprint:
 
-1. admitted before in this process: nothing to do (a set lookup; the common case);
-2. the primary's manifest admits it (one S3 GET, once per new fingerprint per process);
+1. admitted in this process within the last ``RECHECK_SECONDS``: nothing to do (a dict
+   lookup; the common case);
+2. the primary's manifest admits it (one S3 GET per new fingerprint per process, and again
+   every ``RECHECK_SECONDS``: a long-lived writer whose Feast registry cache never refreshes
+   keeps an old schema that later releases push out of each view's recent versions);
 3. a registry rollout is in progress (``rollout.RolloutLog``): refused (``SchemaNotReleased``),
    the rollout decides when regions get new definitions;
 4. else the primary's current registry (the write's ``RepoConfig``: its registry file, or
@@ -15,7 +18,11 @@ that fingerprint:
    ``replicator registry sync`` does; when it does not hold the fingerprint (this process's
    Feast registry cache is older or newer than the registry) the write is refused
    (``SchemaNotReleased``) and nothing is released; else it is released to every replica
-   region, then to the primary region last.
+   region, then to the primary region last, and then every region's manifest is read back:
+   a release another process made meanwhile (``registry sync``, a second writer) may have
+   replaced it, so the gate releases again (``RELEASE_ATTEMPTS`` in all) before it admits.
+   Two processes releasing at once remain a race the gate narrows but does not close (S3
+   has no compare-and-swap on the manifest here): docs/registry-and-models.md.
 
 The primary region's manifest is the commit point: a release that fails in a region (its
 bucket unreachable or refusing) raises before the primary's manifest is switched, so the
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +55,13 @@ from replicator.rollout import RolloutLog
 
 log = logging.getLogger(__name__)
 
+RECHECK_SECONDS = 60.0
+"""How long an admission holds before the primary's manifest is read again (one GET)."""
+
+RELEASE_ATTEMPTS = 3
+"""Releases tried before a write fails because every region's manifest keeps losing the
+schema to concurrent releases (``ObjectStoreUnavailable``: retry the write)."""
+
 
 class SchemaGate:
     """Admits ``(view, fingerprint)`` pairs for publishing; one per replicating store.
@@ -55,11 +70,17 @@ class SchemaGate:
     """
 
     def __init__(
-        self, topology: Topology, *, stores: Callable[[str], ObjectStore] | None = None
+        self,
+        topology: Topology,
+        *,
+        stores: Callable[[str], ObjectStore] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.topology = topology
         self._stores = stores or region_stores(topology)
-        self._admitted: set[tuple[str, str]] = set()
+        self._monotonic = monotonic
+        self._admitted: dict[tuple[str, str], float] = {}
+        """(view, fingerprint) -> when the primary's manifest last admitted it (monotonic)."""
         self._lock = threading.Lock()
 
     def admit(self, view: str, fingerprint: str, config: Any) -> None:
@@ -72,12 +93,25 @@ class SchemaGate:
         ``ObjectStoreRefused`` (S3 refused), ``ConfigError`` (no registry). Nothing is
         published when it raises.
         """
-        if (view, fingerprint) in self._admitted:
+        pair = (view, fingerprint)
+        if self._fresh(pair):
             return
         with self._lock:
-            if (view, fingerprint) not in self._admitted:
+            if self._fresh(pair):
+                return
+            try:
                 self._ensure_released(view, fingerprint, config)
-                self._admitted.add((view, fingerprint))
+            except ObjectStoreUnavailable:
+                if pair not in self._admitted:
+                    raise
+                # A re-check S3 could not answer: the schema was admitted, and an S3
+                # outage must not stop its writes; read again after the next period.
+                log.warning("could not re-check schema %s of %s: S3 unavailable", *pair[::-1])
+            self._admitted[pair] = self._monotonic()
+
+    def _fresh(self, pair: tuple[str, str]) -> bool:
+        at = self._admitted.get(pair)
+        return at is not None and self._monotonic() - at < RECHECK_SECONDS
 
     def _ensure_released(self, view: str, fingerprint: str, config: Any) -> None:
         primary = self.topology.primary_region
@@ -85,6 +119,35 @@ class SchemaGate:
         releaser = RegistryReleaser(self.topology, settings=settings, stores=self._stores)
         if fingerprint in admitted_fingerprints(releaser.live(primary), view):
             return
+        for _ in range(RELEASE_ATTEMPTS):
+            self._release_current(releaser, view, fingerprint, config)
+            lost = [
+                region
+                for region in self.topology.regions
+                if fingerprint not in admitted_fingerprints(releaser.live(region), view)
+            ]
+            if not lost:
+                return
+            log.warning(
+                "schema %s of %s released, then replaced in %s by a concurrent release: "
+                "releasing again",
+                fingerprint,
+                view,
+                ", ".join(lost),
+            )
+        raise ObjectStoreUnavailable(
+            f"feature view {view!r}: schema {fingerprint} was released {RELEASE_ATTEMPTS} "
+            "times and each time another release replaced it in some region's manifest "
+            "(concurrent `registry sync` or writers), so nothing was published: retry the write",
+            service=f"s3://{releaser.bucket(primary)}",
+        )
+
+    def _release_current(
+        self, releaser: RegistryReleaser, view: str, fingerprint: str, config: Any
+    ) -> None:
+        """Refuse during a registry rollout or for a schema the registry lacks; else release
+        the current registry to every region (primary last)."""
+        primary = self.topology.primary_region
         rollout = RolloutLog(self.topology, store=self._stores(primary)).in_progress("registry")
         if rollout is not None:
             raise SchemaNotReleased(

@@ -14,10 +14,11 @@ import pytest
 from replicator import feast_layout
 from replicator.config import load_topology
 from replicator.core.keys import manifest_key
+from replicator.core.schema_history import RECENT_SCHEMA_VERSIONS
 from replicator.errors import ObjectStoreUnavailable, SchemaNotReleased
 from replicator.registry_sync import RegistryReleaser
 from replicator.rollout import Rollout, RolloutLog
-from replicator.schema_release import SchemaGate
+from replicator.schema_release import RELEASE_ATTEMPTS, SchemaGate
 
 TOPOLOGY = load_topology(Path(__file__).resolve().parents[2] / "infra" / "topology.yaml")
 PROJECT = TOPOLOGY.project
@@ -193,3 +194,77 @@ def test_a_new_schema_during_a_registry_rollout_is_refused(setup: Setup) -> None
     log.save(rollout)
     setup.gate.admit(VIEW, _fingerprint(setup.view), setup.config)
     assert setup.manifest_writes() == [*TOPOLOGY.replica_regions, PRIMARY]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_admission_is_checked_again_each_period_and_refused_once_released_away(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """A long-lived writer keeps its first schema; once later releases leave it out of every
+    region's recent versions, its writes are refused instead of dead-lettered everywhere."""
+    clock = Clock()
+    setup.gate = SchemaGate(TOPOLOGY, stores=setup.buckets.__getitem__, monotonic=clock)
+    old = _fingerprint(setup.view)
+    setup.gate.admit(VIEW, old, setup.config)
+    releaser = RegistryReleaser(TOPOLOGY, stores=setup.buckets.__getitem__)
+    for n in range(RECENT_SCHEMA_VERSIONS):  # five newer schemas released by `registry sync`
+        newer = _registry_file(tmp_path / f"r{n}.db", _view([f"f{i}" for i in range(n + 1)]))
+        releaser.release(releaser.snapshot(newer), TOPOLOGY.regions)
+    setup.config.registry.path = str(newer)  # the registry holds the newest only
+    setup.gate.admit(VIEW, old, setup.config)  # within the period: not read again
+    clock.now += 61
+    with pytest.raises(SchemaNotReleased):
+        setup.gate.admit(VIEW, old, setup.config)
+
+
+def test_a_recheck_s3_cannot_answer_keeps_the_admission(setup: Setup) -> None:
+    clock = Clock()
+    setup.gate = SchemaGate(TOPOLOGY, stores=setup.buckets.__getitem__, monotonic=clock)
+    setup.gate.admit(VIEW, _fingerprint(setup.view), setup.config)
+    setup.buckets[PRIMARY].down = True
+    clock.now += 61
+    setup.gate.admit(VIEW, _fingerprint(setup.view), setup.config)  # no raise: admitted before
+
+
+class RacingBucket(MemoryBucket):
+    """A bucket whose manifest another process replaces right after each write of ours,
+    ``times`` times (a concurrent release of an older registry)."""
+
+    def __init__(self, region: str, calls: list[tuple[str, str, str]], times: int) -> None:
+        super().__init__(region, calls)
+        self.times = times
+        self.older: bytes | None = None
+
+    def put(self, key: str, body: bytes, *, content_type: str | None = None) -> None:
+        super().put(key, body, content_type=content_type)
+        if key == manifest_key(PROJECT) and self.times > 0 and self.older is not None:
+            self.times -= 1
+            self.objects[key] = self.older
+
+
+@pytest.mark.parametrize("times", [1, RELEASE_ATTEMPTS])
+def test_a_release_replaced_by_a_concurrent_one_is_released_again_or_fails(
+    setup: Setup, tmp_path: Path, times: int
+) -> None:
+    region = TOPOLOGY.replica_regions[0]
+    racing = RacingBucket(region, setup.calls, times)
+    setup.buckets[region] = racing
+    older = _registry_file(tmp_path / "older.db", _view(["risk_score"]))
+    releaser = RegistryReleaser(TOPOLOGY, stores=setup.buckets.__getitem__)
+    releaser.release(releaser.snapshot(older), [region])
+    racing.older = racing.objects[manifest_key(PROJECT)]
+    fingerprint = _fingerprint(setup.view)
+    if times >= RELEASE_ATTEMPTS:
+        with pytest.raises(ObjectStoreUnavailable, match="another release replaced it"):
+            setup.gate.admit(VIEW, fingerprint, setup.config)
+        return
+    setup.gate.admit(VIEW, fingerprint, setup.config)
+    for name in TOPOLOGY.regions:
+        assert fingerprint in setup.live(name)["recent_schemas"][VIEW]  # type: ignore[index]
