@@ -125,7 +125,11 @@ class PrivateRedis:
         self.workdir.mkdir(parents=True, exist_ok=True)
         command = redis_server_command(self.port, self.workdir)
         self._process = start(command, self.workdir / "redis.log", cwd=self.workdir)
-        wait_until(self._answers, 20, f"redis-server on port {self.port}", probe=0.05)
+        try:
+            wait_until(self._answers, 20, f"redis-server on port {self.port}", probe=0.05)
+        except BaseException:  # __exit__ does not run when __enter__ raises
+            stop([self._process])
+            raise
         return self
 
     def _answers(self) -> bool:

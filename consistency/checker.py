@@ -204,10 +204,15 @@ class Checker:
             return future.result()
         return LogRound.unanswered(self.scope.regions, reason)
 
-    def close(self) -> None:
-        """Stop the region and Kafka threads (a hung read is left to its socket timeout)."""
+    def close(self, *, kafka_wait: float = 30.0) -> None:
+        """Stop the region and Kafka threads. A hung Redis read is left to its socket
+        timeout; a Kafka read still running is awaited up to ``kafka_wait`` seconds (each
+        of its calls ends within the adapter's timeout), so that the caller may close the
+        Kafka clients it uses (``wiring.close_checker``) without closing them under it."""
         for pool in [*self._region_pools.values(), self._log_pool]:
             pool.shutdown(wait=False, cancel_futures=True)
+        if self._pending_log is not None:
+            wait([self._pending_log], timeout=kafka_wait)
 
     def _topics(self, emission: Emission | None, errors: list[str]) -> dict[str, int]:
         if emission is not None and emission.topics:

@@ -137,14 +137,17 @@ class RolloutLog:
         self._store.put(f"{self._prefix}{rollout.id}.json", body, content_type="application/json")
         self._store.put(f"{self._prefix}latest", rollout.id.encode())
 
-    def in_progress(self, kind: str) -> Rollout | None:
-        """The latest rollout when it is of ``kind`` (``registry``, ``model``) and still
-        ``running`` (also one whose process died: ``rollback`` ends it); else None."""
+    def in_progress(self, kind: str | None = None) -> Rollout | None:
+        """The latest rollout when it is of ``kind`` (``registry``, ``model``; None: any) and
+        still ``running`` (also one whose process died: ``rollback`` ends it); else None.
+        Only the latest counts: ``rollout start`` refuses while one runs."""
         latest = self._store.get(f"{self._prefix}latest")
         if latest is None:
             return None
         rollout = self.load(latest.decode())
-        return rollout if rollout.kind == kind and rollout.status == "running" else None
+        if kind is not None and rollout.kind != kind:
+            return None
+        return rollout if rollout.status == "running" else None
 
     def load(self, rollout_id: str | None = None) -> Rollout:
         if rollout_id is None:

@@ -76,10 +76,20 @@ def _rollouts(args: argparse.Namespace, topology: Topology, artifact: Any) -> An
 
 
 def _start(args: argparse.Namespace) -> int:
+    from replicator.errors import RolloutInProgress
     from replicator.registry_sync import RegistryReleaser
-    from replicator.rollout import parse_duration
+    from replicator.rollout import RolloutLog, parse_duration
 
     topology = load_topology(args.config)
+    running = RolloutLog(topology).in_progress()
+    if running is not None:  # a second one would hide it from the schema gate and registry sync
+        raise RolloutInProgress(
+            f"rollout {running.id} ({running.kind} {running.name} {running.version}, canary "
+            f"{running.canary}) is still running: one rollout at a time. Wait for it "
+            f"(`replicator rollout status --id {running.id}`) or end it (`replicator rollout "
+            f"rollback --id {running.id}`)",
+            rollout=running.id,
+        )
     version = args.version
     if version is None and args.model:
         print("replicator: error: --model needs --version")

@@ -157,6 +157,12 @@ def test_a_write_during_a_registry_rollout_is_refused_and_publishes_nothing(
         assert f"registry rollout {rollout_id}" in synced.stderr, synced.stderr
         others = {r: f for r, f in _live_fingerprints(project).items() if r != canary}
         assert new not in others.values(), others
+        # Nor can a second rollout start and hide this one from both.
+        model = ["rollout", "start", "--model", "m", "--version", "v1", "--canary", canary]
+        second = subprocess.run([*cli, *model], capture_output=True, text=True, timeout=120)
+        assert second.returncode == 6, second.stdout + second.stderr
+        assert f"rollout {rollout_id}" in second.stderr, second.stderr
+        assert records.load().id == rollout_id
     finally:
         processes.stop([rollout_process])
 
