@@ -131,59 +131,18 @@ class _Times:
         return found
 
 
-def encode_rows(
-    data: Sequence[FeastRow],
-    *,
-    project: str,
-    view_name: str,
-    fingerprint: str,
-    registry_version: str,
-    partitions: int,
-    serialization_version: int,
-    published_ns: int,
-    max_rows: int,
-    max_bytes: int,
-    max_lead_s: int | None = None,
-    key_ttl_seconds: int = 0,
-) -> list[tuple[int, RowBatch]]:
-    """Turn the rows Feast hands to ``online_write_batch`` into per-partition batches.
-
-    Rows keep their input order inside each partition, so log order reflects call order. A
-    batch holds at most ``max_rows`` rows and its record at most ``max_bytes`` bytes (the
-    Kafka record limit). Raises ``RefusedWrite`` naming the view, the entity and the limit
-    when one row alone cannot fit in a record; nothing is returned then, so nothing of the
-    call is published.
-
-    ``max_lead_s``: a row whose event time is more than this many seconds ahead of
-    ``published_ns`` raises ``RefusedWrite`` naming the view, the entity and the event time
-    (the same all-or-nothing way); None accepts any event time, as Feast does. Each batch
-    records the lead it was accepted with (``RowBatch.accepted_lead_s``) so that no region
-    dead-letters a row the primary acknowledged. ``key_ttl_seconds`` (Feast's, 0: none)
-    travels with every batch: regions expire keys as Feast does.
-    """
-    batches = _encode(
-        data,
-        project=project,
-        view_name=view_name,
-        fingerprint=fingerprint,
-        registry_version=registry_version,
-        partitions=partitions,
-        serialization_version=serialization_version,
-        published_ns=published_ns,
-        max_rows=max_rows,
-        max_bytes=max_bytes,
-        max_lead_s=max_lead_s,
-        key_ttl_seconds=key_ttl_seconds,
-    )
+def encode_rows(data: Sequence[FeastRow], **settings: Any) -> list[tuple[int, RowBatch]]:
+    """``(partition, batch)`` pairs: ``_encode``'s batches with their rows as ``Row``s (the
+    same keyword arguments, checks and errors)."""
     return [
         (partition, dataclasses.replace(batch, rows=tuple(_row(flat) for flat in rows)))
-        for partition, batch, rows in batches
+        for partition, batch, rows in _encode(data, **settings)
     ]
 
 
 def encode_records(data: Sequence[FeastRow], **settings: Any) -> list[tuple[int, Headers, bytes]]:
-    """``encode_rows`` packed as Kafka records, ``(partition, headers, payload)``: the same
-    keyword arguments, checks and errors, and for each batch the bytes of
+    """``_encode``'s batches packed as Kafka records, ``(partition, headers, payload)``: the
+    same keyword arguments, checks and errors, and for each batch the bytes of
     ``wire.encode_rows(batch)``. The publisher's path: each row goes from Feast's values to
     the packed array once, without a ``Row`` built and flattened again."""
     return [
@@ -216,7 +175,22 @@ def _encode(
     max_lead_s: int | None = None,
     key_ttl_seconds: int = 0,
 ) -> list[tuple[int, RowBatch, list[FlatRow]]]:
-    """``encode_rows``' batches, each without rows, with its rows as ``FlatRow``s."""
+    """Turn the rows Feast hands to ``online_write_batch`` into per-partition batches, each
+    ``(partition, batch without rows, its rows as FlatRow)``.
+
+    Rows keep their input order inside each partition, so log order reflects call order. A
+    batch holds at most ``max_rows`` rows and its record at most ``max_bytes`` bytes (the
+    Kafka record limit). Raises ``RefusedWrite`` naming the view, the entity and the limit
+    when one row alone cannot fit in a record; nothing is returned then, so nothing of the
+    call is published.
+
+    ``max_lead_s``: a row whose event time is more than this many seconds ahead of
+    ``published_ns`` raises ``RefusedWrite`` naming the view, the entity and the event time
+    (the same all-or-nothing way); None accepts any event time, as Feast does. Each batch
+    records the lead it was accepted with (``RowBatch.accepted_lead_s``) so that no region
+    dead-letters a row the primary acknowledged. ``key_ttl_seconds`` (Feast's, 0: none)
+    travels with every batch: regions expire keys as Feast does.
+    """
     published_s = published_ns // 1_000_000_000
     latest_s = None if max_lead_s is None else published_s + max_lead_s
     groups: dict[tuple[int, tuple[str, ...]], list[tuple[FlatRow, int]]] = defaultdict(list)

@@ -168,12 +168,11 @@ def serve(
     """Run checks and the server until interrupted. ``tls``: default the region's
     ``health_tls`` in the topology."""
     tls = topology.region(region).health_tls if tls is None else tls
-    context = server_context(tls)  # a bad certificate fails before any check runs
     health = RegionHealth(topology, region)
+    server = make_server(health, host, port, tls)  # a bad certificate fails before any check
     health.check()
     checker = threading.Thread(target=health.run, name=f"health-{region}", daemon=True)
     checker.start()
-    server = HttpServer((host, port), _handler(health.last), context)
     log.info(
         "health endpoints of %s on %s%s",
         region,

@@ -287,11 +287,8 @@ def sync_once(
     rollout = RolloutLog(topology).in_progress("registry")
     if rollout is not None:
         raise RolloutInProgress(
-            f"registry rollout {rollout.id} (version {rollout.version}, canary "
-            f"{rollout.canary}) is in progress: a sync now would release to every region at "
-            "once and skip its canary, so nothing was released. Wait for it (`replicator "
-            f"rollout status --id {rollout.id}`) or end it (`replicator rollout rollback --id "
-            f"{rollout.id}`)",
+            f"{rollout.running_text()}: a sync now would release to every region at once and "
+            "skip its canary, so nothing was released",
             rollout=rollout.id,
         )
     releaser = RegistryReleaser(topology, settings=settings)

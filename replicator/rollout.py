@@ -122,6 +122,14 @@ class Rollout:
     reached: list[str] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
 
+    def running_text(self) -> str:
+        """What refusals say of a running rollout: which it is, and how to end the wait."""
+        return (
+            f"{self.kind} rollout {self.id} ({self.name} {self.version}, canary {self.canary}) "
+            f"is in progress; wait for it (`replicator rollout status --id {self.id}`) or end "
+            f"it (`replicator rollout rollback --id {self.id}`)"
+        )
+
 
 class RolloutLog:
     """Rollout records in the primary bucket, under ``rollouts/<project>/``: one

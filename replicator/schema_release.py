@@ -152,11 +152,8 @@ class SchemaGate:
         if rollout is not None:
             raise SchemaNotReleased(
                 f"feature view {view!r}: schema {fingerprint} is not released to the regions "
-                f"and registry rollout {rollout.id} (version {rollout.version}, canary "
-                f"{rollout.canary}) is in progress, so nothing was published. Write again once "
-                f"it has completed (`replicator rollout status --id {rollout.id}`), or end it "
-                f"with `replicator rollout rollback --id {rollout.id}`; the next write then "
-                "releases the current registry to every region",
+                f"and {rollout.running_text()}, so nothing was published; the next write "
+                "after it ends releases the current registry to every region",
                 feature_view=view,
                 fingerprint=fingerprint,
             )

@@ -84,11 +84,7 @@ def _start(args: argparse.Namespace) -> int:
     running = RolloutLog(topology).in_progress()
     if running is not None:  # a second one would hide it from the schema gate and registry sync
         raise RolloutInProgress(
-            f"rollout {running.id} ({running.kind} {running.name} {running.version}, canary "
-            f"{running.canary}) is still running: one rollout at a time. Wait for it "
-            f"(`replicator rollout status --id {running.id}`) or end it (`replicator rollout "
-            f"rollback --id {running.id}`)",
-            rollout=running.id,
+            f"{running.running_text()}: one rollout at a time", rollout=running.id
         )
     version = args.version
     if version is None and args.model:
