@@ -344,6 +344,8 @@ def _repair(args: argparse.Namespace) -> int:
     settings, topology = _load(args)
     region = topology.region(args.region)
     checker = build_checker(topology, settings)
+    # Repair writes: the region's writer, never the checker's read-only user (which the
+    # checker above reads with). An operator's action, run where the writer's secret is.
     store = RegionStore(region.redis, region.redis.writer)
     try:
         results = repair_region(checker, args.region, store, views=args.views, dry_run=args.dry_run)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from consistency.adapters.kafka_log import KafkaLog
 from consistency.adapters.manifest import S3Manifest
 from consistency.adapters.redis_region import RedisRegion
@@ -13,8 +15,10 @@ from consistency.config import ConsistencySettings
 from consistency.core.backoff import Backoff
 from consistency.core.scope import Scope
 from consistency.errors import SettingsError
-from replicator.config import Topology
+from replicator.config import RedisUser, Topology
 from replicator.core.wire import partition_for
+
+log = logging.getLogger(__name__)
 
 SOCKET_TIMEOUT = 10.0
 """Seconds a Redis reply may take before the connection is dropped."""
@@ -38,13 +42,33 @@ def scope_of(topology: Topology, settings: ConsistencySettings) -> Scope:
     )
 
 
+def checker_user(topology: Topology, region: str) -> RedisUser:
+    """The Redis user the checker reads ``region`` as: its ``checker`` user (read-only), else
+    the writer, with a warning naming the region and the fix. ``repair`` writes, so it uses
+    the writer explicitly (``consistency.cli``), never this."""
+    endpoint = topology.region(region).redis
+    if endpoint.checker is not None:
+        return endpoint.checker
+    log.warning(
+        "regions.%s.redis.checker is not set: the consistency checker logs into %s's Redis "
+        "as the writer %r, which can write; create a read-only checker user and add it to "
+        "the topology (docs/security.md, Redis)",
+        region,
+        region,
+        endpoint.writer.username,
+        extra={"event": "checker_uses_writer", "region": region},
+    )
+    return endpoint.writer
+
+
 def region_reader(topology: Topology, region: str, settings: ConsistencySettings) -> RedisRegion:
     endpoint = topology.region(region).redis
+    user = checker_user(topology, region)
     return RedisRegion(
         region,
         # A read that outlives the round's deadline is abandoned by the checker; the socket
         # timeout ends it (full-check script calls take ~10 ms each, far below it).
-        lambda: connect(endpoint, endpoint.writer, timeout=SOCKET_TIMEOUT),
+        lambda: connect(endpoint, user, timeout=SOCKET_TIMEOUT),
         scan_count=settings.full.scan_count,
     )
 

@@ -66,6 +66,26 @@ class RedisEndpoint(Section):
     """Inference services: read commands only."""
     admin: RedisUser
     """Operators and the local stack (the 'default' user is disabled)."""
+    checker: RedisUser | None = None
+    """The consistency checker: read commands and its read-only digest script (EVALSHA_RO),
+    no write. Unset: the checker logs in as ``writer`` and warns (docs/security.md)."""
+
+    def users(self) -> dict[str, RedisUser]:
+        """The configured users by role (``writer``, ``reader``, ``admin``, ``checker``)."""
+        roles = {"writer": self.writer, "reader": self.reader, "admin": self.admin}
+        return roles | ({"checker": self.checker} if self.checker is not None else {})
+
+    @model_validator(mode="after")
+    def _own_checker(self) -> RedisEndpoint:
+        if self.checker is None:
+            return self
+        for role, user in self.users().items():
+            if role != "checker" and user.username == self.checker.username:
+                raise ValueError(
+                    f"checker: user {user.username!r} is already the {role}; the checker "
+                    "needs a user of its own (its ACL differs, docs/security.md)"
+                )
+        return self
 
 
 class S3Location(Section):

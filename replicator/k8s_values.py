@@ -22,6 +22,7 @@ SECRET_FIELDS = {
     ("redis", "writer", "password"),
     ("redis", "reader", "password"),
     ("redis", "admin", "password"),
+    ("redis", "checker", "password"),
     ("s3", "access_key_id"),
     ("s3", "secret_access_key"),
 }
@@ -79,4 +80,6 @@ def _image(reference: str) -> dict[str, str]:
 def _set(mapping: dict[str, Any], path: tuple[str, ...], value: str) -> None:
     for part in path[:-1]:
         mapping = mapping[part]
+        if mapping is None:
+            return  # an optional user not configured (redis.checker)
     mapping[path[-1]] = value

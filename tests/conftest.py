@@ -141,7 +141,8 @@ def local_stack(local_stack_only: None, topology: Topology) -> Any:
 
 @pytest.fixture
 def redis_user(topology: Topology) -> Iterator[Callable[[str, str], redis.Redis]]:
-    """``redis_user(region, role)`` with role ``writer``, ``reader`` or ``admin``."""
+    """``redis_user(region, role)`` with role ``writer``, ``reader``, ``admin`` or
+    ``checker``."""
     clients: list[redis.Redis] = []
 
     def connect(region: str, role: str) -> redis.Redis:
@@ -226,8 +227,7 @@ def _start_containers(resources: ExitStack) -> Topology:
 def _create_acl_users(client: redis.Redis, endpoint: Any) -> None:
     """The local stack's ACL users, created on a container's Redis; ``default`` goes last."""
     passwords = {
-        user.username: user.password.get_secret_value()
-        for user in (endpoint.writer, endpoint.reader, endpoint.admin)
+        user.username: user.password.get_secret_value() for user in endpoint.users().values()
     }
     rules = acl_rules(endpoint)
     for name in [n for n in rules if n != "default"] + ["default"]:

@@ -1,8 +1,9 @@
 """One region's Redis as the checker reads it: heartbeats, sampled keys, digests.
 
-Reads use the region's writer user, whose ACL allows scripting: the digest script runs
-with ``EVALSHA_RO``, so Redis itself guarantees it writes nothing. Feast keys are read in
-Feast's layout; versions come from the replicator's hashes ``_replicator:v:<view>:<p>``.
+Reads use the region's checker user (``consistency.wiring.checker_user``), whose ACL allows
+read commands, SCRIPT LOAD and EVALSHA_RO only; the digest script runs with ``EVALSHA_RO``,
+so Redis refuses any write even where the checker falls back to the writer. Feast keys are
+read in Feast's layout; versions come from the replicator's hashes ``_replicator:v:<view>:<p>``.
 """
 
 from __future__ import annotations

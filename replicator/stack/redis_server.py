@@ -9,6 +9,9 @@ Users (``docs/local-stack.md`` and ``docs/security.md`` explain why):
   SCRIPT LOAD its own; a script runs with the writer's command rights, no more;
 - reader: read and connection commands only, minus ``@dangerous`` (KEYS): no write, no
   scripting;
+- checker (optional): the reader's rights plus what the consistency checker's full check
+  needs, loading its digest script and running it read-only (SCRIPT LOAD, EVALSHA_RO): no
+  write, no EVAL, no EVALSHA (a script run that way could write);
 - admin: everything;
 - ``default``: disabled and without passwords, so no client can authenticate as it (a client
   without credentials can do nothing), yet allowed every command: Redis replays its
@@ -46,6 +49,7 @@ WRITER_RULES = (
     " +evalsha +evalsha_ro +script|load +script|exists"
 )
 READER_RULES = "~* -@all +@read +@connection -@dangerous"
+CHECKER_RULES = f"{READER_RULES} +evalsha_ro +script|load"
 ADMIN_RULES = "~* &* +@all"
 DEFAULT_RULES = "off resetpass ~* &* +@all"
 """``off``: no login; ``resetpass``: no password; the rights: for the append-only file's
@@ -59,19 +63,19 @@ worker re-applies, docs/replication.md: self-healing), plus an RDB snapshot ever
 
 def acl_rules(endpoint: RedisEndpoint) -> dict[str, str]:
     """ACL rules per user name, without passwords (``ACL SETUSER name <rules>`` syntax)."""
-    return {
+    rules = {
         endpoint.writer.username: WRITER_RULES,
         endpoint.reader.username: READER_RULES,
         endpoint.admin.username: ADMIN_RULES,
-        "default": DEFAULT_RULES,
     }
+    if endpoint.checker is not None:
+        rules[endpoint.checker.username] = CHECKER_RULES
+    return rules | {"default": DEFAULT_RULES}
 
 
 def acl_file(endpoint: RedisEndpoint) -> str:
     """An ACL file; passwords appear only as SHA-256 hashes."""
-    users: dict[str, RedisUser] = {
-        u.username: u for u in (endpoint.writer, endpoint.reader, endpoint.admin)
-    }
+    users: dict[str, RedisUser] = {u.username: u for u in endpoint.users().values()}
     lines = []
     for name, rules in acl_rules(endpoint).items():
         user = users.get(name)

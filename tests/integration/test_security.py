@@ -233,7 +233,8 @@ def test_redis_reader_cannot_write_or_script_and_writer_cannot_eval(secure: Topo
         script = writer.register_script("return redis.call('HSET', KEYS[1], 'f', 'v')")
         assert script(keys=[key]) == 1
         assert reader.hget(key, "f") == b"v"
-        # The checker's digest script runs read-only (EVALSHA_RO) as the writer.
+        # The checker's digest script runs read-only (EVALSHA_RO) as the writer too, for a
+        # topology without a checker user (test_checker_privileges.py: the checker's own).
         read = writer.register_script("return redis.call('HGET', KEYS[1], 'f')")
         writer.script_load(read.script)
         assert writer.evalsha_ro(read.sha, 1, key) == b"v"

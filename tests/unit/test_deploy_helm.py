@@ -229,3 +229,21 @@ def test_k8s_values_cli_writes_values_for_a_region(tmp_path: Path, capsys: Any) 
     assert [r["name"] for r in values["topology"]["regions"]] == list(TOPOLOGY.regions)
     assert cli.main(["--config", config, "region", "k8s-values", "mars"]) == 2
     assert "unknown region 'mars'" in capsys.readouterr().err
+
+
+def test_the_checker_gets_each_regions_read_only_user_never_the_writer(tmp_path: Path) -> None:
+    def checker_secret_keys(values: str) -> set[str]:
+        found = objects(rendered("-f", values))
+        checker = container(found[("Deployment", "feast-us-east-1-checker")], "checker")
+        return {e["valueFrom"]["secretKeyRef"]["key"] for e in checker["env"] if "valueFrom" in e}
+
+    keys = checker_secret_keys(values_file(tmp_path, "us-east-1"))
+    assert "redis-checker-password" in keys and "redis-writer-password" not in keys
+    # A topology without checker users (older files): the checker reads as the writer.
+    values = yaml.safe_load(render(TOPOLOGY, "us-east-1"))
+    for region in values["topology"]["regions"]:
+        region["redis"].pop("checker")
+    older = tmp_path / "older.yaml"
+    older.write_text(yaml.safe_dump(values))
+    keys = checker_secret_keys(str(older))
+    assert "redis-writer-password" in keys and "redis-checker-password" not in keys

@@ -13,7 +13,7 @@ from typing import Any
 
 from deploy_tools import ROOT, run, tool, tools_python
 
-from replicator.stack.redis_server import ADMIN_RULES, READER_RULES, WRITER_RULES
+from replicator.stack.redis_server import ADMIN_RULES, CHECKER_RULES, READER_RULES, WRITER_RULES
 
 TERRAFORM = ROOT / "infra" / "terraform"
 MODULE_DIRS = sorted(
@@ -86,9 +86,11 @@ def test_every_module_has_the_standard_files_and_typed_described_variables() -> 
 
 def test_the_redis_acl_users_match_the_local_stack() -> None:
     text = (TERRAFORM / "modules" / "region" / "redis.tf").read_text()
-    rules = dict(re.findall(r'^\s+(writer|reader|admin)\s+=\s+"([^"]+)"', text, re.MULTILINE))
+    users = r'^\s+(writer|reader|admin|checker)\s+=\s+"([^"]+)"'
+    rules = dict(re.findall(users, text, re.MULTILINE))
     assert rules == {
         "writer": f"on {WRITER_RULES}",
         "reader": f"on {READER_RULES}",
         "admin": f"on {ADMIN_RULES}",
+        "checker": f"on {CHECKER_RULES}",
     }

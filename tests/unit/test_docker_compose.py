@@ -137,7 +137,7 @@ def test_redis_acl_users_and_passwords_match(compose: dict[str, Any], topology: 
     for region, cfg in topology.regions.items():
         users = _acl_users(_redis(compose, region)["command"])
         endpoint: RedisEndpoint = cfg.redis
-        expected = {endpoint.writer, endpoint.reader, endpoint.admin}
+        expected = set(endpoint.users().values())
         assert set(users) == {u.username for u in expected} | {"default"}, region
         assert users["default"][0] == "off", (region, "the default user must be disabled")
         for user in expected:

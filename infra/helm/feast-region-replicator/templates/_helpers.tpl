@@ -77,7 +77,7 @@ Environment variables that carry one region's secrets into the topology:
 {{- $region := index . 1 -}}
 {{- $secret := include "frr.secretName" (list $root $region) -}}
 {{- $prefix := printf "REPLICATOR_REGIONS__%s__" ($region | upper | replace "-" "_") -}}
-{{- $fields := dict "redis-writer-password" "REDIS__WRITER__PASSWORD" "redis-reader-password" "REDIS__READER__PASSWORD" "redis-admin-password" "REDIS__ADMIN__PASSWORD" "s3-access-key-id" "S3__ACCESS_KEY_ID" "s3-secret-access-key" "S3__SECRET_ACCESS_KEY" -}}
+{{- $fields := dict "redis-writer-password" "REDIS__WRITER__PASSWORD" "redis-reader-password" "REDIS__READER__PASSWORD" "redis-admin-password" "REDIS__ADMIN__PASSWORD" "redis-checker-password" "REDIS__CHECKER__PASSWORD" "s3-access-key-id" "S3__ACCESS_KEY_ID" "s3-secret-access-key" "S3__SECRET_ACCESS_KEY" -}}
 {{- range index . 2 }}
 - name: {{ $prefix }}{{ get $fields . }}
   valueFrom:

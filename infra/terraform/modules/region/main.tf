@@ -1,6 +1,6 @@
 # One region of the Feast region replicator: its Redis (ElastiCache, ACL users writer /
-# reader / admin), its S3 bucket, IAM roles for its workers and readers, a Secrets Manager
-# secret with the keys the Helm chart's region Secret needs, and optionally a Route 53
+# reader / admin / checker), its S3 bucket, IAM roles for its workers and readers, a Secrets
+# Manager secret with the keys the Helm chart's region Secret needs, and optionally a Route 53
 # latency record with a health check on the read health endpoint. Kafka is an input.
 # Resources: redis.tf, s3.tf, iam.tf, dns.tf. docs/deploy.md explains the whole.
 
@@ -27,8 +27,9 @@ resource "aws_secretsmanager_secret" "credentials" {
 resource "aws_secretsmanager_secret_version" "credentials" {
   secret_id = aws_secretsmanager_secret.credentials.id
   secret_string = jsonencode({
-    "redis-writer-password" = random_password.redis["writer"].result
-    "redis-reader-password" = random_password.redis["reader"].result
-    "redis-admin-password"  = random_password.redis["admin"].result
+    "redis-writer-password"  = random_password.redis["writer"].result
+    "redis-reader-password"  = random_password.redis["reader"].result
+    "redis-admin-password"   = random_password.redis["admin"].result
+    "redis-checker-password" = random_password.redis["checker"].result
   })
 }

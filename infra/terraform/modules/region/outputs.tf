@@ -33,11 +33,12 @@ output "topology_region" {
   description = "This region's entry for infra/topology.yaml (regions.<name>), passwords left to the Secret."
   value = {
     redis = {
-      host   = aws_elasticache_replication_group.this.primary_endpoint_address
-      port   = var.redis.port
-      writer = { username = var.redis_usernames.writer, password = "from-secret" }
-      reader = { username = var.redis_usernames.reader, password = "from-secret" }
-      admin  = { username = var.redis_usernames.admin, password = "from-secret" }
+      host    = aws_elasticache_replication_group.this.primary_endpoint_address
+      port    = var.redis.port
+      writer  = { username = var.redis_usernames.writer, password = "from-secret" }
+      reader  = { username = var.redis_usernames.reader, password = "from-secret" }
+      admin   = { username = var.redis_usernames.admin, password = "from-secret" }
+      checker = { username = var.redis_usernames.checker, password = "from-secret" }
     }
     s3 = {
       endpoint_url      = "https://s3.${var.region}.amazonaws.com"

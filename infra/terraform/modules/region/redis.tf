@@ -1,16 +1,18 @@
 # ACL rules: the same as the local stack's (replicator/stack/redis_server.py; the test
 # tests/unit/test_deploy_terraform.py keeps them equal). The writer may run the apply script
-# but not dangerous commands; the reader only reads; the default user is disabled.
+# but not dangerous commands; the reader only reads; the checker reads and runs its digest
+# script read-only (EVALSHA_RO); the default user is disabled.
 locals {
   acl = {
-    writer = "on ~* +@read +@write +@transaction +@connection -@dangerous +ping +info +evalsha +evalsha_ro +script|load +script|exists"
-    reader = "on ~* -@all +@read +@connection -@dangerous"
-    admin  = "on ~* &* +@all"
+    writer  = "on ~* +@read +@write +@transaction +@connection -@dangerous +ping +info +evalsha +evalsha_ro +script|load +script|exists"
+    reader  = "on ~* -@all +@read +@connection -@dangerous"
+    admin   = "on ~* &* +@all"
+    checker = "on ~* -@all +@read +@connection -@dangerous +evalsha_ro +script|load"
   }
 }
 
 resource "random_password" "redis" {
-  for_each = toset(["writer", "reader", "admin", "default"])
+  for_each = toset(["writer", "reader", "admin", "checker", "default"])
   length   = 40
   special  = false
 }

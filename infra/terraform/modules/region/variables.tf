@@ -65,11 +65,12 @@ variable "redis" {
 }
 
 variable "redis_usernames" {
-  description = "User names of the region's Redis ACL users (topology regions.<name>.redis.{writer,reader,admin}.username). Passwords are generated and stored in Secrets Manager."
+  description = "User names of the region's Redis ACL users (topology regions.<name>.redis.{writer,reader,admin,checker}.username). Passwords are generated and stored in Secrets Manager."
   type = object({
-    writer = optional(string, "replicator")
-    reader = optional(string, "reader")
-    admin  = optional(string, "admin")
+    writer  = optional(string, "replicator")
+    reader  = optional(string, "reader")
+    admin   = optional(string, "admin")
+    checker = optional(string, "checker")
   })
   default = {}
 }
