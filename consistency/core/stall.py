@@ -12,8 +12,8 @@ round late. The estimate is kept inside what the reads prove: no later than the 
 returned it, no earlier than the start of the last read that still saw an older round.
 
 A stall (the record not advancing) is then timed from when the round was made, not from when
-the checker happened to see it: a Kafka outage reads as stale up to one checker round
-sooner (BENCHMARKS.md, ``detection``).
+the checker happened to see it: a Kafka outage reads as stale up to one checker round plus
+one interval sooner (BENCHMARKS.md, ``detection``).
 
 Assumptions, and what breaks them: the primary's clock may be any distance off but steady
 over ``WINDOW`` reads (NTP slewing, at most 500 ppm, moves it about 0.1 s in 64 reads of 2 s).
@@ -32,6 +32,9 @@ from replicator.core.staleness import NS, Emission
 
 WINDOW = 64
 """Reads whose offset bounds are kept (about 2 minutes at the default 2 s rounds)."""
+LATE = 1.5
+"""A round is late once the newest is this many intervals old: half an interval of slack for
+the emitter's own round trip to Kafka and the checker's read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +53,11 @@ class EmissionClock:
         self._last: _Read | None = None
 
     def stall(self, emission: Emission, started: float, ended: float) -> float:
-        """Seconds the record has gone without a newer round beyond one interval (0.0 while
-        rounds keep coming), given one read of it: ``started``/``ended`` are the checker's
-        monotonic seconds just before the read and just after it returned."""
+        """Age in seconds of the newest round once the next one is late (``LATE`` intervals),
+        0.0 while rounds keep coming, given one read of the record: ``started``/``ended`` are
+        the checker's monotonic seconds just before the read and just after it returned. The
+        whole age counts, not what exceeds an interval: a write acknowledged just after the
+        last round may be missing in every region for that long."""
         sequence, emitted_ns = emission.sequence, emission.emitted_ns
         last = self._last
         if last is not None and (sequence < last.sequence or emitted_ns < last.emitted_ns):
@@ -65,4 +70,5 @@ class EmissionClock:
             made = min(ended, max(earliest, emitted_ns / NS + min(self._bounds)))
             self._round = (sequence, made)
         self._last = _Read(sequence, emitted_ns, started)
-        return max(0.0, ended - self._round[1] - emission.interval_seconds)
+        age = ended - self._round[1]
+        return age if age > LATE * emission.interval_seconds else 0.0

@@ -151,8 +151,8 @@ def test_a_stalled_emitter_does_not_let_staleness_shrink_to_zero() -> None:
     assert checker.measure_staleness().regions["eu"].staleness_seconds == 0.0
     clocks.mono += 5.0  # the record has not moved for 5 intervals of 1 s
     stalled = checker.measure_staleness()
-    assert stalled.heartbeat.stalled_seconds == 4.0
-    assert {r.staleness_seconds for r in stalled.regions.values()} == {4.0}
+    assert stalled.heartbeat.stalled_seconds == 5.0
+    assert {r.staleness_seconds for r in stalled.regions.values()} == {5.0}
     regions["us"].emitted[PROJECT] = Emission(101, emission.emitted_ns + S, S, emission.topics)
     assert checker.measure_staleness().regions["eu"].staleness_seconds == 1.0
 
