@@ -1,4 +1,4 @@
-"""When the primary's newest heartbeat round was made, on the checker's clock: no I/O.
+"""How old the primary's newest heartbeat round is, on the checker's clock: no I/O.
 
 The emitter stamps each round with the primary's wall clock (``emitted_ns``); the checker
 reads the emission record once per round and times everything on its own monotonic clock.
@@ -11,9 +11,9 @@ through each other's phase), where the moment it was first seen can be a whole c
 round late. The estimate is kept inside what the reads prove: no later than the read that
 returned it, no earlier than the start of the last read that still saw an older round.
 
-A stall (the record not advancing) is then timed from when the round was made, not from when
-the checker happened to see it: a Kafka outage reads as stale up to one checker round plus
-one interval sooner (BENCHMARKS.md, ``detection``).
+Staleness then counts the newest round's age from when it was made, not from when the
+checker happened to see it (``added_staleness``): a stopped worker or a Kafka outage reads as
+stale up to one checker round plus one interval sooner (BENCHMARKS.md, ``detection``).
 
 Assumptions, and what breaks them: the primary's clock may be any distance off but steady
 over ``WINDOW`` reads (NTP slewing, at most 500 ppm, moves it about 0.1 s in 64 reads of 2 s).
@@ -45,19 +45,17 @@ class _Read:
 
 
 class EmissionClock:
-    """Stall of the emission record, in seconds on the checker's monotonic clock."""
+    """The age of the newest round, in seconds on the checker's monotonic clock."""
 
     def __init__(self, window: int = WINDOW) -> None:
         self._bounds: deque[float] = deque(maxlen=window)
         self._round: tuple[int, float] | None = None  # sequence, made at (checker's clock)
         self._last: _Read | None = None
 
-    def stall(self, emission: Emission, started: float, ended: float) -> float:
-        """Age in seconds of the newest round once the next one is late (``LATE`` intervals),
-        0.0 while rounds keep coming, given one read of the record: ``started``/``ended`` are
-        the checker's monotonic seconds just before the read and just after it returned. The
-        whole age counts, not what exceeds an interval: a write acknowledged just after the
-        last round may be missing in every region for that long."""
+    def age(self, emission: Emission, started: float, ended: float) -> float:
+        """Seconds since the newest round (``emission``) was made, as of ``ended``, given one
+        read of the record: ``started``/``ended`` are the checker's monotonic seconds just
+        before the read and just after it returned."""
         sequence, emitted_ns = emission.sequence, emission.emitted_ns
         last = self._last
         if last is not None and (sequence < last.sequence or emitted_ns < last.emitted_ns):
@@ -70,5 +68,23 @@ class EmissionClock:
             made = min(ended, max(earliest, emitted_ns / NS + min(self._bounds)))
             self._round = (sequence, made)
         self._last = _Read(sequence, emitted_ns, started)
-        age = ended - self._round[1]
-        return age if age > LATE * emission.interval_seconds else 0.0
+        return ended - self._round[1]
+
+
+def stalled(age: float, interval_seconds: float) -> float:
+    """The emitter's stall: the newest round's whole ``age`` once the next is late (``LATE``
+    intervals), else 0.0. The whole age, not what exceeds an interval: a write acknowledged
+    just after the newest round may be missing in every region for that long."""
+    return age if age > LATE * interval_seconds else 0.0
+
+
+def added_staleness(behind_seconds: float, age: float, interval_seconds: float) -> float:
+    """What the newest round's ``age`` adds to a partition ``behind_seconds`` behind it
+    (primary-clock seconds between that round and the newest the partition applied).
+
+    A partition behind has lacked everything since the round it applied, for ``behind +
+    age`` seconds of the primary's time: the whole age counts, so a stopped worker's
+    staleness grows with the clock rather than in steps of rounds. A caught-up partition is
+    as fresh as the emitter can vouch: only a stall counts.
+    """
+    return age if behind_seconds > 0 else stalled(age, interval_seconds)

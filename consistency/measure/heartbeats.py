@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from consistency.core.report import HeartbeatInfo
-from consistency.core.stall import EmissionClock
+from consistency.core.stall import EmissionClock, stalled
 from consistency.errors import SourceUnavailable
 from consistency.ports import RegionData
 from replicator.core.staleness import Emission
@@ -40,5 +40,6 @@ class HeartbeatMeter:
         info.sequence = emission.sequence
         info.emitted_ns = emission.emitted_ns
         info.interval_seconds = emission.interval_seconds
-        info.stalled_seconds = self._clock.stall(emission, started, self._monotonic())
+        info.age_seconds = self._clock.age(emission, started, self._monotonic())
+        info.stalled_seconds = stalled(info.age_seconds, emission.interval_seconds)
         return emission, info

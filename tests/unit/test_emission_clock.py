@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consistency.core.stall import EmissionClock
+from consistency.core.stall import EmissionClock, stalled
 from replicator.core.staleness import NS, Emission
 
 PRIMARY_AHEAD = 3_600.0  # the primary's wall clock runs an hour ahead of the checker's
@@ -28,7 +28,12 @@ class Primary:
 
 
 def read(clock: EmissionClock, primary: Primary, now: float, delay: float = 0.002) -> float:
-    return clock.stall(primary.newest(now), now, now + delay)
+    """The stall one read reports."""
+    return stall(clock, primary.newest(now), now, now + delay)
+
+
+def stall(clock: EmissionClock, emission: Emission, started: float, ended: float) -> float:
+    return stalled(clock.age(emission, started, ended), INTERVAL)
 
 
 def test_a_healthy_emitter_never_reads_as_stalled() -> None:
@@ -40,9 +45,9 @@ def test_a_healthy_emitter_never_reads_as_stalled() -> None:
 def test_a_late_round_counts_the_whole_age_of_the_last_one() -> None:
     clock = EmissionClock()
     last = round_made_at(10.0, 7)
-    assert clock.stall(last, 10.0, 10.0) == 0.0
-    assert clock.stall(last, 11.4, 11.4) == 0.0  # the next round is due, not late yet
-    assert clock.stall(last, 11.6, 11.6) == pytest.approx(1.6)
+    assert stall(clock, last, 10.0, 10.0) == 0.0
+    assert stall(clock, last, 11.4, 11.4) == 0.0  # the next round is due, not late yet
+    assert stall(clock, last, 11.6, 11.6) == pytest.approx(1.6)
 
 
 def test_a_stall_counts_from_when_the_last_round_was_made_not_when_it_was_seen() -> None:
@@ -59,11 +64,11 @@ def test_a_stall_counts_from_when_the_last_round_was_made_not_when_it_was_seen()
 
 def test_a_primary_clock_running_slow_cannot_make_a_round_look_older_than_the_reads_prove() -> None:
     clock = EmissionClock()
-    assert clock.stall(round_made_at(0.9, 1), 1.0, 1.0) == 0.0
+    assert stall(clock, round_made_at(0.9, 1), 1.0, 1.0) == 0.0
     # the primary's clock crawls: rounds made after each read are stamped 0.1 s apart
-    assert clock.stall(round_made_at(1.0, 2), 1.5, 1.5) == 0.0
+    assert stall(clock, round_made_at(1.0, 2), 1.5, 1.5) == 0.0
     # round 3 was made after the read at 1.5 (which saw round 2), whatever its stamp says
-    assert clock.stall(round_made_at(1.1, 3), 5.0, 5.0) == pytest.approx(5.0 - 1.5)
+    assert stall(clock, round_made_at(1.1, 3), 5.0, 5.0) == pytest.approx(5.0 - 1.5)
 
 
 @pytest.mark.parametrize("change", ["clock stepped back 30 s", "emitter restarted"])
@@ -80,4 +85,4 @@ def test_a_primary_clock_stepped_back_or_a_restarted_emitter_raises_no_false_sta
             newest = Emission(newest.sequence - 19, newest.emitted_ns, newest.interval_ns)
         else:
             newest = Emission(newest.sequence, newest.emitted_ns - 30 * NS, newest.interval_ns)
-        assert clock.stall(newest, now, now + 0.002) == 0.0
+        assert stall(clock, newest, now, now + 0.002) == 0.0
