@@ -8,14 +8,18 @@ suite's workload writes through Feast. Faults, each held until the flag is certa
 - a broker loss: every broker unreachable (SIGSTOP of all three: how a lost Kafka looks to
   its clients without RST; losing one of three brokers loses nothing and raises nothing).
 Figure: ``first /api/status sample with eu-west-1 violated - injection``, polled every
-0.5 s. Target: <= bound + 2 rounds (9 s).
+0.5 s, for ``REPEATS`` injections of each fault (the phase of the checker's rounds against
+the fault moves the figure by up to a round): the median per fault, and the worst of them
+is the value. Target: <= bound + 2 rounds (9 s).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
+import statistics
 import sys
 import time
 from typing import Any
@@ -27,6 +31,7 @@ from chaos.runner import commit_id, run_fault
 
 NAME = "detection"
 HOLD_S = 40.0
+REPEATS = 3
 
 
 def _signal_brokers(sig: signal.Signals) -> Any:
@@ -82,10 +87,10 @@ def run(quick: bool) -> dict[str, Any]:
     cluster = ChaosCluster()
     started = not cluster.stack.status()["ok"]
     seed = random.SystemRandom().randrange(10**6)
-    figures: dict[str, Any] = {}
+    runs: dict[str, list[float]] = {}
     try:
         cluster.up()
-        for i, fault in enumerate(FAULTS):
+        for i, fault in enumerate(FAULTS * (1 if quick else REPEATS)):
             print(f"[{time.strftime('%H:%M:%S')}] detection: {fault.name}", file=sys.stderr)
             result = run_fault(cluster, fault, seed + i, commit_id(), lambda m: None)
             history = result.history
@@ -95,25 +100,29 @@ def run(quick: bool) -> dict[str, Any]:
                 if history and start is not None
                 else None
             )
-            figures[fault.name] = None if at is None or start is None else round(at - start, 2)
+            runs.setdefault(fault.name, []).append(
+                math.inf if at is None or start is None else round(at - start, 2)
+            )
     finally:
         if started:
             cluster.down()
         else:
             cluster.toxiproxy.stop()
-    measured = [v for v in figures.values() if v is not None]
-    worst = max(measured) if len(measured) == len(figures) else float("inf")
+    figures = {name: statistics.median(seconds) for name, seconds in runs.items()}
+    worst = max(figures.values())
     return {
-        "unit": "s (worst fault -> VIOLATED)",
+        "unit": "s (worst fault's median -> VIOLATED)",
         "value": worst,
         "target": f"<= bound + 2 rounds ({target:.0f} s) for every fault",
         "met": worst <= target,
         "seconds_to_violated": figures,
+        "runs": runs,
         "params": {
             "region": REMOTE,
             "bound_s": bound,
             "round_s": CHECK_INTERVAL_S,
             "violate_after": 2,
+            "repeats": len(next(iter(runs.values()))),
             "seed": seed,
         },
     }

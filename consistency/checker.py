@@ -129,7 +129,7 @@ class Checker:
         errors: list[str] = []
         emission, heartbeat = self._heartbeats.read(errors)
         topics = self._topics(emission, errors)
-        reports = self._regions_within_deadline(emission, heartbeat.stalled_seconds, topics, errors)
+        reports = self._regions_within_deadline(emission, heartbeat.age_seconds, topics, errors)
         self._newest.add_to(reports, self.clock() / 1e9)
         self._egress.add_savings(reports, [v for t in topics if (v := self.scope.view_of(t))])
         if self._versions is not None:
@@ -139,7 +139,7 @@ class Checker:
     def _regions_within_deadline(
         self,
         emission: Emission | None,
-        stall: float,
+        round_age: float,
         topics: Mapping[str, int],
         errors: list[str],
     ) -> dict[str, RegionReport]:
@@ -176,7 +176,7 @@ class Checker:
                     reasons[region] = f"{region}: no answer within {deadline:g} s"
                 redis = RegionRedis(None, None, [reasons[region]])
             reports[region] = self._region_report(
-                region, emission, stall, views[region], redis, log.regions[region]
+                region, emission, round_age, views[region], redis, log.regions[region]
             )
         return reports
 
@@ -241,13 +241,13 @@ class Checker:
         self,
         region: str,
         emission: Emission | None,
-        stall: float,
+        round_age: float,
         views: Mapping[str, tuple[str, int]],
         redis: RegionRedis,
         log: RegionLog,
     ) -> RegionReport:
         readings = RegionReadings(views, redis.applied, log.lag, log.lag_seconds)
-        report = region_report(emission, stall, readings)
+        report = region_report(emission, round_age, readings)
         report.errors.extend(redis.errors + log.errors)
         self._log.add_catch_up(region, log.committed, report)
         self._log.add_retention([t for t, _ in views.values()], report)

@@ -201,11 +201,16 @@ class ConsistencyService:
         report["age_seconds"] = None if age is None else round(age, 3)
         report["stale"] = not self.healthy()[0]
         violated_regions = {v["region"] for v in violations}
+        over_regions = {v["region"] for v in report["raw_violations"]}
         for name, region in report["regions"].items():
             if name in violated_regions:
                 region["status"] = "violated"
-            elif region["status"] == "unknown" or report["stale"]:
-                region["status"] = "unknown"  # not measured (lately): never OK
+            elif report["stale"]:
+                region["status"] = "unknown"  # not measured lately: never OK
+            elif name in over_regions:
+                region["status"] = "breaching"  # over a bound, not yet for violate_after rounds
+            elif region["status"] == "unknown":
+                region["status"] = "unknown"  # not measured: never OK
             else:
                 region["status"] = "ok"
         report["ready"] = True

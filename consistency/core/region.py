@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from consistency.core.lag import TopicPartition
 from consistency.core.report import PartitionReport, RegionReport, ViewReport
+from consistency.core.stall import added_staleness
 from replicator.core.staleness import AppliedHeartbeat, Emission, partition_staleness, worst
 
 
@@ -25,14 +26,15 @@ class RegionReadings:
 
 
 def region_report(
-    emission: Emission | None, stall_seconds: float, readings: RegionReadings
+    emission: Emission | None, round_age_seconds: float, readings: RegionReadings
 ) -> RegionReport:
     """Per-partition, per-view and region staleness and lag.
 
     Staleness is ``math.inf`` ("unmeasurable") for every view when there is no emission or
     the region's heartbeats could not be read; a view's figure is its worst partition's, a
-    region's its worst view's. ``stall_seconds`` (the emitter's stall) is added to every
-    measured partition.
+    region's its worst view's. ``round_age_seconds`` (since the newest round was made) is
+    added as ``consistency.core.stall.added_staleness`` says: to every partition behind that
+    round, and to every partition once the emitter stalls.
     """
     report = RegionReport()
     unmeasurable = emission is None or readings.applied is None
@@ -45,8 +47,9 @@ def region_report(
                 lag_offsets=readings.lag.get(pos), lag_seconds=readings.lag_seconds.get(pos)
             )
             if not unmeasurable and emission is not None:
-                pr.staleness_seconds = (
-                    partition_staleness(emission, topic, applied.get(pos)) + stall_seconds
+                behind = partition_staleness(emission, topic, applied.get(pos))
+                pr.staleness_seconds = behind + added_staleness(
+                    behind, round_age_seconds, emission.interval_seconds
                 )
             vr.partitions[p] = pr
         vr.staleness_seconds = (

@@ -103,9 +103,11 @@ class HeartbeatInfo:
     emitted_ns: int | None = None
     interval_seconds: float | None = None
     emitter_up: bool = False
+    age_seconds: float = 0.0
+    """Since the newest round was made (checker's monotonic clock,
+    ``consistency.core.stall``); added to the staleness of every partition behind it."""
     stalled_seconds: float = 0.0
-    """How long the emission record has not advanced beyond its interval (checker's
-    monotonic clock); added to every staleness."""
+    """The newest round's age once the next is late (else 0.0); added to every staleness."""
 
 
 @dataclass
@@ -134,6 +136,7 @@ class Report:
                 else self.heartbeat.emitted_ns / 1e9,
                 "interval_seconds": self.heartbeat.interval_seconds,
                 "emitter_up": self.heartbeat.emitter_up,
+                "age_seconds": round(self.heartbeat.age_seconds, 3),
                 "stalled_seconds": round(self.heartbeat.stalled_seconds, 3),
             },
             "regions": {name: _region(r) for name, r in self.regions.items()},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from consistency.core.report import HeartbeatInfo
+from consistency.core.stall import EmissionClock, stalled
 from consistency.errors import SourceUnavailable
 from consistency.ports import RegionData
 from replicator.core.staleness import Emission
@@ -20,12 +21,13 @@ class HeartbeatMeter:
         self._primary = primary
         self._project = project
         self._monotonic = monotonic
-        self._seen: tuple[int, float] | None = None
+        self._clock = EmissionClock()
 
     def read(self, errors: list[str]) -> tuple[Emission | None, HeartbeatInfo]:
         """The newest durable round (None when absent or unreadable: the reason is appended
         to ``errors``) and what the report says of the emitter."""
         emission: Emission | None = None
+        started = self._monotonic()
         try:
             emission = self._primary.emission(self._project)
         except SourceUnavailable as exc:
@@ -38,16 +40,6 @@ class HeartbeatMeter:
         info.sequence = emission.sequence
         info.emitted_ns = emission.emitted_ns
         info.interval_seconds = emission.interval_seconds
-        info.stalled_seconds = self._stall(emission)
+        info.age_seconds = self._clock.age(emission, started, self._monotonic())
+        info.stalled_seconds = stalled(info.age_seconds, emission.interval_seconds)
         return emission, info
-
-    def _stall(self, emission: Emission) -> float:
-        """Seconds the emission record has not moved beyond its interval, timed on the
-        checker's monotonic clock (a duration on one machine: skew-free). While the emitter
-        stalls, the primary's clock runs on but its newest stamp does not: adding the stall
-        keeps staleness from shrinking to zero as regions catch up with a frozen fence."""
-        now = self._monotonic()
-        if self._seen is None or self._seen[0] != emission.sequence:
-            self._seen = (emission.sequence, now)
-            return 0.0
-        return max(0.0, now - self._seen[1] - emission.interval_seconds)

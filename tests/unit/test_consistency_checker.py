@@ -151,10 +151,24 @@ def test_a_stalled_emitter_does_not_let_staleness_shrink_to_zero() -> None:
     assert checker.measure_staleness().regions["eu"].staleness_seconds == 0.0
     clocks.mono += 5.0  # the record has not moved for 5 intervals of 1 s
     stalled = checker.measure_staleness()
-    assert stalled.heartbeat.stalled_seconds == 4.0
-    assert {r.staleness_seconds for r in stalled.regions.values()} == {4.0}
+    assert stalled.heartbeat.stalled_seconds == 5.0
+    assert {r.staleness_seconds for r in stalled.regions.values()} == {5.0}
     regions["us"].emitted[PROJECT] = Emission(101, emission.emitted_ns + S, S, emission.topics)
     assert checker.measure_staleness().regions["eu"].staleness_seconds == 1.0
+
+
+def test_a_region_behind_grows_stale_with_the_clock_not_in_steps_of_rounds() -> None:
+    checker, regions, log, clocks = make_world()
+    emission = regions["us"].emitted[PROJECT]
+    caught_up(regions, log, emission.emitted_ns)
+    for p in range(2):  # eu's worker stopped 2 rounds ago
+        regions["eu"].heartbeats[(TOPIC, p)] = AppliedHeartbeat(98, emission.emitted_ns - 2 * S)
+    first = checker.measure_staleness()
+    assert first.regions["eu"].staleness_seconds == 2.0
+    clocks.mono += 0.8  # no newer round yet: it is not late, and eu lags on
+    later = checker.measure_staleness().regions
+    assert later["eu"].staleness_seconds == pytest.approx(2.8)
+    assert later["us"].staleness_seconds == 0.0  # caught up: as fresh as the emitter vouches
 
 
 def test_without_the_emitter_staleness_is_unmeasurable_and_check_exits_3() -> None:

@@ -69,6 +69,18 @@ def test_a_stopped_region_raises_one_alert_while_staleness_grows_and_one_recover
     assert violated["project"] == "proj" and violated["id"]
 
 
+def test_a_region_over_its_bound_before_hysteresis_is_breaching_never_ok() -> None:
+    service, regions, _, sink = service_world()
+    set_eu_staleness(regions, 6)  # over the 5 s bound for one round: no alert yet
+    service.run_staleness()
+    status = service.status()
+    assert sink.alerts == [] and status["violations"] == []
+    assert status["regions"]["eu"]["status"] == "breaching"
+    assert status["regions"]["ap"]["status"] == "ok"
+    service.run_staleness()  # the second round over it: violated
+    assert service.status()["regions"]["eu"]["status"] == "violated"
+
+
 def test_divergence_alerts_come_from_the_divergence_job() -> None:
     service, regions, log, sink = service_world(bounds={"max_divergence_ratio": 0.05})
     damage(regions, log)
