@@ -2,7 +2,9 @@
 
 With a ``transactional_id`` the producer is transactional and ``publish_atomically`` makes a
 set of records, across partitions and topics, visible to ``read_committed`` readers all
-together or not at all.
+together or not at all. Calls from several threads share transactions (group commit): a
+producer has one transaction open at a time, so a call that arrives while one commits joins
+the next, which carries every call that waited for it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -40,6 +43,15 @@ TOPIC_CONFIG = {
 
 OutgoingRecord = tuple[str, int, bytes, Headers]
 """(topic, partition, payload, headers)."""
+
+
+@dataclass
+class _Group:
+    """The records of the calls that share one transaction, and how it ended."""
+
+    records: list[OutgoingRecord] = field(default_factory=list)
+    done: bool = False
+    error: PublishError | None = None
 
 
 class KafkaPublisher:
@@ -78,6 +90,11 @@ class KafkaPublisher:
         self._record_limits: dict[str, int] = {}
         self._errors: list[str] = []
         self._lock = threading.Lock()
+        self._groups = threading.Condition()
+        self._forming: _Group | None = None  # calls waiting for the next transaction
+        self._committing = False  # a transaction is open (one at a time per producer)
+        self.transactions = 0
+        """Transactions committed: with concurrent callers, fewer than calls."""
 
     def __enter__(self) -> KafkaPublisher:
         return self
@@ -107,15 +124,48 @@ class KafkaPublisher:
     def publish_atomically(self, records: Sequence[OutgoingRecord], timeout: float) -> None:
         """Publish ``records`` in one Kafka transaction: once this returns every record is
         acknowledged and visible to ``read_committed`` readers; when it raises
-        (``PublishError``) none of them ever is. Needs a ``transactional_id``."""
+        (``PublishError``) none of them ever is. Needs a ``transactional_id``.
+
+        Thread-safe: calls made while a transaction commits wait and then share the next one
+        (all of their records visible together, or none; each call returns or raises with
+        it), so concurrent writers cost the broker one transaction per round, not per call.
+        ``timeout`` (seconds) bounds the commit of the transaction this call runs itself."""
         if not self.transactional:
             raise PublishError("publish_atomically needs a producer with a transactional_id")
+        with self._groups:
+            group = self._forming = self._forming or _Group()
+            group.records.extend(records)
+            while self._committing and not group.done:
+                self._groups.wait()
+            leads = not group.done
+            if leads:  # the group's transaction is this call's to run
+                self._committing, self._forming = True, None
+        if not leads:
+            if group.error is not None:  # a fresh error per caller: threads share none
+                raise PublishError(str(group.error)) from group.error
+            return
+        try:
+            self._transact(group.records, timeout)
+        except PublishError as exc:
+            group.error = exc
+            raise
+        except BaseException as exc:  # the others must not take it for a commit
+            group.error = PublishError(f"Kafka transaction not committed: {exc!r}")
+            raise
+        finally:
+            with self._groups:
+                group.done, self._committing = True, False
+                self._groups.notify_all()
+
+    def _transact(self, records: Sequence[OutgoingRecord], timeout: float) -> None:
+        """One transaction holding ``records``; raises PublishError when it was aborted."""
         producer = self.producer
         try:
             producer.begin_transaction()
             for topic, partition, payload, headers in records:
                 self.send(topic, partition, payload, headers)
             producer.commit_transaction(timeout)
+            self.transactions += 1
         except (KafkaException, PublishError) as exc:
             self._abort(exc)
             raise PublishError(f"Kafka transaction aborted, nothing published: {exc}") from exc
