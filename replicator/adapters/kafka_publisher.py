@@ -86,6 +86,7 @@ class KafkaPublisher:
             self._config["transactional.id"] = transactional_id
         self._producer: Producer | None = None
         self._admin: AdminClient | None = None
+        self._admin_lock = threading.Lock()  # topics and limits, asked once by any thread
         self._known_topics: set[str] = set()
         self._record_limits: dict[str, int] = {}
         self._errors: list[str] = []
@@ -190,16 +191,21 @@ class KafkaPublisher:
         of the producer's ``message.max.bytes`` and the topic's effective
         ``max.message.bytes`` (asked of the broker once per topic). Raises PublishError when
         the broker cannot be asked."""
-        if topic not in self._record_limits:
-            resource = ConfigResource(ResourceType.TOPIC, topic)
-            try:
-                future = self._admin_client().describe_configs([resource])[resource]
-                entry = future.result(timeout=30)["max.message.bytes"]
-                topic_limit = int(entry.value)
-            except (KafkaException, KeyError, ValueError) as exc:
-                raise PublishError(f"cannot read the record limit of topic {topic}: {exc}") from exc
-            self._record_limits[topic] = min(topic_limit, int(self._config["message.max.bytes"]))
-        return self._record_limits[topic]
+        with self._admin_lock:
+            if topic not in self._record_limits:
+                resource = ConfigResource(ResourceType.TOPIC, topic)
+                try:
+                    future = self._admin_client().describe_configs([resource])[resource]
+                    entry = future.result(timeout=30)["max.message.bytes"]
+                    topic_limit = int(entry.value)
+                except (KafkaException, KeyError, ValueError) as exc:
+                    raise PublishError(
+                        f"cannot read the record limit of topic {topic}: {exc}"
+                    ) from exc
+                self._record_limits[topic] = min(
+                    topic_limit, int(self._config["message.max.bytes"])
+                )
+            return self._record_limits[topic]
 
     def _admin_client(self) -> AdminClient:
         if self._admin is None:
@@ -216,6 +222,12 @@ class KafkaPublisher:
     ) -> None:
         """Create the topics that do not exist yet (``retention_ms``: -1 keeps records
         forever); topics that exist keep their settings."""
+        with self._admin_lock:
+            self._ensure_topics(topics, partitions, replication_factor, retention_ms)
+
+    def _ensure_topics(
+        self, topics: Iterable[str], partitions: int, replication_factor: int, retention_ms: int
+    ) -> None:
         missing = [t for t in topics if t not in self._known_topics]
         if not missing:
             return

@@ -9,7 +9,9 @@ refuses a second one opened before the first ended (what librdkafka does).
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from concurrent.futures import Future
 from typing import Any, cast
 
 import pytest
@@ -135,3 +137,54 @@ def test_every_call_of_a_failed_shared_transaction_fails_and_none_is_published(
     # The producer is usable afterwards: the next call has a transaction of its own.
     publisher.publish_atomically([("t", 0, b"after", [])], 10)
     assert producer.committed[-1] == [b"after"]
+
+
+class CountingAdmin:
+    """An AdminClient that counts how many were made; the first two constructions meet at a
+    barrier, so two threads making one each at the same time both get through."""
+
+    made: list[CountingAdmin] = []
+    meeting = threading.Barrier(2)
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        CountingAdmin.made.append(self)
+        # Broken when the other thread waits for this one (the publisher's lock): the fix.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            CountingAdmin.meeting.wait(timeout=1)
+        self.created: list[str] = []
+
+    def create_topics(self, new: list[Any], **_: Any) -> dict[str, Any]:
+        done: dict[str, Any] = {}
+        for topic in new:
+            self.created.append(topic.topic)
+            future: Future[None] = Future()
+            future.set_result(None)
+            done[topic.topic] = future
+        return done
+
+
+def test_concurrent_writes_make_one_admin_client_and_create_a_topic_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two write calls of a fresh process both ensure their topic: one admin client (a
+    second one replaced the first under its pending call, which then failed 'handle is
+    terminating'), one creation."""
+    monkeypatch.setattr(kafka_publisher, "AdminClient", CountingAdmin)
+    CountingAdmin.made, CountingAdmin.meeting = [], threading.Barrier(2)
+    publisher = KafkaPublisher("127.0.0.1:1", client_id="t", transactional_id="t")
+    errors: list[BaseException] = []
+
+    def ensure() -> None:
+        try:
+            publisher.ensure_topics(["feast.p.v"], 6, 1)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ensure) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert errors == []
+    assert len(CountingAdmin.made) == 1
+    assert CountingAdmin.made[0].created == ["feast.p.v"]
