@@ -191,6 +191,8 @@ class KafkaPublisher:
         of the producer's ``message.max.bytes`` and the topic's effective
         ``max.message.bytes`` (asked of the broker once per topic). Raises PublishError when
         the broker cannot be asked."""
+        if topic in self._record_limits:  # known: no wait behind another topic's question
+            return self._record_limits[topic]
         with self._admin_lock:
             if topic not in self._record_limits:
                 resource = ConfigResource(ResourceType.TOPIC, topic)
@@ -222,6 +224,9 @@ class KafkaPublisher:
     ) -> None:
         """Create the topics that do not exist yet (``retention_ms``: -1 keeps records
         forever); topics that exist keep their settings."""
+        topics = list(topics)
+        if all(t in self._known_topics for t in topics):  # no wait behind a creation
+            return
         with self._admin_lock:
             self._ensure_topics(topics, partitions, replication_factor, retention_ms)
 
