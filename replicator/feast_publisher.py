@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -119,6 +120,9 @@ class ReplicatingOnlineStore(RedisOnlineStore):
         self._publisher: KafkaPublisher | None = None
         self._registry_digest: tuple[float, str] = (0.0, "")
         self._gate: SchemaGate | None = None
+        # Concurrent writes (Feast's async push runs each in a thread) share one gate and
+        # one publisher, whose transactions they share too (KafkaPublisher.publish_atomically).
+        self._lazy = threading.Lock()
 
     # Writes ---------------------------------------------------------------------------
     def online_write_batch(
@@ -234,30 +238,36 @@ class ReplicatingOnlineStore(RedisOnlineStore):
         return topology
 
     def _schema_gate(self, topology: Topology) -> SchemaGate:
-        if self._gate is None or self._gate.topology is not topology:
-            self._gate = SchemaGate(topology)
-        return self._gate
+        with self._lazy:
+            if self._gate is None or self._gate.topology is not topology:
+                self._gate = SchemaGate(topology)
+            return self._gate
 
     def _publisher_with_topics(
         self, topology: Topology, store: ReplicatingOnlineStoreConfig, topics: list[str]
     ) -> KafkaPublisher:
-        if self._publisher is None:
-            client_id = f"feast-primary-{topology.project}"
-            timeout_ms = int(store.publish_timeout_seconds * 1000)
-            self._publisher = KafkaPublisher(
-                client_config(topology, "primary"),
-                client_id=client_id,
-                transactional_id=store.transactional_id or f"{client_id}-{uuid.uuid4().hex}",
-                compression=topology.kafka.compression,
-                options={"transaction.timeout.ms": timeout_ms, "delivery.timeout.ms": timeout_ms},
-            )
-        self._publisher.ensure_topics(
+        with self._lazy:
+            if self._publisher is None:
+                client_id = f"feast-primary-{topology.project}"
+                timeout_ms = int(store.publish_timeout_seconds * 1000)
+                self._publisher = KafkaPublisher(
+                    client_config(topology, "primary"),
+                    client_id=client_id,
+                    transactional_id=store.transactional_id or f"{client_id}-{uuid.uuid4().hex}",
+                    compression=topology.kafka.compression,
+                    options={
+                        "transaction.timeout.ms": timeout_ms,
+                        "delivery.timeout.ms": timeout_ms,
+                    },
+                )
+            publisher = self._publisher
+        publisher.ensure_topics(
             topics,
             topology.kafka.partitions,
             topology.kafka.replication_factor,
             retention_ms=topology.kafka.retention_ms,
         )
-        return self._publisher
+        return publisher
 
     def _registry_version(self, config: RepoConfig) -> str:
         """Digest of the local registry file, re-read when it changes; '' when not local."""

@@ -2,7 +2,9 @@
 
 With a ``transactional_id`` the producer is transactional and ``publish_atomically`` makes a
 set of records, across partitions and topics, visible to ``read_committed`` readers all
-together or not at all.
+together or not at all. Calls from several threads share transactions (group commit): a
+producer has one transaction open at a time, so a call that arrives while one commits joins
+the next, which carries every call that waited for it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -40,6 +43,15 @@ TOPIC_CONFIG = {
 
 OutgoingRecord = tuple[str, int, bytes, Headers]
 """(topic, partition, payload, headers)."""
+
+
+@dataclass
+class _Group:
+    """The records of the calls that share one transaction, and how it ended."""
+
+    records: list[OutgoingRecord] = field(default_factory=list)
+    done: bool = False
+    error: PublishError | None = None
 
 
 class KafkaPublisher:
@@ -74,10 +86,16 @@ class KafkaPublisher:
             self._config["transactional.id"] = transactional_id
         self._producer: Producer | None = None
         self._admin: AdminClient | None = None
+        self._admin_lock = threading.Lock()  # topics and limits, asked once by any thread
         self._known_topics: set[str] = set()
         self._record_limits: dict[str, int] = {}
         self._errors: list[str] = []
         self._lock = threading.Lock()
+        self._groups = threading.Condition()
+        self._forming: _Group | None = None  # calls waiting for the next transaction
+        self._committing = False  # a transaction is open (one at a time per producer)
+        self.transactions = 0
+        """Transactions committed: with concurrent callers, fewer than calls."""
 
     def __enter__(self) -> KafkaPublisher:
         return self
@@ -107,15 +125,48 @@ class KafkaPublisher:
     def publish_atomically(self, records: Sequence[OutgoingRecord], timeout: float) -> None:
         """Publish ``records`` in one Kafka transaction: once this returns every record is
         acknowledged and visible to ``read_committed`` readers; when it raises
-        (``PublishError``) none of them ever is. Needs a ``transactional_id``."""
+        (``PublishError``) none of them ever is. Needs a ``transactional_id``.
+
+        Thread-safe: calls made while a transaction commits wait and then share the next one
+        (all of their records visible together, or none; each call returns or raises with
+        it), so concurrent writers cost the broker one transaction per round, not per call.
+        ``timeout`` (seconds) bounds the commit of the transaction this call runs itself."""
         if not self.transactional:
             raise PublishError("publish_atomically needs a producer with a transactional_id")
+        with self._groups:
+            group = self._forming = self._forming or _Group()
+            group.records.extend(records)
+            while self._committing and not group.done:
+                self._groups.wait()
+            leads = not group.done
+            if leads:  # the group's transaction is this call's to run
+                self._committing, self._forming = True, None
+        if not leads:
+            if group.error is not None:  # a fresh error per caller: threads share none
+                raise PublishError(str(group.error)) from group.error
+            return
+        try:
+            self._transact(group.records, timeout)
+        except PublishError as exc:
+            group.error = exc
+            raise
+        except BaseException as exc:  # the others must not take it for a commit
+            group.error = PublishError(f"Kafka transaction not committed: {exc!r}")
+            raise
+        finally:
+            with self._groups:
+                group.done, self._committing = True, False
+                self._groups.notify_all()
+
+    def _transact(self, records: Sequence[OutgoingRecord], timeout: float) -> None:
+        """One transaction holding ``records``; raises PublishError when it was aborted."""
         producer = self.producer
         try:
             producer.begin_transaction()
             for topic, partition, payload, headers in records:
                 self.send(topic, partition, payload, headers)
             producer.commit_transaction(timeout)
+            self.transactions += 1
         except (KafkaException, PublishError) as exc:
             self._abort(exc)
             raise PublishError(f"Kafka transaction aborted, nothing published: {exc}") from exc
@@ -140,16 +191,23 @@ class KafkaPublisher:
         of the producer's ``message.max.bytes`` and the topic's effective
         ``max.message.bytes`` (asked of the broker once per topic). Raises PublishError when
         the broker cannot be asked."""
-        if topic not in self._record_limits:
-            resource = ConfigResource(ResourceType.TOPIC, topic)
-            try:
-                future = self._admin_client().describe_configs([resource])[resource]
-                entry = future.result(timeout=30)["max.message.bytes"]
-                topic_limit = int(entry.value)
-            except (KafkaException, KeyError, ValueError) as exc:
-                raise PublishError(f"cannot read the record limit of topic {topic}: {exc}") from exc
-            self._record_limits[topic] = min(topic_limit, int(self._config["message.max.bytes"]))
-        return self._record_limits[topic]
+        if topic in self._record_limits:  # known: no wait behind another topic's question
+            return self._record_limits[topic]
+        with self._admin_lock:
+            if topic not in self._record_limits:
+                resource = ConfigResource(ResourceType.TOPIC, topic)
+                try:
+                    future = self._admin_client().describe_configs([resource])[resource]
+                    entry = future.result(timeout=30)["max.message.bytes"]
+                    topic_limit = int(entry.value)
+                except (KafkaException, KeyError, ValueError) as exc:
+                    raise PublishError(
+                        f"cannot read the record limit of topic {topic}: {exc}"
+                    ) from exc
+                self._record_limits[topic] = min(
+                    topic_limit, int(self._config["message.max.bytes"])
+                )
+            return self._record_limits[topic]
 
     def _admin_client(self) -> AdminClient:
         if self._admin is None:
@@ -166,6 +224,15 @@ class KafkaPublisher:
     ) -> None:
         """Create the topics that do not exist yet (``retention_ms``: -1 keeps records
         forever); topics that exist keep their settings."""
+        topics = list(topics)
+        if all(t in self._known_topics for t in topics):  # no wait behind a creation
+            return
+        with self._admin_lock:
+            self._ensure_topics(topics, partitions, replication_factor, retention_ms)
+
+    def _ensure_topics(
+        self, topics: Iterable[str], partitions: int, replication_factor: int, retention_ms: int
+    ) -> None:
         missing = [t for t in topics if t not in self._known_topics]
         if not missing:
             return

@@ -211,22 +211,33 @@ class RegionStore:
             return []
         client = self.client
         try:
-            with client.pipeline(transaction=False) as pipe:
-                for b in batches:
-                    args: list[bytes | str | int] = [
-                        b.payload,
-                        b.offset,
-                        self._ttl if b.key_ttl_seconds is None else b.key_ttl_seconds,
-                        row_versions_key(b.feature_view, b.partition),
-                        b.feature_view,
-                        "" if b.max_event_s is None else b.max_event_s,
-                        _row_indexes(b),
-                    ]
-                    self._apply(keys=[], args=args, client=pipe)
-                replies = pipe.execute(raise_on_error=False)
+            replies = self._evalsha_each(client, batches)
+            if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+                # First use, or an emptied script cache (restart, SCRIPT FLUSH): load it and
+                # run the batches again (a batch that did run meanwhile is only redelivered).
+                client.script_load(_APPLY_LUA)
+                replies = self._evalsha_each(client, batches)
         except redis.RedisError as exc:
             raise self._error(exc) from exc
         return [self._outcome(reply) for reply in replies]
+
+    def _evalsha_each(self, client: redis.Redis, batches: Sequence[EncodedBatch]) -> list[Any]:
+        """One pipeline of the apply script per batch, its replies (errors among them). The
+        script is called by EVALSHA itself: a pipeline of redis-py ``Script`` calls first
+        asks SCRIPT EXISTS, one more round trip for every apply."""
+        with client.pipeline(transaction=False) as pipe:
+            for b in batches:
+                args: list[bytes | str | int] = [
+                    b.payload,
+                    b.offset,
+                    self._ttl if b.key_ttl_seconds is None else b.key_ttl_seconds,
+                    row_versions_key(b.feature_view, b.partition),
+                    b.feature_view,
+                    "" if b.max_event_s is None else b.max_event_s,
+                    _row_indexes(b),
+                ]
+                pipe.evalsha(self._apply.sha, 0, *args)
+            return list(pipe.execute(raise_on_error=False))
 
     def delete_view(self, delete: DeleteView, partition: int, partitions: int, offset: int) -> int:
         """Remove a view from the keys of one partition written before ``offset`` (the
