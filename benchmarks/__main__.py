@@ -4,6 +4,7 @@
     python -m benchmarks --quick              # smaller sizes, shorter runs
     python -m benchmarks --only apply --only rebuild
     python -m benchmarks --out /tmp/bench.json
+    python -m benchmarks --only security_cost  # plaintext vs secure stack (not in the default run)
 
 Starts the local stack when it is not running (and stops it again at the end, as the test
 fixtures do). Each benchmark works in its own throwaway Feast project and removes its
@@ -58,8 +59,11 @@ EXTERNAL = {
     "failover": "benchmarks.failover",
     "e2e_lag_wan": "benchmarks.e2e_lag_wan",
     "detection": "benchmarks.detection",
+    "security_cost": "benchmarks.security_cost",
 }
 """Benchmarks with their own runner, ``run(quick) -> dict`` already in the results shape."""
+OPT_IN = {"security_cost"}
+"""Run only when named with ``--only`` (``security_cost`` brings up a second, secure stack)."""
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
 
 
@@ -90,7 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.monotonic()
     progress = _progress(began)
     topology = load_topology(args.config)
-    selected = args.only or [*BENCHMARKS, *(n for n in EXTERNAL if _external(n) is not None)]
+    selected = args.only or [
+        *BENCHMARKS,
+        *(n for n in EXTERNAL if n not in OPT_IN and _external(n) is not None),
+    ]
     ctx = Context(args.config.resolve(), topology, args.quick, progress)
 
     with _stack(topology, progress):

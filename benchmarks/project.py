@@ -3,6 +3,10 @@
 Each ``BenchProject`` has its own project name and feature-view name, hence its own topics,
 Redis keys, version hashes, consumer groups and registry objects. ``close()`` removes all of
 them (Redis through each region's admin user), whatever happened in between.
+
+On a broker with SASL (the secure stack of infra/secure/topology.yaml), every Kafka client
+connects as the principal ``replicator kafka acls`` describes, and the project's own ACLs
+(``required_acls`` of its topology) are added at the start and deleted by ``close()``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import redis
 import yaml
 from confluent_kafka.admin import AdminClient
 
+from replicator.adapters.kafka_admin import KafkaAdmin
 from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import MAX_RECORD_BYTES, KafkaPublisher
 from replicator.adapters.kafka_source import KafkaSource
@@ -32,6 +37,7 @@ from replicator.config import Topology, load_topology
 from replicator.core import wire
 from replicator.core.keys import NAMESPACE
 from replicator.core.records import RowBatch
+from replicator.kafka_acls import required_acls
 from replicator.worker import Worker, WorkerOptions
 
 if TYPE_CHECKING:
@@ -92,6 +98,9 @@ class BenchProject:
         self.feature_view: Any = None
         self.repo_config: Any = None
         self._admins: dict[str, redis.Redis] = {}
+        self._acls = required_acls(self.topology) if self.topology.kafka.users.admin else []
+        if self._acls:
+            KafkaAdmin(client_config(self.topology, "admin")).add_acls(self._acls)
 
     def __enter__(self) -> BenchProject:
         return self
@@ -186,10 +195,7 @@ class BenchProject:
 
     def publisher(self) -> KafkaPublisher:
         topology = self.topology
-        return KafkaPublisher(
-            topology.bootstrap_servers_for(topology.primary_region),
-            client_id=f"bench-{self.name}",
-        )
+        return KafkaPublisher(client_config(topology, "primary"), client_id=f"bench-{self.name}")
 
     def publish(
         self,
@@ -314,7 +320,7 @@ class BenchProject:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _delete_kafka_state(self) -> None:
-        admin = AdminClient({"bootstrap.servers": self.topology.kafka.bootstrap_servers})
+        admin = AdminClient(client_config(self.topology, "admin"))
         try:
             prefix = f"{self.topology.kafka.topic_prefix}.{self.name}."
             topics = [t for t in admin.list_topics(timeout=30).topics if t.startswith(prefix)]
@@ -326,5 +332,7 @@ class BenchProject:
             groups = [g.group_id for g in listed.valid if self.name in g.group_id]
             for future in admin.delete_consumer_groups(groups).values() if groups else ():
                 future.result(timeout=60)
+            if self._acls:
+                KafkaAdmin(client_config(self.topology, "admin")).remove_acls(self._acls)
         except Exception as exc:  # confluent_kafka raises KafkaException with varied codes
-            log.warning("cannot delete %s topics or groups: %s", self.name, exc)
+            log.warning("cannot delete %s topics, groups or ACLs: %s", self.name, exc)

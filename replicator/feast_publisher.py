@@ -45,6 +45,7 @@ from replicator.adapters.redis_store import feast_connection_string
 from replicator.config import Topology, find_config_path, load_topology
 from replicator.core import wire
 from replicator.errors import ConfigError
+from replicator.kafka_acls import primary_client_id
 from replicator.schema_release import SchemaGate
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ class ReplicatingOnlineStoreConfig(RedisOnlineStoreConfig):
     """Kafka ``transactional.id`` of this process's producer. Default: unique per process. A
     stable id per writer process lets a restarted process abort the transaction its crashed
     predecessor left open at once, instead of after ``publish_timeout_seconds``, during
-    which regions read nothing newer from the partitions that transaction touched."""
+    which regions read nothing newer from the partitions that transaction touched. With Kafka
+    ACLs, start it with ``feast-primary-<project>`` (the primary's ACLs cover that prefix)."""
 
     _topology: Topology | None = PrivateAttr(default=None)
 
@@ -248,7 +250,7 @@ class ReplicatingOnlineStore(RedisOnlineStore):
     ) -> KafkaPublisher:
         with self._lazy:
             if self._publisher is None:
-                client_id = f"feast-primary-{topology.project}"
+                client_id = primary_client_id(topology)
                 timeout_ms = int(store.publish_timeout_seconds * 1000)
                 self._publisher = KafkaPublisher(
                     client_config(topology, "primary"),

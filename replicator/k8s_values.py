@@ -5,6 +5,13 @@ password and S3 secret key becomes ``PLACEHOLDER``, and each region names the Ku
 Secret its processes read them from (``<secret_prefix>-<region>``). Region-specific choices:
 the checker and the alert rules run at the primary only, and the worker count never exceeds
 the partition count.
+
+TLS files live in Secrets too, never in the values: a region whose ``redis.tls`` names files
+gets ``redisTlsSecret: <secret_prefix>-<region>-redis-tls`` (keys ``ca.crt``, ``tls.crt``,
+``tls.key``) and its paths point where the chart mounts it (``/etc/tls/redis/<region>``); the
+region's ``health_tls`` becomes ``health.tls`` (Secret ``<secret_prefix>-<region>-health-tls``,
+``kubernetes.io/tls``, with ``ca.crt`` for client certificates), mounted at
+``/etc/tls/health``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,14 @@ from replicator.config import Topology
 
 PLACEHOLDER = "from-secret"
 """Stands for a value the pod gets from its region's Secret (docs/deploy.md)."""
+
+REDIS_TLS_DIR = "/etc/tls/redis"
+"""Where the chart mounts each region's ``redisTlsSecret`` (a directory per region)."""
+HEALTH_TLS_DIR = "/etc/tls/health"
+"""Where the chart mounts ``health.tls.secret``."""
+REDIS_TLS_FILES = {"ca_file": "ca.crt", "cert_file": "tls.crt", "key_file": "tls.key"}
+HEALTH_TLS_FILES = {"cert_file": "tls.crt", "key_file": "tls.key", "client_ca_file": "ca.crt"}
+"""Topology TLS fields -> Secret keys (the ``kubernetes.io/tls`` names)."""
 
 SECRET_FIELDS = {
     ("redis", "writer", "password"),
@@ -46,7 +61,12 @@ def k8s_values(
     for name, config in dumped.pop("regions").items():
         for path in SECRET_FIELDS:
             _set(config, path, PLACEHOLDER)
-        regions.append({"name": name, "secret": f"{secret_prefix}-{name}", **config})
+        entry = {"name": name, "secret": f"{secret_prefix}-{name}", **config}
+        tls = config["redis"].get("tls") or {}
+        if tls.get("enabled") and _mounted(tls, REDIS_TLS_FILES, f"{REDIS_TLS_DIR}/{name}"):
+            entry["redisTlsSecret"] = f"{secret_prefix}-{name}-redis-tls"
+        _mounted(config.get("health_tls") or {}, HEALTH_TLS_FILES, HEALTH_TLS_DIR)
+        regions.append(entry)
     primary = region == topology.primary_region
     values: dict[str, Any] = {
         "region": region,
@@ -55,9 +75,28 @@ def k8s_values(
         "checker": {"enabled": primary},
         "monitoring": {"prometheusRule": {"enabled": primary}},
     }
+    health = topology.region(region).health_tls
+    if health.enabled:
+        values["health"] = {
+            "tls": {
+                "secret": f"{secret_prefix}-{region}-health-tls",
+                "clientAuth": health.client_ca_file is not None,
+            }
+        }
     if image:
         values["image"] = _image(image)
     return values
+
+
+def _mounted(tls: dict[str, Any], files: dict[str, str], directory: str) -> bool:
+    """Point ``tls``'s file fields (set ones only) at their Secret keys under ``directory``;
+    whether any was set."""
+    found = False
+    for field, key in files.items():
+        if tls.get(field):
+            tls[field] = f"{directory}/{key}"
+            found = True
+    return found
 
 
 def render(topology: Topology, region: str, **options: Any) -> str:

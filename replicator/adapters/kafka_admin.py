@@ -34,7 +34,16 @@ SCRAM_ITERATIONS = 8192
 
 
 def _binding(acl: Acl) -> AclBinding:
-    return AclBinding(
+    return AclBinding(*_pattern(acl))
+
+
+def _binding_filter(acl: Acl) -> AclBindingFilter:
+    """Matches exactly ``acl``'s binding (for ``delete_acls``)."""
+    return AclBindingFilter(*_pattern(acl))
+
+
+def _pattern(acl: Acl) -> tuple[Any, ...]:
+    return (
         ResourceType[acl.resource_type],
         acl.resource_name,
         ResourcePatternType[acl.pattern_type],
@@ -68,6 +77,17 @@ class KafkaAdmin:
         for binding, future in self._admin.create_acls(bindings, request_timeout=TIMEOUT).items():
             self._wait(future, f"creating ACL {binding}")
         return len(bindings)
+
+    def remove_acls(self, acls: Iterable[Acl]) -> int:
+        """Delete exactly these ACLs (absent ones are no error); returns how many the broker
+        deleted."""
+        filters = [_binding_filter(acl) for acl in acls]
+        if not filters:
+            return 0
+        deleted = 0
+        for binding, future in self._admin.delete_acls(filters, request_timeout=TIMEOUT).items():
+            deleted += len(self._wait(future, f"deleting ACL {binding}"))
+        return deleted
 
     def acls(self) -> list[Acl]:
         """Every ALLOW ACL the broker holds."""

@@ -11,7 +11,9 @@ import yaml
 from deploy_tools import CRDS, KUBE_VERSION, ROOT, run, tool, tools_python
 
 from replicator.config import load_topology
+from replicator.core.feast_settings import FeastSettings
 from replicator.k8s_values import PLACEHOLDER, render
+from replicator.regional_config import feature_store_yaml
 
 CHART = ROOT / "infra" / "helm" / "feast-region-replicator"
 VALIDATOR = ROOT / "infra" / "helm" / "validate.py"
@@ -247,3 +249,80 @@ def test_the_checker_gets_each_regions_read_only_user_never_the_writer(tmp_path:
     older.write_text(yaml.safe_dump(values))
     keys = checker_secret_keys(str(older))
     assert "redis-writer-password" in keys and "redis-checker-password" not in keys
+
+
+SECURE = ROOT / "infra" / "secure" / "topology.yaml"
+
+
+def secure_values(tmp_path: Path, region: str) -> tuple[Any, str]:
+    """Values from the secure topology, ``region`` with a Redis client certificate and
+    mutual TLS on its health endpoint (paths of the operator's machine)."""
+    data = yaml.safe_load(SECURE.read_text())
+    data["regions"][region]["redis"]["tls"].update(cert_file="client.pem", key_file="client.key")
+    data["regions"][region]["read_fallbacks"] = ["ap-southeast-1"]
+    data["regions"][region]["health_tls"] = {
+        "cert_file": "health.pem",
+        "key_file": "health.key",
+        "client_ca_file": "clients.pem",
+    }
+    path = tmp_path / "secure.yaml"
+    path.write_text(yaml.safe_dump(data))
+    values = tmp_path / f"{region}.yaml"
+    values.write_text(render(load_topology(path), region))
+    return yaml.safe_load(values.read_text()), str(values)
+
+
+def mount_paths(obj: dict[str, Any], name: str, *, init: bool = False) -> dict[str, str]:
+    """A container's mount paths -> the Secret behind each (None for other volumes)."""
+    spec = obj["spec"]["template"]["spec"]
+    secrets = {v["name"]: v.get("secret", {}).get("secretName") for v in spec["volumes"]}
+    found = spec["initContainers" if init else "containers"]
+    mounts = next(c for c in found if c["name"] == name)["volumeMounts"]
+    return {m["mountPath"]: secrets[m["name"]] for m in mounts}
+
+
+def test_the_feature_server_mounts_every_redis_tls_file_its_feast_config_names(
+    tmp_path: Path,
+) -> None:
+    values, path = secure_values(tmp_path, "eu-west-1")
+    text = rendered("-f", path)
+    found = objects(text)
+    pod_topology = tmp_path / "pod-topology.yaml"
+    pod_topology.write_text(found[("ConfigMap", "feast-eu-west-1")]["data"]["topology.yaml"])
+    # What the init container writes (`replicator region feast-config`) from the pod's topology.
+    feast = yaml.safe_load(
+        feature_store_yaml(load_topology(pod_topology), "eu-west-1", FeastSettings())
+    )
+    plan = feast["online_store"]["plan"]
+    files = {
+        Path(region["tls"][field])
+        for region in [*plan["regions"], plan["primary"]]
+        for field in ("ca_file", "cert_file", "key_file")
+        if region["tls"].get(field)
+    }
+    assert Path("/etc/tls/redis/eu-west-1/tls.key") in files  # the client certificate's key
+    assert {f.parent.name for f in files} == {"eu-west-1", "ap-southeast-1", "us-east-1"}
+    server = found[("Deployment", "feast-eu-west-1-feature-server")]
+    for name, init in (("feast-config", True), ("feature-server", False), ("health", False)):
+        mounted = mount_paths(server, name, init=init)
+        for file in files:
+            secret = mounted.get(str(file.parent))
+            assert secret == f"feast-replicator-{file.parent.name}-redis-tls", (name, file)
+    assert values["health"] == {
+        "tls": {"secret": "feast-replicator-eu-west-1-health-tls", "clientAuth": True}
+    }
+    health = container(server, "health")
+    assert "--tls-client-ca=/etc/tls/health/ca.crt" in health["args"]
+    assert (
+        mount_paths(server, "health")["/etc/tls/health"] == "feast-replicator-eu-west-1-health-tls"
+    )
+    code, report = validate(text, tmp_path)
+    assert code == 0, report
+
+
+def test_workers_mount_only_their_own_regions_redis_tls_files(tmp_path: Path) -> None:
+    found = objects(rendered("-f", secure_values(tmp_path, "eu-west-1")[1]))
+    worker = mount_paths(found[("Deployment", "feast-eu-west-1-worker")], "worker")
+    assert {p for p in worker if p.startswith("/etc/tls/")} == {"/etc/tls/redis/eu-west-1"}
+    config = found[("ConfigMap", "feast-eu-west-1")]["data"]["topology.yaml"]
+    assert "redisTlsSecret" not in config  # chart values, not topology fields

@@ -129,6 +129,14 @@ def test_acls_give_each_principal_only_what_it_needs() -> None:
         if a.operation == "WRITE" and a.resource_name.startswith("feast.secure_demo.")
     }
     assert writers == {"User:primary"}
+    primary = {
+        (a.resource_type, a.resource_name, a.operation)
+        for a in acls
+        if a.principal == "User:primary"
+    }
+    # The Feast write path: each topic's record limit, then one transaction per call.
+    assert ("TOPIC", "feast.secure_demo.", "DESCRIBE_CONFIGS") in primary
+    assert ("TRANSACTIONAL_ID", "feast-primary-secure_demo", "WRITE") in primary
     assert not [a for a in acls if a.principal == "User:checker" and a.operation == "WRITE"]
     reads = {
         (a.pattern_type, a.resource_name)

@@ -36,7 +36,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "frr.topology" -}}
 {{- $regions := dict -}}
 {{- range .Values.topology.regions -}}
-{{- $_ := set $regions .name (omit . "name" "secret") -}}
+{{- $_ := set $regions .name (omit . "name" "secret" "redisTlsSecret") -}}
 {{- end -}}
 {{- toYaml (set (omit .Values.topology "regions") "regions" $regions) -}}
 {{- end -}}
@@ -147,6 +147,45 @@ HTTPS of an endpoint we serve (checker.tls, health.tls): a kubernetes.io/tls Sec
 {{- if $tls.secret }}
 - {name: {{ index . 0 }}-tls, mountPath: /etc/tls/{{ index . 0 }}, readOnly: true}
 {{- end }}
+{{- end -}}
+
+{{/*
+TLS files of regions' Redis: a region's `redisTlsSecret` (keys ca.crt; tls.crt and tls.key for a
+client certificate) mounted at /etc/tls/redis/<region>, the paths `replicator region
+k8s-values` writes into that region's redis.tls. Only the regions named (the ones the pod
+reads or writes), and only those with a redisTlsSecret. (list $ (list "eu-west-1"))
+*/}}
+{{- define "frr.redisTlsVolumes" -}}
+{{- $names := index . 1 -}}
+{{- range (index . 0).Values.topology.regions }}
+{{- if and .redisTlsSecret (has .name $names) }}
+- name: redis-tls-{{ .name }}
+  secret: {secretName: {{ .redisTlsSecret }}, defaultMode: 0440}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "frr.redisTlsMounts" -}}
+{{- $names := index . 1 -}}
+{{- range (index . 0).Values.topology.regions }}
+{{- if and .redisTlsSecret (has .name $names) }}
+- {name: redis-tls-{{ .name }}, mountPath: /etc/tls/redis/{{ .name }}, readOnly: true}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The regions whose Redis the feature server's pod may read, as its read plan names them
+(replicator/read_plan.py): its own, its read_fallbacks and the primary. A JSON list.
+*/}}
+{{- define "frr.readRegions" -}}
+{{- $names := list .Values.region -}}
+{{- range .Values.topology.regions -}}
+{{- if eq .name $.Values.region -}}
+{{- $names = concat $names (.read_fallbacks | default list) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (append $names .Values.topology.primary_region | uniq) -}}
 {{- end -}}
 
 {{/*
