@@ -34,6 +34,7 @@ from benchmarks.project import (
     step_until_rows,
 )
 from benchmarks.report import Check, Result, median
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.redis_store import RegionStore
 from replicator.core import wire
 from replicator.core.records import EncodedBatch, RowBatch
@@ -241,8 +242,9 @@ class _Variants:
         expected = sum(int(dict(h)[wire.H_ROWS]) for _, h, _ in records)
         self.worker_runs += 1
         group = f"{topology.consumer_group(self.region)}-bench{self.worker_runs}"
-        bootstrap = topology.bootstrap_servers_for(self.region)
-        marker = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+        worker = client_config(topology, "worker", region=self.region)
+        marker = Consumer({**worker, "group.id": group})
+
         try:
             starts = [
                 TopicPartition(topic, p, marker.get_watermark_offsets(TopicPartition(topic, p))[1])

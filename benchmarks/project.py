@@ -28,10 +28,11 @@ from replicator.adapters.redis_store import connect, feast_connection_string
 from replicator.adapters.s3 import s3_client
 from replicator.adapters.s3_catalog import manifest_key
 from replicator.assembly import build_worker, region_pattern, worker_options
-from replicator.config import Topology, load_topology
+from replicator.config import Topology, load_topology, read_topology_document
 from replicator.core import wire
 from replicator.core.keys import NAMESPACE
 from replicator.core.records import RowBatch
+from replicator.stack.kafka_security import grant_project
 from replicator.worker import Worker, WorkerOptions
 
 if TYPE_CHECKING:
@@ -80,13 +81,14 @@ class BenchProject:
         self.name = f"bench_{kind}_{suffix}"
         self.view_name = f"{kind}_fv_{suffix}"
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
-        raw = yaml.safe_load(base_config.read_text(encoding="utf-8"))
+        raw = read_topology_document(base_config)
         raw["project"] = self.name
         for section, values in (overrides or {}).items():
             raw.setdefault(section, {}).update(values)
         self.topology_path = self.workdir / "topology.yaml"
         self.topology_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
         self.topology: Topology = load_topology(self.topology_path)
+        grant_project(self.topology)  # this project's Kafka ACLs on a secure stack
         self.registry_path = self.workdir / "registry.db"
         self.fingerprint = ""
         self.feature_view: Any = None
@@ -186,10 +188,7 @@ class BenchProject:
 
     def publisher(self) -> KafkaPublisher:
         topology = self.topology
-        return KafkaPublisher(
-            topology.bootstrap_servers_for(topology.primary_region),
-            client_id=f"bench-{self.name}",
-        )
+        return KafkaPublisher(client_config(topology, "primary"), client_id=f"bench-{self.name}")
 
     def publish(
         self,
@@ -314,7 +313,7 @@ class BenchProject:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _delete_kafka_state(self) -> None:
-        admin = AdminClient({"bootstrap.servers": self.topology.kafka.bootstrap_servers})
+        admin = AdminClient(client_config(self.topology, "admin"))
         try:
             prefix = f"{self.topology.kafka.topic_prefix}.{self.name}."
             topics = [t for t in admin.list_topics(timeout=30).topics if t.startswith(prefix)]

@@ -76,6 +76,15 @@ def scram_format_args(admin: Credentials) -> list[str]:
     return ["--add-scram", f"SCRAM-SHA-512=[name={admin.username},password={secret}]"]
 
 
+def grant_project(topology: Topology) -> int:
+    """Apply ``topology``'s ACLs on a running secure broker (idempotent): what a new project
+    on the local stack needs, its principals being the stack's (tests and benchmarks make a
+    project per run). Returns the number of ACLs; 0 on a plaintext broker."""
+    if not topology.kafka.security.uses_sasl:
+        return 0
+    return KafkaAdmin(client_config(topology, "admin")).add_acls(required_acls(topology))
+
+
 def provision(topology: Topology) -> list[str]:
     """Set every principal's SCRAM secret and apply the topology's ACLs (idempotent)."""
     admin = KafkaAdmin(client_config(topology, "admin"))

@@ -16,6 +16,7 @@ from replicator.config import load_topology
 from replicator.stack import processes
 from replicator.stack.artifacts import ensure_artifacts, find_maven_dir
 from replicator.stack.kafka_broker import KafkaBroker
+from replicator.stack.pki import StackPki
 from replicator.stack.prereqs import require_tools
 
 GRACE_SECONDS = 30.0
@@ -32,7 +33,9 @@ class PrivateKafka:
         raw["stack"]["kafka_controller_port"] = free_port()
         project.topology_path.write_text(yaml.safe_dump(raw))
         project.topology = load_topology(project.topology_path)
-        self.broker = KafkaBroker(project.topology, state_dir)
+        # A secure broker (the default topology) serves the shared stack's certificates, the
+        # ones the topology's CA file trusts; its users and ACLs are set once it answers.
+        self.broker = KafkaBroker(project.topology, state_dir, pki=StackPki(ROOT / shared / "tls"))
         self.bootstrap_servers = self.broker.bootstrap_servers
         self._tools = require_tools(["java"])
         self._jars = ensure_artifacts(
@@ -40,6 +43,7 @@ class PrivateKafka:
         )
         self.pid = 0
         self.start()
+        self.broker.after_healthy()
 
     def start(self) -> None:
         self.pid, _ = self.broker.start(self._tools, self._jars)

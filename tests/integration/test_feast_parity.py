@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from harness import ReferenceRedis, ReplicatedProject, recent_window
 
+from replicator.adapters.kafka_config import client_config
 from replicator.config import Topology
 
 pytestmark = pytest.mark.slow
@@ -168,7 +169,7 @@ def test_a_primary_killed_mid_call_leaves_no_row_of_that_call_in_any_region(
     topic = project.topology.topic_for("merchant_risk")
     probe = Consumer(
         {
-            "bootstrap.servers": project.topology.kafka.bootstrap_servers,
+            **client_config(project.topology, "admin"),
             "group.id": f"{project.name}-probe",
             "isolation.level": "read_uncommitted",  # sees the open transaction's records
         }
