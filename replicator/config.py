@@ -311,7 +311,6 @@ def _anchor_file_paths(node: Any, directory: Path) -> Any:
     for key, value in node.items():
         if isinstance(key, str) and key.endswith("_file") and isinstance(value, str) and value:
             out[key] = value if Path(value).is_absolute() else os.path.normpath(directory / value)
-
         else:
             out[key] = _anchor_file_paths(value, directory)
     return out

@@ -44,6 +44,7 @@ from replicator.adapters.redis_store import feast_connection_string
 from replicator.config import Topology, find_config_path, load_topology
 from replicator.core import wire
 from replicator.errors import ConfigError
+from replicator.kafka_acls import primary_client_id
 from replicator.schema_release import SchemaGate
 
 log = logging.getLogger(__name__)
@@ -242,7 +243,8 @@ class ReplicatingOnlineStore(RedisOnlineStore):
         self, topology: Topology, store: ReplicatingOnlineStoreConfig, topics: list[str]
     ) -> KafkaPublisher:
         if self._publisher is None:
-            client_id = f"feast-primary-{topology.project}"
+            client_id = primary_client_id(topology)
+
             timeout_ms = int(store.publish_timeout_seconds * 1000)
             self._publisher = KafkaPublisher(
                 client_config(topology, "primary"),

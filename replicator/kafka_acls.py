@@ -2,8 +2,10 @@
 
 Least privilege per principal (docs/security.md):
 
-- primary (``kafka.users.primary``): create, describe and write every feature topic of the
-  project (prefix ``<topic_prefix>.<project>.``); heartbeats go into those same topics;
+- primary (``kafka.users.primary``): create, describe, write and read the configs of every
+  feature topic of the project (prefix ``<topic_prefix>.<project>.``; the publisher reads each
+  topic's record limit); heartbeats go into those same topics; write and describe the
+  transactional ids of the Feast publisher (prefix ``feast-primary-<project>-``);
 - each region's worker (``regions.R.kafka_user``): read and describe only the topics of the
   views R subscribes to (the whole project prefix for ``*``), read its own consumer group
   (prefix ``<group>`` so ``<group>-rebuild`` is covered), write the dead-letter topic;
@@ -24,7 +26,7 @@ from typing import Literal
 
 from replicator.config import Topology
 
-ResourceType = Literal["TOPIC", "GROUP", "CLUSTER"]
+ResourceType = Literal["TOPIC", "GROUP", "CLUSTER", "TRANSACTIONAL_ID"]
 PatternType = Literal["LITERAL", "PREFIXED"]
 
 CHECKER_PROBE_GROUP_PREFIX = "consistency-probe-"
@@ -52,6 +54,12 @@ def project_topic_prefix(topology: Topology) -> str:
     return f"{topology.kafka.topic_prefix}.{topology.project}."
 
 
+def primary_client_id(topology: Topology) -> str:
+    """``client.id`` of the primary's Feast publisher; its transactional ids are this, ``-``
+    and a unique suffix (unless the store's ``transactional_id`` names another)."""
+    return f"feast-primary-{topology.project}"
+
+
 def required_acls(topology: Topology) -> list[Acl]:
     """Every ALLOW ACL the topology's principals need, sorted. Principals without
     credentials in the topology (plaintext or pass-through auth) are left out."""
@@ -59,9 +67,12 @@ def required_acls(topology: Topology) -> list[Acl]:
     users = topology.kafka.users
     acls: list[Acl] = []
     if users.primary is not None:
+        name = users.primary.username
         acls += _grant(
-            users.primary.username, "TOPIC", "PREFIXED", prefix, "CREATE", "DESCRIBE", "WRITE"
+            name, "TOPIC", "PREFIXED", prefix, "CREATE", "DESCRIBE", "WRITE", "DESCRIBE_CONFIGS"
         )
+        transactions = f"{primary_client_id(topology)}-"
+        acls += _grant(name, "TRANSACTIONAL_ID", "PREFIXED", transactions, "WRITE", "DESCRIBE")
     if users.checker is not None:
         name = users.checker.username
         acls += _grant(name, "TOPIC", "PREFIXED", prefix, "READ", "DESCRIBE", "DESCRIBE_CONFIGS")
@@ -96,7 +107,13 @@ def worker_acls(topology: Topology, region: str) -> list[Acl]:
 def kafka_acls_commands(acls: list[Acl], bootstrap: str, config_file: str) -> list[str]:
     """One ``kafka-acls.sh --add`` command per ACL (``config_file``: the admin's client
     properties with its SASL/TLS settings)."""
-    flag = {"TOPIC": "--topic", "GROUP": "--group", "CLUSTER": "--cluster"}
+    flag = {
+        "TOPIC": "--topic",
+        "GROUP": "--group",
+        "CLUSTER": "--cluster",
+        "TRANSACTIONAL_ID": "--transactional-id",
+    }
+
     lines = []
     for acl in acls:
         operation = "".join(word.title() for word in acl.operation.split("_"))
