@@ -20,6 +20,9 @@ from replicator.stack.pki import StackPki
 from replicator.stack.prereqs import require_tools
 
 GRACE_SECONDS = 30.0
+STARTUP_TIMEOUT = 180.0
+"""How long a starting broker may take to answer (a condition waited for, not a sleep)."""
+
 """How long a stopping broker may take to shut down cleanly before it is killed."""
 
 
@@ -47,9 +50,9 @@ class PrivateKafka:
 
     def start(self) -> None:
         self.pid, _ = self.broker.start(self._tools, self._jars)
-        wait_for(
-            self.broker.probe, self.broker.startup_timeout, f"kafka on {self.bootstrap_servers}"
-        )
+        # A secure broker answers only once its TLS and SCRAM are up, which a busy machine
+        # (CI's cores under stress) can take well over the stack's own 90 s to reach.
+        wait_for(self.broker.probe, STARTUP_TIMEOUT, f"kafka on {self.bootstrap_servers}")
 
     def stop(self) -> None:
         """A clean shutdown (SIGTERM): the broker hands its group coordinators back."""

@@ -26,7 +26,6 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 TOPOLOGY_FILE = ROOT / "infra" / "insecure" / "topology.yaml"
 
 
-
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))

@@ -157,6 +157,13 @@ def test_acls_give_each_principal_only_what_it_needs(tmp_path: Path) -> None:
     }
     assert writers == {"User:primary"}
     assert not [a for a in acls if a.principal == "User:checker" and a.operation == "WRITE"]
+    # The Feast publisher reads each topic's record limit and writes in transactions.
+    primary = {
+        (a.resource_type, a.resource_name, a.operation) for a in acls if "primary" in a.principal
+    }
+    assert ("TOPIC", "feast.secure_demo.", "DESCRIBE_CONFIGS") in primary
+    assert ("TRANSACTIONAL_ID", "feast-primary-secure_demo-", "WRITE") in primary
+
     reads = {
         (a.pattern_type, a.resource_name)
         for a in acls
