@@ -8,7 +8,9 @@ Least privilege per principal (docs/security.md):
   transactional ids of the Feast publisher (prefix ``feast-primary-<project>-``);
 - each region's worker (``regions.R.kafka_user``): read and describe only the topics of the
   views R subscribes to (the whole project prefix for ``*``), read its own consumer group
-  (prefix ``<group>`` so ``<group>-rebuild`` is covered), write the dead-letter topic;
+  (prefix ``<group>`` so ``<group>-rebuild`` and ``-redrive`` are covered), write the
+  dead-letter topic and read it (``replicator region redrive`` replays it as the worker);
+
 - checker (``kafka.users.checker``): read and describe the project's topics and their
   configs, describe the workers' groups (committed offsets), read its own probe groups.
   It writes nothing.
@@ -99,7 +101,8 @@ def worker_acls(topology: Topology, region: str) -> list[Acl]:
         for view in config.feature_views:
             acls += _grant(name, "TOPIC", "LITERAL", topology.topic_for(view), "READ", "DESCRIBE")
     dead = topology.kafka.dead_letter_topic
-    acls += _grant(name, "TOPIC", "LITERAL", dead, "CREATE", "DESCRIBE", "WRITE")
+    acls += _grant(name, "TOPIC", "LITERAL", dead, "CREATE", "DESCRIBE", "WRITE", "READ")
+
     acls += _grant(name, "GROUP", "PREFIXED", topology.consumer_group(region), "READ")
     return acls
 

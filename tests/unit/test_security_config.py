@@ -171,7 +171,12 @@ def test_acls_give_each_principal_only_what_it_needs(tmp_path: Path) -> None:
         and a.resource_type == "TOPIC"
         and a.operation == "READ"
     }
-    assert reads == {("LITERAL", "feast.secure_demo.driver_hourly_stats")}
+    # Its one view, and the dead letters it redrives.
+    assert reads == {
+        ("LITERAL", "feast.secure_demo.driver_hourly_stats"),
+        ("LITERAL", topology.kafka.dead_letter_topic),
+    }
+
     groups = {
         a.resource_name
         for a in acls
