@@ -4,6 +4,10 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
+# INSECURE=1: the local stack and the demo in plaintext (infra/insecure/topology.yaml), for
+# debugging only; the default is the secure stack of infra/topology.yaml.
+INSECURE ?=
+INSECURE_FLAG := $(if $(INSECURE),--insecure)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lock demo test fuzz bench chaos stack-up stack-down stack-status lint clean
@@ -11,7 +15,7 @@ ARGS ?=
 help:
 	@echo "make setup         install redis-server, Java, Maven if missing; create $(VENV)"
 	@echo "make lock          re-pin infra/local/requirements.lock to the newest versions pyproject allows"
-	@echo "make demo          run the replication demo (ARGS=... passes options)"
+	@echo "make demo          run the replication demo (ARGS=... passes options; INSECURE=1: plaintext, debugging only)"
 	@echo "make test          unit + integration tests (starts the local stack if needed)"
 	@echo "make fuzz          the differential harness against Feast, 2,000 examples (ARGS=...)"
 	@echo "make bench         benchmarks"
@@ -30,7 +34,7 @@ lock: setup
 		-o infra/local/requirements.lock
 
 demo: setup
-	$(VENV)/bin/replicator demo $(ARGS)
+	$(VENV)/bin/replicator demo $(INSECURE_FLAG) $(ARGS)
 
 test: setup
 	$(PY) -m pytest tests/unit tests/integration tests/chaos $(ARGS)
@@ -48,14 +52,14 @@ chaos: setup
 	$(PY) -m chaos $(ARGS)
 
 stack-up: setup
-	$(VENV)/bin/replicator stack up
+	$(VENV)/bin/replicator stack up $(INSECURE_FLAG)
 
 stack-down:
-	@if [ -x $(VENV)/bin/replicator ]; then $(VENV)/bin/replicator stack down; \
+	@if [ -x $(VENV)/bin/replicator ]; then $(VENV)/bin/replicator stack down $(INSECURE_FLAG); \
 	else echo "no $(VENV): nothing to stop"; fi
 
 stack-status:
-	$(VENV)/bin/replicator stack status
+	$(VENV)/bin/replicator stack status $(INSECURE_FLAG)
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -63,4 +67,5 @@ lint: setup
 	$(VENV)/bin/mypy
 
 clean: stack-down
-	rm -rf .stack .stack-chaos .pytest_cache .mypy_cache .ruff_cache build
+	rm -rf .stack .stack-insecure .stack-chaos .pytest_cache .mypy_cache .ruff_cache build
+

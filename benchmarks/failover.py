@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from pydantic import SecretStr
 
 from benchmarks.report import ROOT, quantile
-from replicator.config import load_topology
+from replicator.adapters.redis_store import connect
+from replicator.config import RedisUser, load_topology
 from replicator.read_plan import read_plan
 from replicator.regional_reads import RegionalReader, RegionUnavailable
-from replicator.stack.redis_server import acl_file
+from replicator.stack.pki import StackPki
+from replicator.stack.redis_server import RedisServer, acl_file
 
 NAME = "failover"
 TARGET_SECONDS = 1.0
@@ -48,9 +51,13 @@ def _trial(workdir: Path) -> tuple[float, int]:
     regions["local-1"] = local.model_copy(update={"read_fallbacks": ["eu-west-1"]})
     topology = base.model_copy(update={"regions": {**base.regions, **regions}})
     (workdir / "users.acl").write_text(acl_file(local.redis))
+    # The port as the stack's Redis serves it: TLS with the stack's certificates if so set.
+    pki = StackPki(ROOT / base.stack.state_dir / "tls")
+    listener = RedisServer(topology, "local-1", workdir, pki=pki).listener()
+    (workdir / "listener.conf").write_text("\n".join(listener) + "\n")
     server = subprocess.Popen(
         [
-            *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""),
+            *("redis-server", str(workdir / "listener.conf"), "--bind", "127.0.0.1", "--save", ""),
             *("--dir", str(workdir), "--aclfile", str(workdir / "users.acl")),
         ],
         stdout=subprocess.DEVNULL,
@@ -60,7 +67,9 @@ def _trial(workdir: Path) -> tuple[float, int]:
         deadline = time.monotonic() + 10
         while True:
             try:
-                redis.Redis(port=port, username="reader", password="x").ping()
+                probe = RedisUser(username="reader", password=SecretStr("x"))
+                connect(local.redis, probe, timeout=1).ping()
+
             except redis.AuthenticationError:
                 break
             except redis.ConnectionError:

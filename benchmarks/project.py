@@ -4,9 +4,9 @@ Each ``BenchProject`` has its own project name and feature-view name, hence its 
 Redis keys, version hashes, consumer groups and registry objects. ``close()`` removes all of
 them (Redis through each region's admin user), whatever happened in between.
 
-On a broker with SASL (the secure stack of infra/secure/topology.yaml), every Kafka client
-connects as the principal ``replicator kafka acls`` describes, and the project's own ACLs
-(``required_acls`` of its topology) are added at the start and deleted by ``close()``.
+On a broker with SASL (the local stack's default), every Kafka client connects as the
+principal ``replicator kafka acls`` describes, and the project's own ACLs (``required_acls``
+of its topology) are added at the start and deleted by ``close()``.
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ from replicator.adapters.redis_store import connect, feast_connection_string
 from replicator.adapters.s3 import s3_client
 from replicator.adapters.s3_catalog import manifest_key
 from replicator.assembly import build_worker, region_pattern, worker_options
-from replicator.config import Topology, load_topology
+from replicator.config import Topology, load_topology, read_topology_document
 from replicator.core import wire
 from replicator.core.keys import NAMESPACE
 from replicator.core.records import RowBatch
 from replicator.kafka_acls import required_acls
+from replicator.stack.kafka_security import grant_project
 from replicator.worker import Worker, WorkerOptions
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class BenchProject:
         self.name = f"bench_{kind}_{suffix}"
         self.view_name = f"{kind}_fv_{suffix}"
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
-        raw = yaml.safe_load(base_config.read_text(encoding="utf-8"))
+        raw = read_topology_document(base_config)
         raw["project"] = self.name
         for section, values in (overrides or {}).items():
             raw.setdefault(section, {}).update(values)
@@ -98,9 +99,8 @@ class BenchProject:
         self.feature_view: Any = None
         self.repo_config: Any = None
         self._admins: dict[str, redis.Redis] = {}
-        self._acls = required_acls(self.topology) if self.topology.kafka.users.admin else []
-        if self._acls:
-            KafkaAdmin(client_config(self.topology, "admin")).add_acls(self._acls)
+        # this project's Kafka ACLs on a secure stack, removed again by close()
+        self._acls = required_acls(self.topology) if grant_project(self.topology) else []
 
     def __enter__(self) -> BenchProject:
         return self

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report import ROOT, quantile
+from replicator.adapters.redis_store import feast_connection_string
 from replicator.config import Topology, load_topology
 from replicator.read_plan import plan_document, read_plan
 
@@ -59,8 +60,7 @@ def feast_project(project: str, topology: Topology) -> Iterator[tuple[Any, Any, 
         )
 
     def conn(user: Any) -> str:
-        secret = user.password.get_secret_value()
-        return f"{redis_cfg.host}:{redis_cfg.port},username={user.username},password={secret}"
+        return feast_connection_string(redis_cfg, user)  # with the topology's TLS
 
     names = [f"f{i}" for i in range(10)]
     frame = pd.DataFrame({"merchant_id": [f"m{i}" for i in range(ENTITIES)]})

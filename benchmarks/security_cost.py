@@ -3,16 +3,17 @@
 ``apply`` and ``e2e_lag`` (their own code, unchanged) run on two local stacks in the same
 run, both up at once (own ports and state directories):
 
-- plaintext: the stack of ``PLAINTEXT_TOPOLOGY`` (Kafka PLAINTEXT, Redis without TLS, S3 HTTP);
-- secure: the stack of ``SECURE_TOPOLOGY`` (Kafka SASL_SSL with SCRAM-SHA-512 and ACLs, Redis
-  on its TLS port only, S3 HTTPS), every client verifying the stack's CA.
+- secure: the local stack's default, ``SECURE_TOPOLOGY`` (Kafka SASL_SSL with SCRAM-SHA-512
+  and ACLs, Redis on its TLS port only, S3 HTTPS), every client verifying the stack's CA;
+- plaintext: its ``--insecure`` twin, ``PLAINTEXT_TOPOLOGY`` (Kafka PLAINTEXT, Redis without
+  TLS, S3 HTTP), moved ``PLAINTEXT_PORT_OFFSET`` ports up and to a state directory of its own
+  so both run at once.
 
-The secure topology is used with the plaintext one's workload settings (Kafka partitions and
-replication factor, ``worker`` section, each region's ``feature_views``), so the two runs
-differ in their connections only; its relative ``*_file`` paths are resolved against the
-repository root. Rounds alternate which stack goes first, so a drift in the machine's load
-hits both alike; each round pairs the two stacks' figures and the cost is the median of the
-per-round pairs (their spread is reported too).
+The twin extends the default, so the two runs share every workload setting (partitions,
+``worker`` section, feature views) and differ in their connections only. Rounds alternate
+which stack goes first, so a drift in the machine's load hits both alike; each round pairs
+the two stacks' figures and the cost is the median of the per-round pairs (their spread is
+reported too).
 
 Targets (issue 15): throughput (``apply``'s worker rows/s) at most 10 % below plaintext, and
 ``e2e_lag``'s p99 at most 5 ms above plaintext.
@@ -20,6 +21,7 @@ Targets (issue 15): throughput (``apply``'s worker rows/s) at most 10 % below pl
 
 from __future__ import annotations
 
+import copy
 import sys
 import tempfile
 import time
@@ -27,19 +29,21 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
 from benchmarks import apply, e2e_lag
 from benchmarks.context import Context
 from benchmarks.report import ROOT, Result, load_average, median
-from replicator.config import load_topology
+from replicator.config import load_topology, read_topology_document
 
 NAME = "security_cost"
-PLAINTEXT_TOPOLOGY = ROOT / "infra" / "topology.yaml"
-"""The plaintext stack's topology (re-point here when the default topology turns secure)."""
-SECURE_TOPOLOGY = ROOT / "infra" / "secure" / "topology.yaml"
-"""The secure stack's topology."""
+SECURE_TOPOLOGY = ROOT / "infra" / "topology.yaml"
+PLAINTEXT_TOPOLOGY = ROOT / "infra" / "insecure" / "topology.yaml"
+PLAINTEXT_PORT_OFFSET = 2000
+"""The plaintext stack's ports: the default's plus this (Kafka 21092/21093, S3 21000, Redis
+18379-18381), below Linux's ephemeral range."""
 STACKS = ("plaintext", "secure")
 MAX_THROUGHPUT_COST_PCT = 10.0
 MAX_ADDED_P99_MS = 5.0
@@ -53,12 +57,9 @@ def run(quick: bool) -> dict[str, Any]:
     rounds = 2 if quick else 3
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-security-") as tmp:
-        secure_path = Path(tmp) / "topology.yaml"
-        secure_path.write_text(
-            yaml.safe_dump(secure_like(_load(SECURE_TOPOLOGY), _load(PLAINTEXT_TOPOLOGY))),
-            encoding="utf-8",
-        )
-        paths = {"plaintext": PLAINTEXT_TOPOLOGY, "secure": secure_path}
+        paths = {"plaintext": Path(tmp) / "plaintext.yaml", "secure": SECURE_TOPOLOGY}
+        moved = beside(read_topology_document(PLAINTEXT_TOPOLOGY), PLAINTEXT_PORT_OFFSET)
+        paths["plaintext"].write_text(yaml.safe_dump(moved), encoding="utf-8")
         contexts = {
             stack: Context(path, load_topology(path), quick, _progress(began, stack))
             for stack, path in paths.items()
@@ -70,33 +71,22 @@ def run(quick: bool) -> dict[str, Any]:
     return _document(runs, quick, [load_before, load_after])
 
 
-def secure_like(secure: dict[str, Any], plaintext: dict[str, Any]) -> dict[str, Any]:
-    """The raw ``secure`` topology with ``plaintext``'s workload settings, ``*_file`` paths
-    absolute (relative ones are the repository root's). ``ValueError`` when the two topologies
-    do not name the same regions."""
-    if set(secure["regions"]) != set(plaintext["regions"]):
-        raise ValueError("the plaintext and secure topologies must have the same regions")
-    out = _absolute_files(secure)
-    for field in WORKLOAD_KAFKA:
-        if field in plaintext.get("kafka", {}):
-            out["kafka"][field] = plaintext["kafka"][field]
-    out["worker"] = dict(plaintext.get("worker", {}))
-    for region, config in plaintext["regions"].items():
-        out["regions"][region]["feature_views"] = list(config.get("feature_views", ["*"]))
+def beside(raw: dict[str, Any], offset: int) -> dict[str, Any]:
+    """The topology mapping ``raw`` (``read_topology_document``) with every local stack port
+    moved up by ``offset`` and its own state directory, to run beside the original."""
+    out = copy.deepcopy(raw)
+    kafka, stack = out["kafka"], out.setdefault("stack", {})
+    host, port = kafka["bootstrap_servers"].rsplit(":", 1)
+    kafka["bootstrap_servers"] = f"{host}:{int(port) + offset}"
+    stack["kafka_controller_port"] += offset
+    stack["s3_port"] += offset
+    stack["state_dir"] = f"{stack['state_dir']}-beside-{offset}"
+    for region in out["regions"].values():
+        region["redis"]["port"] += offset
+        url = urlsplit(region["s3"]["endpoint_url"])
+        moved = url._replace(netloc=f"{url.hostname}:{(url.port or 80) + offset}")
+        region["s3"]["endpoint_url"] = urlunsplit(moved)
     return out
-
-
-def _absolute_files(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        return {
-            key: str(ROOT / value)
-            if key.endswith("_file") and isinstance(value, str) and not Path(value).is_absolute()
-            else _absolute_files(value)
-            for key, value in raw.items()
-        }
-    if isinstance(raw, list):
-        return [_absolute_files(value) for value in raw]
-    return raw
 
 
 def _round(contexts: dict[str, Context], number: int, rounds: int) -> dict[str, Any]:
@@ -211,10 +201,6 @@ def _stacks_up(contexts: dict[str, Context]) -> Iterator[None]:
         for ctx in contexts.values():
             stacks.enter_context(_stack(ctx.topology, ctx.progress))
         yield
-
-
-def _load(path: Path) -> dict[str, Any]:
-    return dict(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
 def _progress(began: float, stack: str) -> Callable[[str], None]:

@@ -34,6 +34,7 @@ from confluent_kafka.admin import AdminClient
 from consistency.adapters.memory import MemoryManifest
 from consistency.config import ConsistencySettings
 from consistency.wiring import build_checker, close_checker
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.kafka_source import KafkaSource
 from replicator.adapters.redis_store import connect
@@ -46,6 +47,7 @@ from replicator.heartbeat import (
     applied_key,
     emission_key,
 )
+from replicator.stack.kafka_security import grant_project
 
 NAME = "staleness_resolution"
 TARGET_SECONDS = 1.0
@@ -100,12 +102,14 @@ def measure(topology: Topology, region: str, interval: float, seconds: float) ->
     )
     emitter = HeartbeatEmitter(
         topics=KafkaTopicLister(
-            AdminClient({"bootstrap.servers": topology.kafka.bootstrap_servers}),
+            AdminClient(client_config(topology, "primary")),
             topology.kafka.topic_prefix,
             topology.project,
         ),
         producer=KafkaPublisher(
-            topology.kafka.bootstrap_servers, client_id="bench-heartbeats", options={"linger.ms": 0}
+            client_config(topology, "primary"),
+            client_id="bench-heartbeats",
+            options={"linger.ms": 0},
         ),
         record=record,
         interval_seconds=interval,
@@ -145,13 +149,14 @@ def run(quick: bool = False) -> dict[str, Any]:
     base = load_topology(os.environ.get("REPLICATOR_CONFIG") or ROOT / "infra" / "topology.yaml")
     project = f"bench_stale_{uuid.uuid4().hex[:8]}"
     topology = base.model_copy(update={"project": project})
+    grant_project(topology)  # this project's Kafka ACLs on a secure stack
     region = topology.replica_regions[0]
     topics = [topology.topic_for(v) for v in ("view_a", "view_b")]
-    admin = AdminClient({"bootstrap.servers": topology.kafka.bootstrap_servers})
-    publisher = KafkaPublisher(topology.kafka.bootstrap_servers, client_id="bench-setup")
+    admin = AdminClient(client_config(topology, "admin"))
+    publisher = KafkaPublisher(client_config(topology, "primary"), client_id="bench-setup")
     publisher.ensure_topics(topics, topology.kafka.partitions, topology.kafka.replication_factor)
     source = KafkaSource(
-        topology.bootstrap_servers_for(region),
+        client_config(topology, "worker", region=region),
         group_id=topology.consumer_group(region),
         pattern=region_pattern(topology, region),
     )

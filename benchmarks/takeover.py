@@ -24,6 +24,7 @@ from benchmarks.dataset import FastRows
 from benchmarks.processes import wait_until
 from benchmarks.project import BenchProject
 from benchmarks.report import Check, Result, median
+from replicator.adapters.kafka_config import client_config
 
 NAME = "takeover"
 TARGET_SECONDS = 5.0
@@ -76,7 +77,7 @@ def _one_run(project: BenchProject, rows: FastRows, region: str, run: int) -> fl
             log = project.workdir / f"{group_prefix}-{n}.log"
             procs.append(processes.start(command, log, env=env))
         group = f"{group_prefix}-{project.name}-{region}"
-        admin = AdminClient({"bootstrap.servers": project.topology.kafka.bootstrap_servers})
+        admin = AdminClient(client_config(project.topology, "admin"))
         wait_until(lambda: _members_with_partitions(admin, group) == 2, 90, "both workers assigned")
         wait_until(
             _all_applied(project, rows, region, _publish(project, rows, run, 0)), 60, "warm-up"

@@ -148,7 +148,9 @@ def _kill_service(pick: Callable[[World], str]) -> Action:
 def _leading_broker(w: World) -> str:
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": w.cluster.topology.kafka.bootstrap_servers})
+    from replicator.adapters.kafka_config import client_config
+
+    admin = AdminClient(client_config(w.cluster.topology, "admin"))
     meta = admin.list_topics(w.project.topic, timeout=10)
     leader = meta.topics[w.project.topic].partitions[0].leader
     return "kafka" if leader == 1 else f"kafka-{leader}"

@@ -42,11 +42,14 @@ def counters(project: Any, keys: FeastKeys, entities: list[int]) -> dict[int, in
     return out
 
 
-def dead_letters(bootstrap: str, dlq_topic: str, source_topic: str, timeout: float = 30) -> int:
-    """Dead-letter records whose source is ``source_topic`` (all regions together)."""
+def dead_letters(
+    connection: dict[str, Any], dlq_topic: str, source_topic: str, timeout: float = 30
+) -> int:
+    """Dead-letter records whose source is ``source_topic`` (all regions together);
+    ``connection``: librdkafka settings (``kafka_config.client_config``, admin principal)."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **connection,
             "group.id": "chaos-dlq-reader",
             "enable.auto.commit": False,
             "log_level": 0,

@@ -30,6 +30,7 @@ from chaos.cluster import (
 from chaos.history import History
 from chaos.nemesis import Fault, Nemesis, World
 from chaos.workload import Workload
+from replicator.adapters.kafka_config import client_config
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def _judge(
         if r != project.topology.primary_region
     }
     dlq = probes.dead_letters(
-        project.topology.kafka.bootstrap_servers,
+        client_config(project.topology, "admin"),
         project.topology.kafka.dead_letter_topic,
         project.topic,
     )

@@ -1,7 +1,12 @@
 """Topology configuration: one YAML file plus environment overrides.
 
 The file is found in this order: the ``--config`` option, ``$REPLICATOR_CONFIG``, then
-``infra/topology.yaml`` under the current directory. Any field can be overridden from the
+``infra/topology.yaml`` under the current directory. A file may start from another with
+``extends: PATH`` (relative to the file): its mappings are merged key by key over that one's,
+so a variant such as ``infra/insecure/topology.yaml`` holds only what differs. Relative paths
+of files (every ``*_file`` setting: CA bundles, certificates, keys, secrets) are relative to
+the directory of the file that names them, as in a kubeconfig, so every process (Feast's CLI
+changes into its repo) finds the same files. Any field can be overridden from the
 environment with the prefix ``REPLICATOR_`` and ``__`` between nested names, for example
 ``REPLICATOR_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` or
 ``REPLICATOR_REGIONS__EU_WEST_1__REDIS__PORT=6380`` (region names are matched with ``-``
@@ -49,6 +54,9 @@ from replicator.errors import ConfigError
 ENV_PREFIX = "REPLICATOR_"
 CONFIG_ENV_VAR = "REPLICATOR_CONFIG"
 DEFAULT_CONFIG_PATH = Path("infra/topology.yaml")
+INSECURE_CONFIG_PATH = Path("infra/insecure/topology.yaml")
+"""The local stack in plaintext, for debugging only (``--insecure``; docs/local-stack.md)."""
+EXTENDS_KEY = "extends"
 
 
 class RedisUser(Credentials):
@@ -282,20 +290,50 @@ def load_topology(path: str | Path | None = None) -> Topology:
     Raises ``ConfigError`` naming the file, the field and what is wrong.
     """
     config_path = resolve_config_path(path)
-    data = _read_yaml(config_path)
+    data = read_topology_document(config_path)
     try:
         return Topology(**_normalise_region_env(data))
     except ValidationError as exc:
         raise ConfigError(describe_invalid(config_path, exc)) from None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_topology_document(path: Path, extended_by: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The topology file's mapping as ``load_topology`` reads it, before the environment:
+    merged over the file it ``extends`` (recursively), relative ``*_file`` paths made absolute.
+    What to write elsewhere for a copy that finds the same files. Raises ``ConfigError``."""
     try:
-        return read_yaml_mapping(path, ConfigError)
+        data = read_yaml_mapping(path, ConfigError)
     except FileNotFoundError:
+        where = f" (extended by {extended_by[-1]})" if extended_by else ""
         raise ConfigError(
-            f"{path}: config file not found (pass --config PATH or set {CONFIG_ENV_VAR})"
+            f"{path}: config file not found{where} (pass --config PATH or set {CONFIG_ENV_VAR})"
         ) from None
+    data = _anchor_file_paths(data, path.parent.resolve())
+    base = data.pop(EXTENDS_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: {EXTENDS_KEY} must be a file path (got {base!r})")
+    base_path = path.parent / base
+    chain = (*extended_by, path)
+    if base_path.resolve() in {p.resolve() for p in chain}:
+        raise ConfigError(f"{path}: {EXTENDS_KEY} {base!r} makes a cycle")
+    return _deep_merge(read_topology_document(base_path, chain), data)
+
+
+def _anchor_file_paths(node: Any, directory: Path) -> Any:
+    """``node`` with every relative ``*_file`` string value made absolute under ``directory``."""
+    if isinstance(node, list):
+        return [_anchor_file_paths(item, directory) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[Any, Any] = {}
+    for key, value in node.items():
+        if isinstance(key, str) and key.endswith("_file") and isinstance(value, str) and value:
+            out[key] = value if Path(value).is_absolute() else os.path.normpath(directory / value)
+        else:
+            out[key] = _anchor_file_paths(value, directory)
+    return out
 
 
 def read_yaml_mapping(path: Path, error: type[Exception]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from replicator.adapters.redis_store import (
     read_applied_heartbeats,
     read_emission,
 )
-from replicator.config import Topology
+from replicator.config import DEFAULT_CONFIG_PATH, Topology
 from replicator.core.keys import worker_stats_key
 from replicator.regional_config import feast_env, write_regional_repo
 from replicator.registry_sync import sync_once
@@ -41,6 +41,8 @@ from replicator.stack.prometheus import scrape_summary, worker_metrics_port
 Say = Callable[[str], None]
 T = TypeVar("T")
 POLL_SECONDS = 0.2
+ONE_SHOT_READ_TIMEOUT = "15"
+"""``schedule.read_timeout_seconds`` of the demo's one-shot consistency check (3 by default)."""
 
 
 @dataclass
@@ -138,12 +140,18 @@ class Demo:
     def _consistency_report(self) -> None:
         # _wait_applied waited for a heartbeat round applied in every region: staleness is
         # measurable now.
+        # A one-shot check opens every Kafka client inside its only round (TLS and SCRAM
+        # handshakes: seconds on a busy 2-core machine), which a serving checker does once,
+        # before its rounds; the round's deadline leaves room for that here.
+        env = {**os.environ, "CONSISTENCY_SCHEDULE__READ_TIMEOUT_SECONDS": ONE_SHOT_READ_TIMEOUT}
         done = subprocess.run(
             [sys.executable, *self._consistency("check", "--once")],
             capture_output=True,
             text=True,
             timeout=300,
+            env=env,
         )
+
         for line in (done.stdout or done.stderr).splitlines():
             self.say(f"    {line}")
 
@@ -365,10 +373,14 @@ class Demo:
     def _serve_until_interrupted(self) -> None:
         self.helpers["consistency"] = self._spawn("consistency-serve", self._consistency("serve"))
         self.say("status page, JSON and metrics: http://127.0.0.1:9108/ (consistency serve)")
+        default = self.config_path == DEFAULT_CONFIG_PATH.resolve()
+        config = self.config_path
+        env = "" if default else f"REPLICATOR_CONFIG={config} "
+        down = "make stack-down" if default else f"replicator --config {config} stack down"
         self.say(
             "workers keep replicating; write more with Feast at the primary "
-            f"(cd {self.repo.name} && feast ...). Ctrl-C stops the workers, heartbeats and "
-            "checker; `make stack-down` stops the stack."
+            f"(cd {self.repo.name} && {env}feast ...). Ctrl-C stops the workers, heartbeats "
+            f"and checker; `{down}` stops the stack."
         )
         try:
             while all(p.poll() is None for p in self.workers.values()):

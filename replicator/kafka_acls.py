@@ -2,13 +2,15 @@
 
 Least privilege per principal (docs/security.md):
 
-- primary (``kafka.users.primary``): create, describe and write every feature topic of the
-  project (prefix ``<topic_prefix>.<project>.``), read their configs (the record size
-  limit); heartbeats go into those same topics; write and describe the transactional ids of
-  the Feast write path (prefix ``feast-primary-<project>``);
+- primary (``kafka.users.primary``): create, describe, write and read the configs of every
+  feature topic of the project (prefix ``<topic_prefix>.<project>.``; the publisher reads each
+  topic's record limit); heartbeats go into those same topics; write and describe the
+  transactional ids of the Feast publisher (prefix ``feast-primary-<project>-``);
 - each region's worker (``regions.R.kafka_user``): read and describe only the topics of the
   views R subscribes to (the whole project prefix for ``*``), read its own consumer group
-  (prefix ``<group>`` so ``<group>-rebuild`` is covered), write the dead-letter topic;
+  (prefix ``<group>`` so ``<group>-rebuild`` and ``-redrive`` are covered), write the
+  dead-letter topic and read it (``replicator region redrive`` replays it as the worker);
+
 - checker (``kafka.users.checker``): read and describe the project's topics and their
   configs, describe the workers' groups (committed offsets), read its own probe groups.
   It writes nothing.
@@ -55,8 +57,8 @@ def project_topic_prefix(topology: Topology) -> str:
 
 
 def primary_client_id(topology: Topology) -> str:
-    """``client.id`` of the primary's Feast write path, also the prefix of its default
-    ``transactional.id`` (``<client id>-<random hex>``)."""
+    """``client.id`` of the primary's Feast publisher; its transactional ids are this, ``-``
+    and a unique suffix (unless the store's ``transactional_id`` names another)."""
     return f"feast-primary-{topology.project}"
 
 
@@ -69,10 +71,10 @@ def required_acls(topology: Topology) -> list[Acl]:
     if users.primary is not None:
         name = users.primary.username
         acls += _grant(
-            name, "TOPIC", "PREFIXED", prefix, "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "WRITE"
+            name, "TOPIC", "PREFIXED", prefix, "CREATE", "DESCRIBE", "WRITE", "DESCRIBE_CONFIGS"
         )
-        ids = primary_client_id(topology)
-        acls += _grant(name, "TRANSACTIONAL_ID", "PREFIXED", ids, "DESCRIBE", "WRITE")
+        transactions = f"{primary_client_id(topology)}-"
+        acls += _grant(name, "TRANSACTIONAL_ID", "PREFIXED", transactions, "WRITE", "DESCRIBE")
     if users.checker is not None:
         name = users.checker.username
         acls += _grant(name, "TOPIC", "PREFIXED", prefix, "READ", "DESCRIBE", "DESCRIBE_CONFIGS")
@@ -99,7 +101,8 @@ def worker_acls(topology: Topology, region: str) -> list[Acl]:
         for view in config.feature_views:
             acls += _grant(name, "TOPIC", "LITERAL", topology.topic_for(view), "READ", "DESCRIBE")
     dead = topology.kafka.dead_letter_topic
-    acls += _grant(name, "TOPIC", "LITERAL", dead, "CREATE", "DESCRIBE", "WRITE")
+    acls += _grant(name, "TOPIC", "LITERAL", dead, "CREATE", "DESCRIBE", "WRITE", "READ")
+
     acls += _grant(name, "GROUP", "PREFIXED", topology.consumer_group(region), "READ")
     return acls
 
@@ -113,6 +116,7 @@ def kafka_acls_commands(acls: list[Acl], bootstrap: str, config_file: str) -> li
         "CLUSTER": "--cluster",
         "TRANSACTIONAL_ID": "--transactional-id",
     }
+
     lines = []
     for acl in acls:
         operation = "".join(word.title() for word in acl.operation.split("_"))

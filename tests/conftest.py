@@ -6,10 +6,10 @@ is chosen with ``REPLICATOR_TEST_SERVICES``:
 - ``local`` (default): the project's own stack (``replicator stack``, see docs/local-stack.md).
   If it is already up it is used and left running; otherwise it is started for the session
   and stopped at the end.
-- ``testcontainers``: Kafka, one Redis per region and MinIO in Docker, with the same ACL
-  users; the topology points at them through ``REPLICATOR_*`` environment overrides, which
-  subprocesses inherit. Needs a Docker engine; the tests are skipped (with the reason) when
-  there is none.
+- ``testcontainers``: Kafka, one Redis per region and MinIO in Docker, in plaintext, with the
+  same Redis ACL users; the topology points at them through ``REPLICATOR_*`` environment
+  overrides, which subprocesses inherit. Needs a Docker engine; the tests are skipped (with
+  the reason) when there is none.
 
 Tests under ``tests/integration`` are marked ``integration`` automatically.
 """
@@ -195,7 +195,11 @@ def _start_containers(resources: ExitStack) -> Topology:
         .with_kraft()
         .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
     )
-    env = {"REPLICATOR_KAFKA__BOOTSTRAP_SERVERS": kafka.get_bootstrap_server()}
+    # The containers run in plaintext (no TLS, no Kafka SASL): the topology is told so.
+    env = {
+        "REPLICATOR_KAFKA__BOOTSTRAP_SERVERS": kafka.get_bootstrap_server(),
+        "REPLICATOR_KAFKA__SECURITY__PROTOCOL": "PLAINTEXT",
+    }
 
     location = next(iter(base.regions.values())).s3
     minio = resources.enter_context(
@@ -215,6 +219,7 @@ def _start_containers(resources: ExitStack) -> Topology:
         env[f"{prefix}__REDIS__HOST"] = host
         env[f"{prefix}__REDIS__PORT"] = str(port)
         env[f"{prefix}__S3__ENDPOINT_URL"] = s3_url
+        env[f"{prefix}__REDIS__TLS__ENABLED"] = "false"
 
     patch = resources.enter_context(pytest.MonkeyPatch.context())
     for key, value in env.items():

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from replicator.commands import add_insecure_option, config_argument
 from replicator.config import load_topology, resolve_config_path
 
 
@@ -24,12 +25,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--repo", type=Path, default=Path("feature_repo"), help="Feast repo (default: feature_repo)"
     )
+    add_insecure_option(parser)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from replicator.demo import Demo
 
-    topology = load_topology(args.config)
-    reports = Demo(topology, args.repo, resolve_config_path(args.config)).run(once=args.once)
+    config = config_argument(args)
+    topology = load_topology(config)
+    reports = Demo(topology, args.repo, resolve_config_path(config)).run(once=args.once)
     return 0 if all(r.identical and r.reads_match for r in reports) else 1

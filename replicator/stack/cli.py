@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from replicator.commands import add_insecure_option, config_argument
 from replicator.config import load_topology
 
 
@@ -14,7 +15,8 @@ def register(subparsers: Any) -> None:
         "stack",
         help="run the local stack (Kafka, S3Proxy, one Redis per region) without Docker",
         description="Start, stop or inspect the local stack. State, logs and data live in "
-        "the topology's stack.state_dir (default .stack).",
+        "the topology's stack.state_dir (default .stack). The stack runs secure (TLS, Kafka "
+        "SASL and ACLs); --insecure runs it in plaintext, for debugging only.",
     )
     commands = parser.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
     up = commands.add_parser("up", help="start what is not running and wait until it answers")
@@ -24,12 +26,14 @@ def register(subparsers: Any) -> None:
     status = commands.add_parser("status", help="health, pids and ports; exit 1 if any is down")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=_status)
+    for action in (up, down, status):
+        add_insecure_option(action)
 
 
 def _stack(args: argparse.Namespace) -> Any:
     from replicator.stack.local import LocalStack  # boto3/confluent_kafka only for `stack`
 
-    return LocalStack(load_topology(args.config), progress=_say)
+    return LocalStack(load_topology(config_argument(args)), progress=_say)
 
 
 def _say(message: str) -> None:

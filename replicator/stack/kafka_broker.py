@@ -75,7 +75,10 @@ class KafkaBroker(Service):
     artifact = "kafka"
     startup_timeout = 90.0
 
-    def __init__(self, topology: Topology, state_dir: Path, node_id: int = 1) -> None:
+    def __init__(
+        self, topology: Topology, state_dir: Path, node_id: int = 1, *, pki: StackPki | None = None
+    ) -> None:
+        """``pki``: the certificates of a secure broker (default: the stack's, state_dir/tls)."""
         super().__init__(state_dir / ("kafka" if node_id == 1 else f"kafka-{node_id}"))
         stack = topology.stack
         self.topology = topology
@@ -95,7 +98,8 @@ class KafkaBroker(Service):
                 "with one broker only"
             )
         self.admin = kafka_security.admin_user(topology) if self.secure else None
-        self.pki = StackPki(state_dir / "tls")
+        self.pki = pki or StackPki(state_dir / "tls")
+
         self.connection: KafkaConnection = (
             client_config(topology, "admin") if self.secure else self.bootstrap_servers
         )

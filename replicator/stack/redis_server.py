@@ -102,7 +102,10 @@ class RedisServer(Service):
     tool = "redis-server"
     startup_timeout = 20.0
 
-    def __init__(self, topology: Topology, region: str, state_dir: Path) -> None:
+    def __init__(
+        self, topology: Topology, region: str, state_dir: Path, *, pki: StackPki | None = None
+    ) -> None:
+        """``pki``: the certificates of a TLS port (default: the stack's, in state_dir/tls)."""
         super().__init__(state_dir / "redis" / region)
         self.region = region
         self.endpoint = topology.region(region).redis
@@ -116,7 +119,7 @@ class RedisServer(Service):
         self.config_file = self.workdir / "redis.conf"
         self.acl_path = self.workdir / "users.acl"
         self.log_path = self.workdir / "redis.log"
-        self.pki = StackPki(state_dir / "tls")
+        self.pki = pki or StackPki(state_dir / "tls")
 
     @property
     def ports(self) -> list[Port]:

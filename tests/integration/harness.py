@@ -25,11 +25,13 @@ from waiting import wait_until
 
 from benchmarks import processes
 from benchmarks.processes import free_port
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.redis_store import connect, feast_hashes
 from replicator.assembly import build_worker
-from replicator.config import Topology, load_topology
+from replicator.config import Topology, load_topology, read_topology_document
 from replicator.core import wire
 from replicator.registry_sync import sync_once
+from replicator.stack.kafka_security import grant_project
 from replicator.worker import Worker
 
 if TYPE_CHECKING:
@@ -103,13 +105,14 @@ class ReplicatedProject:
         self.name = f"t{uuid.uuid4().hex[:10]}"
         self.feast = feast or {}
         self.workdir = workdir
-        raw = yaml.safe_load(base_config.read_text())
+        raw = read_topology_document(base_config)
         raw["project"] = self.name
         raw.setdefault("kafka", {})["partitions"] = partitions
         raw["worker"] = {**raw.get("worker", {}), **(worker or {})}
         self.topology_path = workdir / "topology.yaml"
         self.topology_path.write_text(yaml.safe_dump(raw))
         self.topology: Topology = load_topology(self.topology_path)
+        grant_project(self.topology)  # this project's Kafka ACLs (a secure stack's are per project)
         self.repo = workdir / "repo"
         self.repo.mkdir()
         shutil.copy(FEATURE_REPO / "fraud_features.py", self.repo)
@@ -298,7 +301,7 @@ def dead_letter_reasons(topology: Topology, source_topic: str, expect: int) -> d
     ``expect`` arrived (60 s at most)."""
     consumer = Consumer(
         {
-            "bootstrap.servers": topology.kafka.bootstrap_servers,
+            **client_config(topology, "admin"),
             "group.id": f"dlq-reader-{source_topic}",
             "auto.offset.reset": "earliest",
         }

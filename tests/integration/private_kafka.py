@@ -16,9 +16,13 @@ from replicator.config import load_topology
 from replicator.stack import processes
 from replicator.stack.artifacts import ensure_artifacts, find_maven_dir
 from replicator.stack.kafka_broker import KafkaBroker
+from replicator.stack.pki import StackPki
 from replicator.stack.prereqs import require_tools
 
 GRACE_SECONDS = 30.0
+STARTUP_TIMEOUT = 180.0
+"""How long a starting broker may take to answer (a condition waited for, not a sleep)."""
+
 """How long a stopping broker may take to shut down cleanly before it is killed."""
 
 
@@ -32,7 +36,9 @@ class PrivateKafka:
         raw["stack"]["kafka_controller_port"] = free_port()
         project.topology_path.write_text(yaml.safe_dump(raw))
         project.topology = load_topology(project.topology_path)
-        self.broker = KafkaBroker(project.topology, state_dir)
+        # A secure broker (the default topology) serves the shared stack's certificates, the
+        # ones the topology's CA file trusts; its users and ACLs are set once it answers.
+        self.broker = KafkaBroker(project.topology, state_dir, pki=StackPki(ROOT / shared / "tls"))
         self.bootstrap_servers = self.broker.bootstrap_servers
         self._tools = require_tools(["java"])
         self._jars = ensure_artifacts(
@@ -40,12 +46,13 @@ class PrivateKafka:
         )
         self.pid = 0
         self.start()
+        self.broker.after_healthy()
 
     def start(self) -> None:
         self.pid, _ = self.broker.start(self._tools, self._jars)
-        wait_for(
-            self.broker.probe, self.broker.startup_timeout, f"kafka on {self.bootstrap_servers}"
-        )
+        # A secure broker answers only once its TLS and SCRAM are up, which a busy machine
+        # (CI's cores under stress) can take well over the stack's own 90 s to reach.
+        wait_for(self.broker.probe, STARTUP_TIMEOUT, f"kafka on {self.bootstrap_servers}")
 
     def stop(self) -> None:
         """A clean shutdown (SIGTERM): the broker hands its group coordinators back."""

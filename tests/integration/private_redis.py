@@ -14,9 +14,10 @@ from pathlib import Path
 
 import redis
 import yaml
-from harness import ReplicatedProject, free_port, wait_for
+from harness import ROOT, ReplicatedProject, free_port, wait_for
 
 from replicator.config import load_topology
+from replicator.stack.pki import StackPki
 from replicator.stack.redis_server import RedisServer, admin_client
 
 
@@ -27,7 +28,8 @@ class PrivateRedis:
         self.region = region
         self.port = free_port()
         self.serve(project)
-        self.server = RedisServer(project.topology, region, state_dir)
+        shared_pki = StackPki(ROOT / project.topology.stack.state_dir / "tls")
+        self.server = RedisServer(project.topology, region, state_dir, pki=shared_pki)
         self._tools = {"redis-server": shutil.which("redis-server") or "redis-server"}
         self.pid = 0
         self.start()

@@ -16,6 +16,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartiti
 from confluent_kafka.admin import AdminClient, NewTopic
 from harness import ReplicatedProject, wait_for
 
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.s3 import s3_client
 from replicator.adapters.s3_catalog import manifest_key
 from replicator.assembly import build_worker
@@ -39,11 +40,11 @@ class RegionLog:
         self.topic = self.topology.topic_for(VIEW)
         self.partitions = self.topology.kafka.partitions
         self.group = self.topology.consumer_group(region)
-        servers = self.topology.kafka.bootstrap_servers
-        self.admin = AdminClient({"bootstrap.servers": servers})
+        self.admin = AdminClient(client_config(self.topology, "admin"))
         futures = self.admin.create_topics([NewTopic(self.topic, self.partitions, 1)])
         futures[self.topic].result(30)
-        self._producer = Producer({"bootstrap.servers": servers, "enable.idempotence": True})
+        primary = client_config(self.topology, "primary")
+        self._producer = Producer({**primary, "enable.idempotence": True})
         self.written: dict[int, int] = {p: 0 for p in range(self.partitions)}
         manifest = {"version": "v-lifecycle", "feature_views": {VIEW: FINGERPRINT}}
         for config in self.topology.regions.values():

@@ -33,6 +33,7 @@ from region_log import RegionLog
 
 from consistency.adapters.kafka_log import KafkaLog
 from consistency.errors import SourceUnavailable
+from replicator.adapters.kafka_config import client_config
 
 pytestmark = pytest.mark.slow
 
@@ -60,28 +61,28 @@ def broker_world(
     partition and every region's group committed at ``COMMITTED``."""
     project = ReplicatedProject(config_file, tmp_path, partitions=PARTITIONS)
     kafka = PrivateKafka(project, tmp_path / "kafka")
-    _write_and_commit(kafka.bootstrap_servers, project)
+    _write_and_commit(project)
     try:
         yield project, kafka
     finally:
         kafka.stop()
 
 
-def _write_and_commit(bootstrap: str, project: ReplicatedProject) -> None:
+def _write_and_commit(project: ReplicatedProject) -> None:
     """The view's topic, ``RECORDS`` records per partition, each region's group at ``COMMITTED``."""
-    topic = project.topology.topic_for(VIEW)
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topology = project.topology
+    topic = topology.topic_for(VIEW)
+    admin = AdminClient(client_config(topology, "admin"))
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
-    producer = Producer({"bootstrap.servers": bootstrap})
+    producer = Producer(client_config(topology, "primary"))
     for partition in range(PARTITIONS):
         for n in range(RECORDS):
             producer.produce(topic, b"record %d" % n, partition=partition)
     assert producer.flush(30) == 0
     for region, offset in COMMITTED.items():
         offsets = [TopicPartition(topic, p, offset) for p in range(PARTITIONS)]
-        group = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": project.topology.consumer_group(region)}
-        )
+        worker = client_config(topology, "worker", region=region)
+        group = Consumer({**worker, "group.id": topology.consumer_group(region)})
         try:  # a new broker creates and loads its offsets topic on the first request
             wait_for(partial(_commit, group, offsets), 60, f"{region}'s group to commit")
         finally:
@@ -99,13 +100,19 @@ def _commit(group: Consumer, offsets: list[TopicPartition]) -> bool:
 
 
 def read_committed_in_a_loop(
-    bootstrap: str, groups: dict[str, str], topic: str, stop: Any, ok: Any, failed: Any, out: Any
+    connection: dict[str, Any],
+    groups: dict[str, str],
+    topic: str,
+    stop: Any,
+    ok: Any,
+    failed: Any,
+    out: Any,
 ) -> None:
     """Child process: the checker's Kafka adapter read by one thread per region, each reading
     its group's committed offsets over and over (as the region threads of back-to-back
     staleness rounds do) until ``stop``; counts answers and ``SourceUnavailable``s, and puts
     the last offsets read per region on ``out``."""
-    log = KafkaLog(bootstrap, timeout_seconds=2.0)
+    log = KafkaLog(connection, timeout_seconds=2.0)
     positions = [(topic, p) for p in range(PARTITIONS)]
     last: dict[str, dict[int, int | None]] = {}
 
@@ -151,7 +158,7 @@ def test_committed_offsets_are_read_through_a_broker_restart_without_crashing(
     topic = project.topology.topic_for(VIEW)
     child = context.Process(
         target=read_committed_in_a_loop,
-        args=(kafka.bootstrap_servers, groups, topic, stop, ok, failed, out),
+        args=(client_config(project.topology, "checker"), groups, topic, stop, ok, failed, out),
     )
     child.start()
     try:

@@ -17,7 +17,9 @@ import pandas as pd
 import pytest
 from harness import ReferenceRedis, ReplicatedProject, recent_window
 
+from replicator.adapters.kafka_config import client_config
 from replicator.config import Topology
+from replicator.kafka_acls import primary_client_id
 
 pytestmark = pytest.mark.slow
 
@@ -148,8 +150,11 @@ def test_a_primary_killed_mid_call_leaves_no_row_of_that_call_in_any_region(
 
     _primary, expected_store = project.feast_stores(reference)
     # One writer identity: the next process fences the killed one and aborts its transaction.
+    # Under the primary's transactional-id prefix, which its Kafka ACLs cover.
+    writer_id = f"{primary_client_id(project.topology)}-w"
     settings = yaml.safe_load((project.repo / "feature_store.yaml").read_text())
-    settings["online_store"].update(max_batch_rows=50, transactional_id=f"{project.name}-w")
+    settings["online_store"].update(max_batch_rows=50, transactional_id=writer_id)
+
     (project.repo / "feature_store.yaml").write_text(yaml.safe_dump(settings))
     project.start_workers()
     frame = tmp_path / "killed.parquet"
@@ -168,7 +173,7 @@ def test_a_primary_killed_mid_call_leaves_no_row_of_that_call_in_any_region(
     topic = project.topology.topic_for("merchant_risk")
     probe = Consumer(
         {
-            "bootstrap.servers": project.topology.kafka.bootstrap_servers,
+            **client_config(project.topology, "admin"),
             "group.id": f"{project.name}-probe",
             "isolation.level": "read_uncommitted",  # sees the open transaction's records
         }

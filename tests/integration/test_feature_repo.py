@@ -24,6 +24,8 @@ import pytest
 from feast import Entity, FeatureService, FeatureStore, FeatureView, RepoConfig
 from feast.data_source import DataSource, PushMode
 
+from replicator.adapters.redis_store import feast_connection_string
+
 pytestmark = pytest.mark.integration
 
 REPO_DIR = Path(__file__).resolve().parents[2] / "feature_repo"
@@ -70,10 +72,8 @@ def applied(topology: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     frames = {w.name: pd.read_parquet(w.path) for w in written}
 
     redis = topology.regions[topology.primary_region].redis
-    connection = (
-        f"{redis.host}:{redis.port},username={redis.admin.username},"
-        f"password={redis.admin.password.get_secret_value()}"
-    )
+    connection = feast_connection_string(redis, redis.admin)  # with the topology's TLS
+
     config = RepoConfig(
         project=f"{topology.project}_it_{uuid.uuid4().hex[:8]}",
         provider="local",

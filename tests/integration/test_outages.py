@@ -21,6 +21,7 @@ from confluent_kafka import Consumer
 from harness import ReplicatedProject, free_port, wait_for
 
 from replicator import cli
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.redis_store import RegionStore
 from replicator.config import Topology
@@ -68,7 +69,8 @@ def test_s3_down_is_one_line_and_exit_code_unavailable(project: ReplicatedProjec
 def publish_rows(project: ReplicatedProject, view: str, records: int) -> str:
     topology = project.topology
     topic = topology.topic_for(view)
-    with KafkaPublisher(topology.kafka.bootstrap_servers, client_id="test-errors") as publisher:
+    primary = client_config(topology, "primary")
+    with KafkaPublisher(primary, client_id="test-errors") as publisher:
         publisher.ensure_topics([topic], topology.kafka.partitions, 1)
         for n in range(records):
             row = Row(b"key-%d" % n, b"ts", 1_700_000_000 + n, 0, 0, 0, (b"value",))
@@ -113,7 +115,7 @@ def staleness(checker: Any, region: str) -> float | None:
 def dead_lettered(topology: Topology, source_topic: str, reason: str) -> bool:
     consumer = Consumer(
         {
-            "bootstrap.servers": topology.kafka.bootstrap_servers,
+            **client_config(topology, "admin"),
             "group.id": f"dlq-reader-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
         }
@@ -140,7 +142,10 @@ def test_a_forged_heartbeat_cannot_hide_a_stopped_worker(project: ReplicatedProj
     topology = project.topology
     region = topology.replica_regions[0]
     topic = topology.topic_for("forged_view")
-    with KafkaPublisher(topology.kafka.bootstrap_servers, client_id="test-forger") as forger:
+    # The forger holds the primary's credentials: the broker refuses anyone else's heartbeat
+    # (test_security.py); this test is about what reaches the regions.
+    primary = client_config(topology, "primary")
+    with KafkaPublisher(primary, client_id="test-forger") as forger:
         forger.ensure_topics([topic], topology.kafka.partitions, 1)
         project.start_heartbeats(0.2, "--relist", "1")
         worker = project.start_worker_process(region)

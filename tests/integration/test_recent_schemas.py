@@ -19,6 +19,7 @@ import pytest
 from harness import END, ReferenceRedis, ReplicatedProject, dead_letter_reasons, primary_fingerprint
 from waiting import wait_until
 
+from replicator.adapters.kafka_config import client_config
 from replicator.config import Topology
 from replicator.core import wire
 from replicator.core.records import Row, RowBatch
@@ -120,7 +121,7 @@ def _publish_unreleased(project: ReplicatedProject) -> None:
     key = b"\x02\x00\x00\x00" + project.name.encode()  # any key: it must not be written
     row = Row(key, b"\x08\x01", int(END.timestamp()), 0, 0, 0, (b"\x10\x01",))
     headers, payload = wire.encode_rows(RowBatch(VIEW, (b"\x00\x00\x00\x01",), (row,), UNRELEASED))
-    producer = Producer({"bootstrap.servers": project.topology.kafka.bootstrap_servers})
+    producer = Producer(client_config(project.topology, "primary"))
     producer.produce(project.topology.topic_for(VIEW), payload, headers=headers, partition=0)
     assert producer.flush(30) == 0
 

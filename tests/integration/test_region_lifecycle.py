@@ -19,6 +19,7 @@ from harness import ReplicatedProject, WorkerThread, wait_for
 from private_redis import PrivateRedis
 from region_log import FIELDS, OffsetWatcher, RegionLog
 
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_source import KafkaSource
 from replicator.assembly import region_pattern
 from replicator.config import Topology
@@ -93,7 +94,7 @@ def test_a_session_timeout_the_broker_refuses_stops_the_worker_naming_the_settin
 ) -> None:
     # Below any broker's group.min.session.timeout.ms (the local stack's is 1 s).
     source = KafkaSource(
-        project.topology.kafka.bootstrap_servers,
+        client_config(project.topology, "worker", region=log.region),
         group_id=log.group,
         pattern=region_pattern(project.topology, log.region),
         options={"session.timeout.ms": 500, "heartbeat.interval.ms": 100},

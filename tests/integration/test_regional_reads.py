@@ -22,15 +22,16 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import ReplicatedProject, WorkerThread, free_port, wait_for
+from harness import ROOT, ReplicatedProject, WorkerThread, free_port, wait_for
 
 from replicator.assembly import build_worker
-from replicator.config import RedisEndpoint, Topology
+from replicator.config import Topology, read_topology_document
 from replicator.feast_reader import close_readers, reader_for
 from replicator.health_server import RegionHealth, make_server
 from replicator.regional_config import feast_env, write_regional_repo
 from replicator.regional_reads import StaleRead, last_read, read_scope
-from replicator.stack.redis_server import acl_file
+from replicator.stack.pki import StackPki
+from replicator.stack.redis_server import RedisServer, acl_file
 
 pytestmark = pytest.mark.slow
 
@@ -47,19 +48,23 @@ READS = {
 
 
 class ThrowawayRedis:
-    """A redis-server with the topology's ACL users for one region; killable."""
+    """A redis-server with the topology's ACL users for one region, on its port as the local
+    stack's (TLS with the stack's certificates when the topology says so); killable."""
 
-    def __init__(self, endpoint: RedisEndpoint, workdir: Path) -> None:
-        self.endpoint = endpoint
+    def __init__(self, topology: Topology, region: str, workdir: Path) -> None:
+        self.endpoint = topology.region(region).redis
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "users.acl").write_text(acl_file(endpoint))
+        (workdir / "users.acl").write_text(acl_file(self.endpoint))
+        pki = StackPki(ROOT / topology.stack.state_dir / "tls")
+        listener = RedisServer(topology, region, workdir, pki=pki).listener()
+        (workdir / "listener.conf").write_text("\n".join(listener) + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [
-                *("redis-server", "--port", str(self.endpoint.port), "--bind", "127.0.0.1"),
+                *("redis-server", str(self.workdir / "listener.conf"), "--bind", "127.0.0.1"),
                 *("--save", "", "--appendonly", "no", "--dir", str(self.workdir)),
                 *("--aclfile", str(self.workdir / "users.acl")),
             ],
@@ -74,7 +79,7 @@ class ThrowawayRedis:
 
 
 def _base_topology(config_file: Path, workdir: Path, port: int) -> Path:
-    raw = yaml.safe_load(config_file.read_text())
+    raw = read_topology_document(config_file)
     regions = raw["regions"]
     spare = regions.pop("ap-southeast-1")
     local = json.loads(json.dumps(spare))
@@ -121,7 +126,7 @@ def scenario(
 ) -> Iterator[Scenario]:
     workdir = tmp_path_factory.mktemp("regional-reads")
     project = ReplicatedProject(_base_topology(config_file, workdir, free_port()), workdir)
-    redis_server = ThrowawayRedis(project.topology.region(LOCAL).redis, workdir / "local-redis")
+    redis_server = ThrowawayRedis(project.topology, LOCAL, workdir / "local-redis")
     redis_server.start()
     saved_env = dict(os.environ)
     try:

@@ -27,6 +27,8 @@ from harness import (
 )
 from waiting import wait_until
 
+from replicator.adapters.kafka_config import client_config
+from replicator.adapters.redis_store import connect
 from replicator.config import Topology
 from replicator.core import wire
 from replicator.core.keys import row_versions_key
@@ -110,12 +112,7 @@ def test_regional_reader_is_read_only_and_feast_sdk_reads_primary_values(
         key = next(iter(project.feast_keys(admin)))
         held = admin.hgetall(key)
         endpoint = project.topology.region(region).redis
-        client = redis.Redis(
-            host=endpoint.host,
-            port=endpoint.port,
-            username=endpoint.reader.username,
-            password=endpoint.reader.password.get_secret_value(),
-        )
+        client = connect(endpoint, endpoint.reader)
         try:
             assert client.hgetall(key) == held
             with pytest.raises(redis.exceptions.NoPermissionError):
@@ -252,7 +249,7 @@ def _bad_input_case(project: ReplicatedProject, reference: ReferenceRedis) -> No
 
     far_future = int(time.time()) + 10 * 365 * 86400
     real_fp = primary_fingerprint(primary, "merchant_risk")
-    producer = Producer({"bootstrap.servers": topology.kafka.bootstrap_servers})
+    producer = Producer(client_config(topology, "primary"))
     headers, _ = batch(real_fp, 1)
     for value, record_headers in [
         (b"\x00not msgpack", None),  # no headers at all
@@ -345,7 +342,7 @@ def test_worker_metrics_count_rows_and_dead_letters(
     rows = project.fresh_rows("merchant_risk", 40, timedelta(hours=1))
     primary.write_to_online_store("merchant_risk", rows)
     primary.write_to_online_store("merchant_risk", rows)  # the same rows again
-    producer = Producer({"bootstrap.servers": project.topology.kafka.bootstrap_servers})
+    producer = Producer(client_config(project.topology, "primary"))
     producer.produce(project.topology.topic_for("merchant_risk"), value=b"junk", partition=0)
     producer.flush(10)
 

@@ -20,6 +20,7 @@ from waiting import wait_until
 
 from benchmarks import processes
 from benchmarks.processes import free_port
+from replicator.adapters.kafka_config import client_config
 from replicator.config import Topology
 from replicator.errors import ConfigError, ObjectStoreUnavailable, RefusedWrite
 from replicator.registry_sync import RegistryReleaser
@@ -52,7 +53,7 @@ def _log_ends(project: ReplicatedProject) -> list[int]:
     topic = project.topology.topic_for(VIEW)
     probe = Consumer(
         {
-            "bootstrap.servers": project.topology.kafka.bootstrap_servers,
+            **client_config(project.topology, "admin"),
             "group.id": f"{project.name}-probe",
         }
     )

@@ -1,15 +1,15 @@
-"""Security on real services: the secure local stack of infra/secure/topology.yaml.
+"""Security on real services: the local stack, secure by default (infra/topology.yaml).
 
-It runs beside the default stack (own ports and state dir), started here if not running and
-stopped afterwards if started here. Kafka speaks SASL_SSL only with SCRAM users and the ACLs
-of ``replicator kafka acls``; Redis has a TLS port only; S3Proxy serves HTTPS only.
+Kafka speaks SASL_SSL only with SCRAM users and the ACLs of ``replicator kafka acls``; Redis
+has a TLS port only; S3Proxy serves HTTPS only. The tests see the stack through a project of
+their own in which one region subscribes to one view only, its ACLs applied as a deployment
+applies them. Skipped on a plaintext stack (``--insecure``, testcontainers).
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.redis_store import connect
 from replicator.adapters.s3 import s3_client
-from replicator.config import RedisUser, Topology, load_topology
+from replicator.config import RedisUser, Topology, load_topology, read_topology_document
 from replicator.config_security import TlsSettings
 from replicator.core import wire
 from replicator.core.feast_settings import FeastSettings
@@ -36,35 +36,29 @@ from replicator.core.records import Heartbeat
 from replicator.read_plan import ReadPlan
 from replicator.regional_config import feature_store_yaml
 from replicator.regional_reads import RegionalReader, RegionUnavailable
+from replicator.stack.kafka_security import grant_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-SECURE = ROOT / "infra" / "secure" / "topology.yaml"
-SUBSCRIBER = "ap-southeast-1"  # subscribes to driver_hourly_stats only
+SUBSCRIBER = "ap-southeast-1"  # subscribes to driver_hourly_stats only (in this module)
 
 
 @pytest.fixture(scope="module")
-def secure(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[Topology]:
-    from replicator.stack import LocalStack
-
-    monkeypatch_module.chdir(ROOT)  # the topology's CA paths are relative to the repo
-    topology = load_topology(SECURE)
-    stack = LocalStack(topology, cwd=ROOT)
-    started = not stack.status()["ok"]
-    if started:
-        stack.up()
-    try:
-        yield topology
-    finally:
-        if started:
-            stack.down()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
+def secure(
+    topology: Topology, config_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Topology:
+    """The running stack's topology for a project of this module's own, where SUBSCRIBER
+    takes driver_hourly_stats only; its ACLs applied (``replicator kafka acls``)."""
+    if not topology.kafka.security.uses_sasl:
+        pytest.skip("the stack runs in plaintext (--insecure or testcontainers)")
+    data = read_topology_document(config_file)
+    data["project"] = f"sec_{uuid.uuid4().hex[:8]}"
+    data["regions"][SUBSCRIBER]["feature_views"] = ["driver_hourly_stats"]
+    path = tmp_path_factory.mktemp("security") / "topology.yaml"
+    path.write_text(yaml.safe_dump(data))
+    secure = load_topology(path)
+    grant_project(secure)
+    return secure
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from harness import ReplicatedProject, wait_for
 from private_redis import PrivateRedis
 from region_log import FIELDS, RegionLog
 
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.adapters.redis_state import field_owners, read_states, restore_states
 from replicator.adapters.redis_store import RegionStore
@@ -28,6 +29,7 @@ from replicator.core.keys import manifest_key, row_versions_key, worker_stats_ke
 from replicator.core.wire import partition_for
 from replicator.redrive import redrive_region
 from replicator.snapshots import snapshot_ids, take_snapshot
+from replicator.stack.kafka_security import grant_project
 
 pytestmark = pytest.mark.slow
 
@@ -134,14 +136,15 @@ def test_topics_the_publisher_creates_keep_records_for_the_configured_retention(
     project = ReplicatedProject(config_file, tmp_path, partitions=2)
     kafka = project.topology.kafka
     topic = project.topology.topic_for("retention_probe")
-    publisher = KafkaPublisher(kafka.bootstrap_servers, client_id=f"{project.name}-retention")
+    primary = client_config(project.topology, "primary")
+    publisher = KafkaPublisher(primary, client_id=f"{project.name}-retention")
     try:
         publisher.ensure_topics(
             [topic], kafka.partitions, kafka.replication_factor, retention_ms=kafka.retention_ms
         )
     finally:
         publisher.close()
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    admin = AdminClient(client_config(project.topology, "admin"))
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     configs = admin.describe_configs([resource])[resource].result(30)
     assert configs["retention.ms"].value == str(7 * 24 * 3600 * 1000)  # 7 days by default
@@ -157,6 +160,7 @@ def test_rows_refused_for_an_unknown_schema_are_redriven_once_the_schema_arrives
     raw["kafka"]["dead_letter_topic"] = f"{project.name}.dead-letter"  # this test's own
     project.topology_path.write_text(yaml.safe_dump(raw))
     project.topology = load_topology(project.topology_path)
+    grant_project(project.topology)  # the workers may write this dead-letter topic
     try:
         log = RegionLog(project, project.topology.replica_regions[0])
         region = log.region

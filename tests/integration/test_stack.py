@@ -20,6 +20,8 @@ from redis.retry import Retry
 from waiting import wait_until
 
 from replicator import cli
+from replicator.adapters.kafka_config import client_config
+from replicator.adapters.redis_store import tls_options
 from replicator.adapters.s3 import s3_client as make_s3_client
 from replicator.config import Topology, load_topology
 from replicator.stack import LocalStack
@@ -70,18 +72,14 @@ def test_topic_created_with_the_admin_api_is_listed(kafka_admin: AdminClient, ne
 
 def test_produced_message_is_consumed_back(topology: Topology, new_topic: str):
     producer = Producer(
-        {
-            "bootstrap.servers": topology.kafka.bootstrap_servers,
-            "enable.idempotence": True,
-            "acks": "all",
-        }
+        {**client_config(topology, "admin"), "enable.idempotence": True, "acks": "all"}
     )
     producer.produce(new_topic, key=b"entity-1", value=b"hello from the stack")
     assert producer.flush(30) == 0
 
     consumer = Consumer(
         {
-            "bootstrap.servers": topology.kafka.bootstrap_servers,
+            **client_config(topology, "admin"),
             "group.id": f"test-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -102,9 +100,7 @@ def test_produced_message_is_consumed_back(topology: Topology, new_topic: str):
 
 def test_topics_are_not_created_by_producing(topology: Topology, kafka_admin: AdminClient):
     name = f"test.stack.unknown.{uuid.uuid4().hex[:8]}"
-    producer = Producer(
-        {"bootstrap.servers": topology.kafka.bootstrap_servers, "message.timeout.ms": 3000}
-    )
+    producer = Producer({**client_config(topology, "admin"), "message.timeout.ms": 3000})
     errors: list[Any] = []
     producer.produce(name, value=b"x", on_delivery=lambda err, _msg: errors.append(err))
     producer.flush(10)
@@ -150,7 +146,11 @@ def test_writer_cannot_run_dangerous_commands(
 def test_clients_without_credentials_are_refused(each_region: str, topology: Topology):
     endpoint = topology.region(each_region).redis
     client = redis.Redis(
-        host=endpoint.host, port=endpoint.port, socket_timeout=5, retry=Retry(NoBackoff(), 0)
+        host=endpoint.host,
+        port=endpoint.port,
+        socket_timeout=5,
+        retry=Retry(NoBackoff(), 0),
+        **tls_options(endpoint.tls),
     )
     try:
         with pytest.raises(redis.exceptions.AuthenticationError):
@@ -164,7 +164,10 @@ def test_admin_can_run_dangerous_commands(
 ):
     admin = redis_admin(each_region)
     assert admin.acl_whoami() == topology.region(each_region).redis.admin.username
-    assert admin.config_get("port")["port"] == str(topology.region(each_region).redis.port)
+    endpoint = topology.region(each_region).redis
+    port = "tls-port" if endpoint.tls.enabled else "port"  # TLS only: the plain port is 0
+    assert admin.config_get(port)[port] == str(endpoint.port)
+
     endpoint = topology.region(each_region).redis
     expected = {"default", endpoint.admin.username, endpoint.reader.username}
     assert expected | {endpoint.writer.username} <= set(admin.acl_users())
@@ -215,7 +218,8 @@ def test_cli_status_json(
 def isolated_topology(
     local_stack_only: None, config_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Topology]:
-    """The default topology moved to free ports and a private state dir.
+    """The default topology moved to free ports and a private state dir (its own CA: TLS
+    clients trust the one made there).
 
     Not under pytest's ``tmp_path``: a concurrent pytest session may delete old base temp
     dirs, and with them the state of servers still running.
@@ -230,7 +234,11 @@ def isolated_topology(
     for region, port in zip(base.regions, ports[3:], strict=True):
         prefix = f"REPLICATOR_REGIONS__{region.replace('-', '_').upper()}"
         monkeypatch.setenv(f"{prefix}__REDIS__PORT", str(port))
-        monkeypatch.setenv(f"{prefix}__S3__ENDPOINT_URL", f"http://127.0.0.1:{ports[2]}")
+        scheme = "https" if base.region(region).s3.ca_file else "http"
+        monkeypatch.setenv(f"{prefix}__S3__ENDPOINT_URL", f"{scheme}://127.0.0.1:{ports[2]}")
+        for field in ("REDIS__TLS__CA_FILE", "S3__CA_FILE"):
+            monkeypatch.setenv(f"{prefix}__{field}", str(state_dir / "tls" / "ca.pem"))
+    monkeypatch.setenv("REPLICATOR_KAFKA__SECURITY__TLS__CA_FILE", str(state_dir / "tls/ca.pem"))
     yield load_topology(config_file)
     shutil.rmtree(state_dir, ignore_errors=True)
 
@@ -281,7 +289,7 @@ def test_up_down_up_keeps_data_and_leaves_no_process(
 
 
 def _write_some_data(topology: Topology) -> tuple[str, str, str]:
-    admin = AdminClient({"bootstrap.servers": topology.kafka.bootstrap_servers})
+    admin = AdminClient(client_config(topology, "admin"))
     topic = "test.stack.durable"
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
     region = next(iter(topology.regions.values()))
@@ -293,7 +301,7 @@ def _write_some_data(topology: Topology) -> tuple[str, str, str]:
 
 
 def _assert_data_survived(topology: Topology, topic: str, key: str, bucket: str) -> None:
-    admin = AdminClient({"bootstrap.servers": topology.kafka.bootstrap_servers})
+    admin = AdminClient(client_config(topology, "admin"))
     assert topic in admin.list_topics(timeout=10).topics
     region = next(iter(topology.regions.values()))
     client = admin_client(region.redis)

@@ -16,7 +16,6 @@ from typing import Any
 
 import msgpack
 import pytest
-import redis
 from unit.fakes import (  # tests/ is on sys.path
     FakeStore,
     encoded,
@@ -28,7 +27,7 @@ from unit.fakes import (  # tests/ is on sys.path
     shuffled_deliveries,
 )
 
-from replicator.adapters.redis_store import RegionStore
+from replicator.adapters.redis_store import RegionStore, connect
 from replicator.config import Topology
 from replicator.core import wire
 from replicator.core.keys import NAMESPACE, row_versions_key
@@ -120,13 +119,8 @@ def fake_backend() -> Iterator[Backend]:
 
 def redis_backend(topology: Topology) -> Iterator[Backend]:
     endpoint = topology.region(topology.replica_regions[-1]).redis
-    admin = redis.Redis(
-        host=endpoint.host,
-        port=endpoint.port,
-        username=endpoint.admin.username,
-        password=endpoint.admin.password.get_secret_value(),
-        socket_timeout=5,
-    )
+    admin = connect(endpoint, endpoint.admin, timeout=5)
+
     stores: list[RegionStore] = []
 
     def open_store(ttl: int | None) -> RegionStore:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from replicator.adapters.redis_store import connect
 from replicator.config import Topology
 from replicator.core import version
 from replicator.core.version import Version
@@ -39,13 +40,8 @@ LIMIT = 2**52  # Lua numbers are doubles: exact up to 2^53
 @pytest.fixture
 def admin(topology: Topology) -> Iterator[redis.Redis]:
     endpoint = topology.region(topology.replica_regions[-1]).redis
-    client = redis.Redis(
-        host=endpoint.host,
-        port=endpoint.port,
-        username=endpoint.admin.username,
-        password=endpoint.admin.password.get_secret_value(),
-        socket_timeout=10,
-    )
+    client = connect(endpoint, endpoint.admin, timeout=10)
+
     yield client
     client.close()
 

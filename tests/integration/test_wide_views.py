@@ -17,6 +17,7 @@ import redis
 from confluent_kafka import Producer
 from harness import ReferenceRedis, ReplicatedProject, dead_letter_reasons, primary_fingerprint
 
+from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import MAX_RECORD_BYTES
 from replicator.adapters.redis_store import RegionStore, connect, feast_hashes
 from replicator.config import Topology
@@ -134,7 +135,7 @@ def test_hostile_records_never_hold_the_partition(
             row = Row(key, b"\x08\x01", 1, 0, 0, 0, tuple(b"\x10\x01" for _ in fields))
             return wire.encode_rows(RowBatch("merchant_risk", fields, (row,), fingerprint))
 
-        producer = Producer({"bootstrap.servers": project.topology.kafka.bootstrap_servers})
+        producer = Producer(client_config(project.topology, "primary"))
         for key, width in [(wide_key, 5_000), (string_key, 2)]:
             headers, payload = record(key, width)
             producer.produce(topic, value=payload, headers=headers, partition=0)

@@ -22,7 +22,7 @@ from replicator.stack.redis_server import CHECKER_RULES, acl_file, acl_rules
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = [
     ROOT / "infra" / "topology.yaml",
-    ROOT / "infra" / "secure" / "topology.yaml",
+    ROOT / "infra" / "insecure" / "topology.yaml",
     ROOT / "infra" / "chaos" / "topology.yaml",
 ]
 

@@ -174,3 +174,57 @@ def test_worker_key_ttl_seconds_is_refused_with_where_it_moved(tmp_path: Path, t
         load_topology(write(tmp_path, topology_data))
     assert "worker.key_ttl_seconds" in str(error.value)
     assert "online_store.key_ttl_seconds" in str(error.value)
+
+
+def test_a_file_extends_another_key_by_key_with_file_paths_relative_to_their_file(
+    tmp_path: Path,
+):
+    base_dir, variant_dir = tmp_path / "base", tmp_path / "variant"
+    base_dir.mkdir()
+    variant_dir.mkdir()
+    data = yaml.safe_load(DEFAULT.read_text())
+    data["regions"]["eu-west-1"]["redis"]["tls"] = {"enabled": True, "ca_file": "tls/ca.pem"}
+    (base_dir / "topology.yaml").write_text(yaml.safe_dump(data))
+    client_cert = {"cert_file": "c.pem", "key_file": "/k.pem"}
+    variant = {
+        "extends": "../base/topology.yaml",
+        "project": "variant",
+        "regions": {"eu-west-1": {"redis": {"port": 7000, "tls": client_cert}}},
+    }
+    (variant_dir / "topology.yaml").write_text(yaml.safe_dump(variant))
+
+    topology = load_topology(variant_dir / "topology.yaml")
+
+    redis = topology.region("eu-west-1").redis
+    assert (topology.project, redis.port, redis.writer.username) == ("variant", 7000, "replicator")
+    assert redis.tls.ca_file == base_dir / "tls" / "ca.pem"  # the base's path, from its dir
+    assert redis.tls.cert_file == variant_dir / "c.pem"  # the variant's, from its own
+    assert redis.tls.key_file == Path("/k.pem")
+    assert topology.region("us-east-1").redis.port == 16379  # untouched: the base's
+
+
+def test_extends_names_a_missing_base_and_refuses_a_cycle(tmp_path: Path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("extends: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"missing\.yaml: config file not found \(extended by"):
+        load_topology(a)
+    a.write_text("extends: b.yaml\n")
+    b.write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="makes a cycle"):
+        load_topology(a)
+
+
+def test_insecure_picks_the_plaintext_twin_with_a_warning(capsys: pytest.CaptureFixture[str]):
+    from replicator.commands import config_argument
+    from replicator.config import INSECURE_CONFIG_PATH
+
+    parser = cli.build_parser()
+    for argv in (["stack", "up", "--insecure"], ["demo", "--once", "--insecure"]):
+        assert config_argument(parser.parse_args(argv)) == INSECURE_CONFIG_PATH
+        assert "WARNING: --insecure" in capsys.readouterr().err
+    assert config_argument(parser.parse_args(["stack", "up"])) is None  # the secure default
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ConfigError, match="does not combine with --config"):
+        config_argument(parser.parse_args(["--config", "x.yaml", "stack", "status", "--insecure"]))
+    plain = load_topology(ROOT / INSECURE_CONFIG_PATH)
+    assert plain.kafka.security.protocol == "PLAINTEXT"

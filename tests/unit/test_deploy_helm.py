@@ -10,7 +10,7 @@ import pytest
 import yaml
 from deploy_tools import CRDS, KUBE_VERSION, ROOT, run, tool, tools_python
 
-from replicator.config import load_topology
+from replicator.config import load_topology, read_topology_document
 from replicator.core.feast_settings import FeastSettings
 from replicator.k8s_values import PLACEHOLDER, render
 from replicator.regional_config import feature_store_yaml
@@ -251,13 +251,13 @@ def test_the_checker_gets_each_regions_read_only_user_never_the_writer(tmp_path:
     assert "redis-writer-password" in keys and "redis-checker-password" not in keys
 
 
-SECURE = ROOT / "infra" / "secure" / "topology.yaml"
+SECURE = ROOT / "infra" / "topology.yaml"  # the secure default
 
 
 def secure_values(tmp_path: Path, region: str) -> tuple[Any, str]:
     """Values from the secure topology, ``region`` with a Redis client certificate and
     mutual TLS on its health endpoint (paths of the operator's machine)."""
-    data = yaml.safe_load(SECURE.read_text())
+    data = read_topology_document(SECURE)
     data["regions"][region]["redis"]["tls"].update(cert_file="client.pem", key_file="client.key")
     data["regions"][region]["read_fallbacks"] = ["ap-southeast-1"]
     data["regions"][region]["health_tls"] = {

@@ -1,4 +1,5 @@
-"""docker-compose.yml serves the same topology as infra/topology.yaml.
+"""docker-compose.yml serves infra/insecure/topology.yaml: the local stack's topology
+(infra/topology.yaml) in plaintext, for debugging only.
 
 Nobody runs Docker in CI, so this is the only thing keeping the two files in step: every
 region has one Redis service on its host port with the region's ACL users and passwords (and
@@ -22,7 +23,7 @@ from replicator.stack.redis_server import PERSISTENCE
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-TOPOLOGY_FILE = ROOT / "infra" / "topology.yaml"
+TOPOLOGY_FILE = ROOT / "infra" / "insecure" / "topology.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -295,3 +296,26 @@ def test_the_default_session_timeout_is_accepted_by_the_local_broker(
     )
     default = WorkerSettings().session_timeout_seconds
     assert minimum_ms <= default * 1000 < 5000
+
+
+def test_compose_serves_the_plaintext_twin_and_says_so(
+    compose: dict[str, Any], topology: Topology
+) -> None:
+    """Compose runs no TLS and no Kafka SASL: it matches the --insecure topology, which is
+    the secure default with its security switched off and nothing else changed."""
+    assert topology.kafka.security.protocol == "PLAINTEXT"
+    assert not any(r.redis.tls.enabled for r in topology.regions.values())
+    assert all(r.s3.endpoint_url.startswith("http://") for r in topology.regions.values())
+    env = _environment(compose["services"]["kafka"])
+    assert "SASL" not in env.get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "")
+    header = COMPOSE_FILE.read_text(encoding="utf-8").split("\nname:", 1)[0]
+    assert "IN PLAINTEXT" in header and "infra/insecure/topology.yaml" in header
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.startswith("REPLICATOR_"):
+                mp.delenv(key)
+        secure = load_topology(ROOT / "infra" / "topology.yaml")
+    assert secure.kafka.security.protocol == "SASL_SSL"
+    assert secure.kafka.bootstrap_servers == topology.kafka.bootstrap_servers
+    for name, region in secure.regions.items():
+        assert region.redis.port == topology.region(name).redis.port

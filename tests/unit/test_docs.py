@@ -148,7 +148,7 @@ def test_the_checks_see_the_docs() -> None:
     """Guards against a parser change that silently finds nothing to check."""
     commands = {c for _, c in mentions("command")}
     paths = {p for _, p in mentions("path")}
-    assert {"make test", "replicator demo [--once]"} <= commands
+    assert {"make test", "replicator demo [--once] [--insecure]"} <= commands
     assert {"docs/consistency.md", "replicator/worker.py"} <= paths
 
 

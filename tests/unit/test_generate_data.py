@@ -127,6 +127,7 @@ def test_feature_store_yaml_publishes_through_the_replicator_and_reads_the_prima
     pytest.importorskip("feast")
     from feast.repo_config import load_repo_config
 
+    from replicator.adapters.redis_store import feast_connection_string
     from replicator.config import load_topology
 
     for key in list(os.environ):
@@ -142,7 +143,8 @@ def test_feature_store_yaml_publishes_through_the_replicator_and_reads_the_prima
     assert config.project == topology.project
     assert config.entity_key_serialization_version == 3
     assert config.online_store.type == "replicator.feast_publisher.ReplicatingOnlineStore"
-    assert config.online_store.connection_string == (
+    assert config.online_store.connection_string == feast_connection_string(primary, reader)
+    assert config.online_store.connection_string.startswith(
         f"{primary.host}:{primary.port},username={reader.username},"
-        f"password={reader.password.get_secret_value()}"
+        f"password={reader.password.get_secret_value()},ssl=true,"
     )

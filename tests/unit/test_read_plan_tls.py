@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import replicator.read_plan as read_plan_module
-from replicator.config import Topology, load_topology
+from replicator.config import Topology, load_topology, read_topology_document
 from replicator.core.feast_settings import FeastSettings
 from replicator.errors import ConfigError
 from replicator.read_health import reader_client
@@ -22,7 +22,8 @@ from replicator.read_plan import ReadPlan
 from replicator.regional_config import feature_store_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SECURE = ROOT / "infra" / "secure" / "topology.yaml"
+SECURE = ROOT / "infra" / "topology.yaml"
+INSECURE = ROOT / "infra" / "insecure" / "topology.yaml"
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +31,7 @@ def no_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith("REPLICATOR_"):
             monkeypatch.delenv(name)
-    monkeypatch.chdir(ROOT)  # the secure topology's CA path is relative to the repository
+    monkeypatch.chdir(ROOT)
 
 
 def _plan(topology: Topology, region: str) -> tuple[ReadPlan, dict[str, Any]]:
@@ -41,7 +42,7 @@ def _plan(topology: Topology, region: str) -> tuple[ReadPlan, dict[str, Any]]:
 
 
 def _with_redis_tls(tmp_path: Path, **tls: Any) -> Topology:
-    data = yaml.safe_load(SECURE.read_text())
+    data = read_topology_document(SECURE)
     data["regions"]["eu-west-1"]["redis"]["tls"] = {"enabled": True, **tls}
     path = tmp_path / "topology.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -50,7 +51,7 @@ def _with_redis_tls(tmp_path: Path, **tls: Any) -> Topology:
 
 def test_every_region_of_the_generated_plan_reads_over_tls_with_the_ca_by_absolute_path() -> None:
     plan, document = _plan(load_topology(SECURE), "ap-southeast-1")
-    ca = str(ROOT / ".stack-secure" / "tls" / "ca.pem")
+    ca = str(ROOT / ".stack" / "tls" / "ca.pem")  # relative to the topology file's directory
     for region in [*document["regions"], document["primary"]]:
         assert region["tls"]["enabled"] is True, region["name"]
         assert region["tls"]["ca_file"] == ca
@@ -63,7 +64,7 @@ def test_every_region_of_the_generated_plan_reads_over_tls_with_the_ca_by_absolu
         "required",
         True,
     )
-    assert (kwargs["host"], kwargs["port"], kwargs["username"]) == ("127.0.0.1", 28381, "reader")
+    assert (kwargs["host"], kwargs["port"], kwargs["username"]) == ("127.0.0.1", 16381, "reader")
 
 
 def test_client_certificate_key_and_hostname_check_reach_the_reader(tmp_path: Path) -> None:
@@ -76,13 +77,13 @@ def test_client_certificate_key_and_hostname_check_reach_the_reader(tmp_path: Pa
     )
     plan, _ = _plan(topology, "eu-west-1")
     kwargs = reader_client(plan.regions[0], plan.reads).connection_pool.connection_kwargs
-    assert kwargs["ssl_certfile"] == str(ROOT / "tls" / "client.pem")
-    assert kwargs["ssl_keyfile"] == str(ROOT / "tls" / "client-key.pem")
+    assert kwargs["ssl_certfile"] == str(tmp_path / "tls" / "client.pem")
+    assert kwargs["ssl_keyfile"] == str(tmp_path / "tls" / "client-key.pem")
     assert kwargs["ssl_check_hostname"] is False
 
 
 def test_a_plaintext_region_stays_plaintext() -> None:
-    plan, _ = _plan(load_topology(ROOT / "infra" / "topology.yaml"), "eu-west-1")
+    plan, _ = _plan(load_topology(INSECURE), "eu-west-1")
     assert not any(r.tls.enabled for r in [*plan.regions, plan.primary])
     client = reader_client(plan.regions[0], plan.reads)
     assert client.connection_pool.connection_class.__name__ == "Connection"
@@ -110,5 +111,5 @@ def test_feasts_own_connection_string_carries_the_same_tls() -> None:
     config = RegionalOnlineStoreConfig(**document["online_store"])
     options = dict(part.split("=", 1) for part in config.connection_string.split(",")[1:])
     assert options["ssl"] == "true"
-    assert options["ssl_ca_certs"] == str(ROOT / ".stack-secure" / "tls" / "ca.pem")
+    assert options["ssl_ca_certs"] == str(ROOT / ".stack" / "tls" / "ca.pem")
     assert options["username"] == "reader"

@@ -11,7 +11,7 @@ import yaml
 from replicator.adapters.kafka_config import client_config, describe
 from replicator.adapters.redis_store import connect, feast_connection_string
 from replicator.adapters.s3 import s3_client
-from replicator.config import load_topology
+from replicator.config import load_topology, read_topology_document
 from replicator.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,8 +78,32 @@ def test_pass_through_options_reach_librdkafka(tmp_path: Path) -> None:
     assert config["sasl.mechanism"] == "OAUTHBEARER"
 
 
+def test_the_default_topology_is_secure_and_its_insecure_twin_plaintext() -> None:
+    secure = load_topology(ROOT / "infra" / "topology.yaml")
+    ca = str(ROOT / ".stack" / "tls" / "ca.pem")  # relative to the file, wherever we run
+    config = client_config(secure, "worker", region="eu-west-1")
+    assert (config["security.protocol"], config["ssl.ca.location"]) == ("SASL_SSL", ca)
+    assert config["sasl.username"] == "worker-eu-west-1"
+    for region in secure.regions.values():
+        assert region.redis.tls.enabled and str(region.redis.tls.ca_file) == ca
+        assert region.s3.endpoint_url.startswith("https://") and str(region.s3.ca_file) == ca
+    plain = load_topology(ROOT / "infra" / "insecure" / "topology.yaml")
+    assert plain.stack.state_dir != secure.stack.state_dir
+    for region in plain.regions.values():
+        assert not region.redis.tls.enabled and region.s3.endpoint_url.startswith("http://")
+    # Everything else is the secure file's: one home for each setting.
+    same = {"kafka": {"security", "users"}, "stack": {"state_dir"}}
+    assert plain.kafka.model_dump(exclude=same["kafka"]) == secure.kafka.model_dump(
+        exclude=same["kafka"]
+    )
+    assert plain.stack.model_dump(exclude=same["stack"]) == secure.stack.model_dump(
+        exclude=same["stack"]
+    )
+    assert plain.reads == secure.reads and plain.worker == secure.worker
+
+
 def test_plaintext_topology_gives_plaintext_clients() -> None:
-    topology = load_topology(ROOT / "infra" / "topology.yaml")
+    topology = load_topology(ROOT / "infra" / "insecure" / "topology.yaml")
     config = client_config(topology, "primary")
     assert config["security.protocol"] == "PLAINTEXT"
     assert not any(key.startswith(("sasl.", "ssl.")) for key in config)
@@ -118,10 +142,13 @@ def test_redis_and_s3_clients_verify_the_private_ca(tmp_path: Path) -> None:
     assert s3_client(region.s3)._endpoint.http_session._verify == str(tmp_path / "ca.pem")
 
 
-def test_acls_give_each_principal_only_what_it_needs() -> None:
+def test_acls_give_each_principal_only_what_it_needs(tmp_path: Path) -> None:
     from replicator.kafka_acls import required_acls
 
-    topology = load_topology(ROOT / "infra" / "secure" / "topology.yaml")
+    data = read_topology_document(ROOT / "infra" / "topology.yaml")
+    data["project"] = "secure_demo"
+    data["regions"]["ap-southeast-1"]["feature_views"] = ["driver_hourly_stats"]
+    topology = load(tmp_path, data)
     acls = required_acls(topology)
     writers = {
         a.principal
@@ -129,15 +156,14 @@ def test_acls_give_each_principal_only_what_it_needs() -> None:
         if a.operation == "WRITE" and a.resource_name.startswith("feast.secure_demo.")
     }
     assert writers == {"User:primary"}
-    primary = {
-        (a.resource_type, a.resource_name, a.operation)
-        for a in acls
-        if a.principal == "User:primary"
-    }
-    # The Feast write path: each topic's record limit, then one transaction per call.
-    assert ("TOPIC", "feast.secure_demo.", "DESCRIBE_CONFIGS") in primary
-    assert ("TRANSACTIONAL_ID", "feast-primary-secure_demo", "WRITE") in primary
     assert not [a for a in acls if a.principal == "User:checker" and a.operation == "WRITE"]
+    # The Feast publisher reads each topic's record limit and writes in transactions.
+    primary = {
+        (a.resource_type, a.resource_name, a.operation) for a in acls if "primary" in a.principal
+    }
+    assert ("TOPIC", "feast.secure_demo.", "DESCRIBE_CONFIGS") in primary
+    assert ("TRANSACTIONAL_ID", "feast-primary-secure_demo-", "WRITE") in primary
+
     reads = {
         (a.pattern_type, a.resource_name)
         for a in acls
@@ -145,7 +171,12 @@ def test_acls_give_each_principal_only_what_it_needs() -> None:
         and a.resource_type == "TOPIC"
         and a.operation == "READ"
     }
-    assert reads == {("LITERAL", "feast.secure_demo.driver_hourly_stats")}
+    # Its one view, and the dead letters it redrives.
+    assert reads == {
+        ("LITERAL", "feast.secure_demo.driver_hourly_stats"),
+        ("LITERAL", topology.kafka.dead_letter_topic),
+    }
+
     groups = {
         a.resource_name
         for a in acls

@@ -6,24 +6,33 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.security_cost import PLAINTEXT_TOPOLOGY, SECURE_TOPOLOGY, secure_like
-from replicator.config import load_topology
+from benchmarks.security_cost import (
+    PLAINTEXT_PORT_OFFSET,
+    PLAINTEXT_TOPOLOGY,
+    SECURE_TOPOLOGY,
+    beside,
+)
+from replicator.config import load_topology, read_topology_document
 
 
-def test_the_secure_run_has_the_plaintext_workload_and_absolute_tls_files(tmp_path: Path) -> None:
-    plain = yaml.safe_load(PLAINTEXT_TOPOLOGY.read_text(encoding="utf-8"))
-    secure = yaml.safe_load(SECURE_TOPOLOGY.read_text(encoding="utf-8"))
-    path = tmp_path / "topology.yaml"
-    path.write_text(yaml.safe_dump(secure_like(secure, plain)), encoding="utf-8")
+def test_the_plaintext_run_is_the_insecure_twin_on_ports_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "plaintext.yaml"
+    moved = beside(read_topology_document(PLAINTEXT_TOPOLOGY), PLAINTEXT_PORT_OFFSET)
+    path.write_text(yaml.safe_dump(moved), encoding="utf-8")
+    plaintext, secure = load_topology(path), load_topology(SECURE_TOPOLOGY)
 
-    topology, plaintext = load_topology(path), load_topology(PLAINTEXT_TOPOLOGY)
-
-    assert topology.kafka.security.protocol == "SASL_SSL"
-    assert topology.kafka.partitions == plaintext.kafka.partitions
-    assert topology.worker == plaintext.worker
-    for region, config in topology.regions.items():
-        assert config.feature_views == plaintext.region(region).feature_views
-        assert config.redis.tls.enabled
-        assert config.redis.tls.ca_file is not None and config.redis.tls.ca_file.is_absolute()
-    assert topology.kafka.security.tls.ca_file is not None
-    assert topology.kafka.security.tls.ca_file.is_absolute()
+    assert plaintext.kafka.security.protocol == "PLAINTEXT"
+    assert secure.kafka.security.protocol == "SASL_SSL"
+    assert plaintext.kafka.partitions == secure.kafka.partitions
+    assert plaintext.worker == secure.worker
+    ports = {secure.kafka.bootstrap_servers, secure.stack.kafka_controller_port}
+    assert plaintext.kafka.bootstrap_servers not in ports
+    assert plaintext.stack.kafka_controller_port not in ports
+    assert plaintext.stack.s3_port != secure.stack.s3_port
+    assert plaintext.stack.state_dir != secure.stack.state_dir
+    for name, region in plaintext.regions.items():
+        other = secure.region(name)
+        assert region.feature_views == other.feature_views
+        assert not region.redis.tls.enabled and other.redis.tls.enabled
+        assert region.redis.port == other.redis.port + PLAINTEXT_PORT_OFFSET
+        assert region.s3.endpoint_url == f"http://127.0.0.1:{plaintext.stack.s3_port}"
