@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import KafkaPublisher
 from replicator.config import Topology
+from replicator.kafka_acls import primary_client_id, project_topic_prefix
 
 PARTITIONS = 6
 THREADS = 6
@@ -26,9 +27,14 @@ CALLS = 20
 
 @pytest.fixture
 def topic(topology: Topology, kafka_admin: AdminClient) -> Iterator[str]:
-    name = f"test.concurrent-publish.{uuid.uuid4().hex[:12]}"
+    # under the project's prefix and transactional ids: what the primary's ACLs allow
+    name = f"{project_topic_prefix(topology)}concurrent-publish-{uuid.uuid4().hex[:12]}"
     yield name
     kafka_admin.delete_topics([name])
+
+
+def _ours(headers: list[tuple[str, bytes]] | None) -> bool:
+    return any(key == "w" for key, _ in headers or [])
 
 
 def _read_committed(topology: Topology, topic: str, expected: int) -> list[bytes]:
@@ -45,7 +51,9 @@ def _read_committed(topology: Topology, topic: str, expected: int) -> list[bytes
     values: list[bytes] = []
     try:
         for _ in range(600):  # at most 60 s of 0.1 s polls
-            values += [m.value() for m in consumer.consume(500, 0.1) if m.error() is None]
+            batch = consumer.consume(500, 0.1)
+            # this test's records only (a heartbeat emitter may write into the project's topics)
+            values += [m.value() for m in batch if m.error() is None and _ours(m.headers())]
             if len(values) >= expected:
                 break
     finally:
@@ -59,7 +67,7 @@ def test_concurrent_calls_all_return_and_every_record_is_read_once(
     publisher = KafkaPublisher(
         client_config(topology, "primary"),
         client_id="test-concurrent",
-        transactional_id=f"test-concurrent-{uuid.uuid4().hex}",
+        transactional_id=f"{primary_client_id(topology)}-test-concurrent-{uuid.uuid4().hex}",
     )
     publisher.ensure_topics([topic], PARTITIONS, topology.kafka.replication_factor)
     start = threading.Barrier(THREADS)
