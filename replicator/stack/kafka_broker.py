@@ -273,6 +273,17 @@ class KafkaBroker(Service):
     def probe(self) -> bool:
         return probe_kafka(self.connection, self.port)
 
+    def failure_report(self, lines: int = 20) -> str:
+        report = super().failure_report(lines)
+        if not self.secure or not port_in_use(self.port):
+            return report
+        return (
+            f"{report}\nThe broker listens but refuses the admin's SASL login. Its SCRAM users"
+            f" are written when {self.data_dir} is formatted: storage made by a plaintext stack"
+            " (one from before the local stack turned secure) has none."
+            " Stop the stack and remove its state (`make clean`) to start over."
+        )
+
     def after_healthy(self) -> list[str]:
         if not self.secure:
             return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,17 @@ def test_bootstrap_must_list_one_loopback_port_per_broker() -> None:
     assert parse_local_bootstrap("127.0.0.1:1,127.0.0.1:2", 2) == [1, 2]
     with pytest.raises(ConfigError, match="2 broker"):
         parse_local_bootstrap("127.0.0.1:1", 2)
+
+
+def test_a_secure_broker_that_listens_but_never_answers_says_how_to_start_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("REPLICATOR_KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{port}")
+    broker = KafkaBroker(load_topology(ROOT / "infra" / "topology.yaml"), tmp_path)
+    assert "make clean" not in broker.failure_report()  # nothing listens: it never started
+    with socket.create_server(("127.0.0.1", port)):  # listens, answers no SASL handshake
+        report = broker.failure_report()
+    assert "refuses the admin's SASL login" in report and "`make clean`" in report
