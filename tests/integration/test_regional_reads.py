@@ -43,7 +43,7 @@ READS = {
     "recover_checks": 2,
     "health_interval_seconds": 0.2,
     "failback_seconds": 1.0,
-    "socket_timeout_seconds": 0.3,
+    "socket_timeout_seconds": 2.0,  # a TLS handshake on a busy machine; a kill is refused at once
 }
 
 
