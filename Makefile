@@ -68,4 +68,3 @@ lint: setup
 
 clean: stack-down
 	rm -rf .stack .stack-insecure .stack-chaos .pytest_cache .mypy_cache .ruff_cache build
-

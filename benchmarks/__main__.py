@@ -63,7 +63,7 @@ EXTERNAL = {
 }
 """Benchmarks with their own runner, ``run(quick) -> dict`` already in the results shape."""
 OPT_IN = {"security_cost"}
-"""Run only when named with ``--only`` (``security_cost`` brings up a second, secure stack)."""
+"""Run only when named with ``--only`` (``security_cost`` brings up a second, plaintext stack)."""
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
 
 

@@ -69,7 +69,6 @@ def _trial(workdir: Path) -> tuple[float, int]:
             try:
                 probe = RedisUser(username="reader", password=SecretStr("x"))
                 connect(local.redis, probe, timeout=1).ping()
-
             except redis.AuthenticationError:
                 break
             except redis.ConnectionError:

@@ -5,7 +5,7 @@ Redis keys, version hashes, consumer groups and registry objects. ``close()`` re
 them (Redis through each region's admin user), whatever happened in between.
 
 On a broker with SASL (the local stack's default), every Kafka client connects as the
-principal ``replicator kafka acls`` describes, and the project's own ACLs (``required_acls``
+principal ``replicator kafka acls`` describes, and the project's own ACLs (``grant_project``
 of its topology) are added at the start and deleted by ``close()``.
 """
 
@@ -25,7 +25,6 @@ import redis
 import yaml
 from confluent_kafka.admin import AdminClient
 
-from replicator.adapters.kafka_admin import KafkaAdmin
 from replicator.adapters.kafka_config import client_config
 from replicator.adapters.kafka_publisher import MAX_RECORD_BYTES, KafkaPublisher
 from replicator.adapters.kafka_source import KafkaSource
@@ -37,8 +36,7 @@ from replicator.config import Topology, load_topology, read_topology_document
 from replicator.core import wire
 from replicator.core.keys import NAMESPACE
 from replicator.core.records import RowBatch
-from replicator.kafka_acls import required_acls
-from replicator.stack.kafka_security import grant_project
+from replicator.stack.kafka_security import grant_project, revoke_project
 from replicator.worker import Worker, WorkerOptions
 
 if TYPE_CHECKING:
@@ -100,7 +98,7 @@ class BenchProject:
         self.repo_config: Any = None
         self._admins: dict[str, redis.Redis] = {}
         # this project's Kafka ACLs on a secure stack, removed again by close()
-        self._acls = required_acls(self.topology) if grant_project(self.topology) else []
+        grant_project(self.topology)  # removed again by close()
 
     def __enter__(self) -> BenchProject:
         return self
@@ -332,7 +330,6 @@ class BenchProject:
             groups = [g.group_id for g in listed.valid if self.name in g.group_id]
             for future in admin.delete_consumer_groups(groups).values() if groups else ():
                 future.result(timeout=60)
-            if self._acls:
-                KafkaAdmin(client_config(self.topology, "admin")).remove_acls(self._acls)
+            revoke_project(self.topology)
         except Exception as exc:  # confluent_kafka raises KafkaException with varied codes
             log.warning("cannot delete %s topics, groups or ACLs: %s", self.name, exc)

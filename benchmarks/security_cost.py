@@ -49,8 +49,6 @@ MAX_THROUGHPUT_COST_PCT = 10.0
 MAX_ADDED_P99_MS = 5.0
 SUSTAINED = 0.98
 """Share of ``e2e_lag``'s rate a stack must achieve for its p99 to count (as ``e2e_lag``)."""
-WORKLOAD_KAFKA = ("partitions", "replication_factor")
-"""``kafka`` fields the secure run takes from the plaintext topology (the rest is transport)."""
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -75,7 +73,7 @@ def beside(raw: dict[str, Any], offset: int) -> dict[str, Any]:
     """The topology mapping ``raw`` (``read_topology_document``) with every local stack port
     moved up by ``offset`` and its own state directory, to run beside the original."""
     out = copy.deepcopy(raw)
-    kafka, stack = out["kafka"], out.setdefault("stack", {})
+    kafka, stack = out["kafka"], out["stack"]
     host, port = kafka["bootstrap_servers"].rsplit(":", 1)
     kafka["bootstrap_servers"] = f"{host}:{int(port) + offset}"
     stack["kafka_controller_port"] += offset
@@ -95,8 +93,8 @@ def _round(contexts: dict[str, Context], number: int, rounds: int) -> dict[str, 
     out: dict[str, Any] = {}
     for stack in order:
         ctx = contexts[stack]
-        ctx.progress(f"round {number + 1}/{rounds} (load average {load_average()})")
         load = load_average()
+        ctx.progress(f"round {number + 1}/{rounds} (load average {load})")
         (applied,) = apply.run(ctx)
         (lag,) = e2e_lag.run(ctx)
         out[stack] = {**_figures(applied, lag), "load_average": [load, load_average()]}
@@ -165,11 +163,7 @@ def _document(runs: list[dict[str, Any]], quick: bool, load: list[Any]) -> dict[
             "quick": quick,
             "plaintext_topology": str(PLAINTEXT_TOPOLOGY.relative_to(ROOT)),
             "secure_topology": str(SECURE_TOPOLOGY.relative_to(ROOT)),
-            "secure_uses_plaintext_settings": [
-                *(f"kafka.{f}" for f in WORKLOAD_KAFKA),
-                "worker",
-                "regions.*.feature_views",
-            ],
+            "plaintext_port_offset": PLAINTEXT_PORT_OFFSET,
             "statistic": "median over rounds of per-round pairs; each round's apply figure "
             "is the median of its repetitions",
         },

@@ -47,7 +47,7 @@ from replicator.heartbeat import (
     applied_key,
     emission_key,
 )
-from replicator.stack.kafka_security import grant_project
+from replicator.stack.kafka_security import grant_project, revoke_project
 
 NAME = "staleness_resolution"
 TARGET_SECONDS = 1.0
@@ -198,6 +198,8 @@ def _cleanup(topology: Topology, region: str, topics: list[str], admin: AdminCli
     primary = topology.region(topology.primary_region).redis
     client = connect(primary, primary.admin)
     client.delete(emission_key(topology.project))
+    with contextlib.suppress(Exception):  # the ACLs grant_project added for this run
+        revoke_project(topology)
     client.close()
     config = topology.region(region).redis
     client = connect(config, config.admin)

@@ -209,9 +209,7 @@ class ConsistencyService:
                 region["status"] = "unknown"  # not measured lately: never OK
             elif name in over_regions:
                 region["status"] = "breaching"  # over a bound, not yet for violate_after rounds
-            elif region["status"] == "unknown":
-                region["status"] = "unknown"  # not measured: never OK
-            else:
+            elif region["status"] != "unknown":  # unknown: not measured, never OK
                 region["status"] = "ok"
         report["ready"] = True
         report["alerts"] = list(self.alerts)[:50]

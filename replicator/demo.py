@@ -143,7 +143,7 @@ class Demo:
         # A one-shot check opens every Kafka client inside its only round (TLS and SCRAM
         # handshakes: seconds on a busy 2-core machine), which a serving checker does once,
         # before its rounds; the round's deadline leaves room for that here.
-        env = {**os.environ, "CONSISTENCY_SCHEDULE__READ_TIMEOUT_SECONDS": ONE_SHOT_READ_TIMEOUT}
+        env = self._child_env({"CONSISTENCY_SCHEDULE__READ_TIMEOUT_SECONDS": ONE_SHOT_READ_TIMEOUT})
         done = subprocess.run(
             [sys.executable, *self._consistency("check", "--once")],
             capture_output=True,
@@ -151,7 +151,6 @@ class Demo:
             timeout=300,
             env=env,
         )
-
         for line in (done.stdout or done.stderr).splitlines():
             self.say(f"    {line}")
 

@@ -72,7 +72,7 @@ class ReplicatingOnlineStoreConfig(RedisOnlineStoreConfig):
     stable id per writer process lets a restarted process abort the transaction its crashed
     predecessor left open at once, instead of after ``publish_timeout_seconds``, during
     which regions read nothing newer from the partitions that transaction touched. With Kafka
-    ACLs, start it with ``feast-primary-<project>`` (the primary's ACLs cover that prefix)."""
+    ACLs, start it with ``feast-primary-<project>-`` (the primary's ACLs cover that prefix)."""
 
     _topology: Topology | None = PrivateAttr(default=None)
 

@@ -10,7 +10,6 @@ Least privilege per principal (docs/security.md):
   views R subscribes to (the whole project prefix for ``*``), read its own consumer group
   (prefix ``<group>`` so ``<group>-rebuild`` and ``-redrive`` are covered), write the
   dead-letter topic and read it (``replicator region redrive`` replays it as the worker);
-
 - checker (``kafka.users.checker``): read and describe the project's topics and their
   configs, describe the workers' groups (committed offsets), read its own probe groups.
   It writes nothing.
@@ -102,9 +101,15 @@ def worker_acls(topology: Topology, region: str) -> list[Acl]:
             acls += _grant(name, "TOPIC", "LITERAL", topology.topic_for(view), "READ", "DESCRIBE")
     dead = topology.kafka.dead_letter_topic
     acls += _grant(name, "TOPIC", "LITERAL", dead, "CREATE", "DESCRIBE", "WRITE", "READ")
-
     acls += _grant(name, "GROUP", "PREFIXED", topology.consumer_group(region), "READ")
     return acls
+
+
+def project_acls(topology: Topology) -> list[Acl]:
+    """The ACLs of ``required_acls`` that name the project (its topics, consumer groups and
+    transactional ids); the rest (the dead-letter topic, the checker's probe groups) every
+    project on the broker shares."""
+    return [acl for acl in required_acls(topology) if topology.project in acl.resource_name]
 
 
 def kafka_acls_commands(acls: list[Acl], bootstrap: str, config_file: str) -> list[str]:
@@ -116,7 +121,6 @@ def kafka_acls_commands(acls: list[Acl], bootstrap: str, config_file: str) -> li
         "CLUSTER": "--cluster",
         "TRANSACTIONAL_ID": "--transactional-id",
     }
-
     lines = []
     for acl in acls:
         operation = "".join(word.title() for word in acl.operation.split("_"))

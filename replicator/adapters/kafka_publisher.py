@@ -147,11 +147,12 @@ class KafkaPublisher:
             return
         try:
             self._transact(group.records, timeout)
-        except PublishError as exc:
-            group.error = exc
-            raise
         except BaseException as exc:  # the others must not take it for a commit
-            group.error = PublishError(f"Kafka transaction not committed: {exc!r}")
+            group.error = (
+                exc
+                if isinstance(exc, PublishError)
+                else PublishError(f"Kafka transaction not committed: {exc!r}")
+            )
             raise
         finally:
             with self._groups:

@@ -215,7 +215,7 @@ class RegionStore:
             if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
                 # First use, or an emptied script cache (restart, SCRIPT FLUSH): load it and
                 # run the batches again (a batch that did run meanwhile is only redelivered).
-                client.script_load(_APPLY_LUA)
+                client.script_load(self._apply.script)
                 replies = self._evalsha_each(client, batches)
         except redis.RedisError as exc:
             raise self._error(exc) from exc

@@ -99,7 +99,6 @@ class KafkaBroker(Service):
             )
         self.admin = kafka_security.admin_user(topology) if self.secure else None
         self.pki = pki or StackPki(state_dir / "tls")
-
         self.connection: KafkaConnection = (
             client_config(topology, "admin") if self.secure else self.bootstrap_servers
         )

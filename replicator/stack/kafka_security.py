@@ -20,7 +20,7 @@ from replicator.adapters.kafka_config import client_config
 from replicator.config import Topology
 from replicator.config_security import Credentials
 from replicator.errors import ConfigError
-from replicator.kafka_acls import required_acls
+from replicator.kafka_acls import project_acls, required_acls
 from replicator.stack.pki import SERVER_CN, StackPki
 
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -83,6 +83,15 @@ def grant_project(topology: Topology) -> int:
     if not topology.kafka.security.uses_sasl:
         return 0
     return KafkaAdmin(client_config(topology, "admin")).add_acls(required_acls(topology))
+
+
+def revoke_project(topology: Topology) -> int:
+    """Delete the ACLs of a throwaway project that ``grant_project`` applied, its own only
+    (``project_acls``: the ones every project shares stay). Returns how many the broker
+    deleted, 0 on a plaintext broker."""
+    if not topology.kafka.security.uses_sasl:
+        return 0
+    return KafkaAdmin(client_config(topology, "admin")).remove_acls(project_acls(topology))
 
 
 def provision(topology: Topology) -> list[str]:

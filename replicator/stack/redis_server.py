@@ -51,6 +51,13 @@ WRITER_RULES = (
 READER_RULES = "~* -@all +@read +@connection -@dangerous"
 CHECKER_RULES = f"{READER_RULES} +evalsha_ro +script|load"
 ADMIN_RULES = "~* &* +@all"
+ROLE_RULES = {
+    "writer": WRITER_RULES,
+    "reader": READER_RULES,
+    "admin": ADMIN_RULES,
+    "checker": CHECKER_RULES,
+}
+"""Rules per ``RedisEndpoint.users()`` role."""
 DEFAULT_RULES = "off resetpass ~* &* +@all"
 """``off``: no login; ``resetpass``: no password; the rights: for the append-only file's
 replay only (module docstring; tests/integration/test_region_lifecycle.py proves the rows
@@ -63,13 +70,7 @@ worker re-applies, docs/replication.md: self-healing), plus an RDB snapshot ever
 
 def acl_rules(endpoint: RedisEndpoint) -> dict[str, str]:
     """ACL rules per user name, without passwords (``ACL SETUSER name <rules>`` syntax)."""
-    rules = {
-        endpoint.writer.username: WRITER_RULES,
-        endpoint.reader.username: READER_RULES,
-        endpoint.admin.username: ADMIN_RULES,
-    }
-    if endpoint.checker is not None:
-        rules[endpoint.checker.username] = CHECKER_RULES
+    rules = {user.username: ROLE_RULES[role] for role, user in endpoint.users().items()}
     return rules | {"default": DEFAULT_RULES}
 
 

@@ -20,10 +20,9 @@ from replicator.stack.pki import StackPki
 from replicator.stack.prereqs import require_tools
 
 GRACE_SECONDS = 30.0
+"""How long a stopping broker may take to shut down cleanly before it is killed."""
 STARTUP_TIMEOUT = 180.0
 """How long a starting broker may take to answer (a condition waited for, not a sleep)."""
-
-"""How long a stopping broker may take to shut down cleanly before it is killed."""
 
 
 class PrivateKafka:

@@ -27,7 +27,7 @@ def key(redis_admin: Callable[[str], redis.Redis]) -> Iterator[str]:
 
 
 def test_the_checker_user_cannot_write_a_key_or_run_a_write_command(
-    topology: Topology, redis_user: Callable[[str, str], redis.Redis], key: str
+    redis_user: Callable[[str, str], redis.Redis], key: str
 ) -> None:
     checker, admin = redis_user(REGION, "checker"), redis_user(REGION, "admin")
     for command in [

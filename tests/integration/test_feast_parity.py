@@ -154,7 +154,6 @@ def test_a_primary_killed_mid_call_leaves_no_row_of_that_call_in_any_region(
     writer_id = f"{primary_client_id(project.topology)}-w"
     settings = yaml.safe_load((project.repo / "feature_store.yaml").read_text())
     settings["online_store"].update(max_batch_rows=50, transactional_id=writer_id)
-
     (project.repo / "feature_store.yaml").write_text(yaml.safe_dump(settings))
     project.start_workers()
     frame = tmp_path / "killed.parquet"

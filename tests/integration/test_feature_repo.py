@@ -73,7 +73,6 @@ def applied(topology: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
     redis = topology.regions[topology.primary_region].redis
     connection = feast_connection_string(redis, redis.admin)  # with the topology's TLS
-
     config = RepoConfig(
         project=f"{topology.project}_it_{uuid.uuid4().hex[:8]}",
         provider="local",

@@ -163,12 +163,10 @@ def test_admin_can_run_dangerous_commands(
     each_region: str, topology: Topology, redis_admin: Callable[[str], redis.Redis]
 ):
     admin = redis_admin(each_region)
-    assert admin.acl_whoami() == topology.region(each_region).redis.admin.username
     endpoint = topology.region(each_region).redis
+    assert admin.acl_whoami() == endpoint.admin.username
     port = "tls-port" if endpoint.tls.enabled else "port"  # TLS only: the plain port is 0
     assert admin.config_get(port)[port] == str(endpoint.port)
-
-    endpoint = topology.region(each_region).redis
     expected = {"default", endpoint.admin.username, endpoint.reader.username}
     assert expected | {endpoint.writer.username} <= set(admin.acl_users())
 

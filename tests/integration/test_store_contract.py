@@ -120,7 +120,6 @@ def fake_backend() -> Iterator[Backend]:
 def redis_backend(topology: Topology) -> Iterator[Backend]:
     endpoint = topology.region(topology.replica_regions[-1]).redis
     admin = connect(endpoint, endpoint.admin, timeout=5)
-
     stores: list[RegionStore] = []
 
     def open_store(ttl: int | None) -> RegionStore:
@@ -257,8 +256,9 @@ def test_duplicates_of_one_key_within_a_batch(backend: Backend) -> None:
     assert backend.read(backend.key("e1")) == feast_hash(batch, rows[3])
 
 
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
 def test_a_redis_without_the_script_applies_on_the_first_call(
-    topology: Topology, monkeypatch: pytest.MonkeyPatch
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A Redis restarted (or SCRIPT FLUSHed) holds no script: the first apply loads it and
     applies, in the same call. Simulated without flushing the shared Redis: a script text of
@@ -266,15 +266,10 @@ def test_a_redis_without_the_script_applies_on_the_first_call(
     from replicator.adapters import redis_store
 
     monkeypatch.setattr(redis_store, "_APPLY_LUA", redis_store._APPLY_LUA + f"\n-- {uuid.uuid4()}")
-    backends = redis_backend(topology)
-    backend = next(backends)
-    try:
-        store = backend.open()
-        batch = rows_of(backend, row(backend, "e1", 100, 0), row(backend, "e2", 100, 0))
-        assert store.apply([encoded(batch, offset=1)]) == [ApplyOutcome(2, 0)]
-        assert backend.read(backend.key("e1")) == feast_hash(batch, batch.rows[0])
-    finally:
-        backends.close()  # its cleanup: the test's keys
+    store = backend.open()
+    batch = rows_of(backend, row(backend, "e1", 100, 0), row(backend, "e2", 100, 0))
+    assert store.apply([encoded(batch, offset=1)]) == [ApplyOutcome(2, 0)]
+    assert backend.read(backend.key("e1")) == feast_hash(batch, batch.rows[0])
 
 
 def test_a_later_batch_of_one_call_sees_the_earlier_one(backend: Backend) -> None:

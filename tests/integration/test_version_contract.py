@@ -41,7 +41,6 @@ LIMIT = 2**52  # Lua numbers are doubles: exact up to 2^53
 def admin(topology: Topology) -> Iterator[redis.Redis]:
     endpoint = topology.region(topology.replica_regions[-1]).redis
     client = connect(endpoint, endpoint.admin, timeout=10)
-
     yield client
     client.close()
 

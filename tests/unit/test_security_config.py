@@ -183,3 +183,16 @@ def test_acls_give_each_principal_only_what_it_needs(tmp_path: Path) -> None:
         if a.principal == "User:worker-eu-west-1" and a.resource_type == "GROUP"
     }
     assert groups == {topology.consumer_group("eu-west-1")}
+
+
+def test_a_throwaway_projects_acls_leave_the_shared_ones_to_the_others(tmp_path: Path) -> None:
+    from replicator.kafka_acls import project_acls, required_acls
+
+    data = read_topology_document(ROOT / "infra" / "topology.yaml")
+    data["project"] = "bench_e2e_1234"
+    topology = load(tmp_path, data)
+    own = project_acls(topology)
+    assert ("TOPIC", "feast.bench_e2e_1234.") in {(a.resource_type, a.resource_name) for a in own}
+    assert {"GROUP", "TRANSACTIONAL_ID"} <= {a.resource_type for a in own}
+    shared = {a.resource_name for a in required_acls(topology)} - {a.resource_name for a in own}
+    assert topology.kafka.dead_letter_topic in shared  # other projects' workers write it too
